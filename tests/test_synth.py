@@ -1,0 +1,109 @@
+"""The synthetic task's properties, measured from the decoded videos (not from the generator's settings)."""
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from ytfgvc.annotations import load_official
+from ytfgvc.datasets import get_card
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.layout import DatasetLayout
+from ytfgvc.synth import BODY_BGR, PALETTE, SynthConfig, generate
+
+from .conftest import TINY_SYNTH
+from .utils import decode_bgr
+
+
+def _mask(frame: np.ndarray, bgr, tol: float) -> np.ndarray:
+    return np.linalg.norm(frame.astype(np.float32) - np.array(bgr, np.float32), axis=-1) < tol
+
+
+def test_same_seed_gives_identical_lists_and_frames(tmp_path: Path):
+    cfg = SynthConfig(
+        classes=2,
+        videos_per_class=3,
+        seed=5,
+        min_duration_s=1,
+        max_duration_s=2,
+        too_long_fraction=0,
+        too_small_fraction=0,
+    )
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate(a, cfg, jobs=2)
+    generate(b, cfg, jobs=1)
+    la, lb = load_official(a, "synthetic"), load_official(b, "synthetic")
+    assert la == lb and len(la.train) + len(la.test) == 6
+    for vid, _, _ in la.all_items():
+        fa = decode_bgr(DatasetLayout(a, "synthetic").mirror_video(vid))
+        fb = decode_bgr(DatasetLayout(b, "synthetic").mirror_video(vid))
+        assert len(fa) == len(fb) and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+    other = tmp_path / "c"
+    generate(other, cfg.replace(seed=6), jobs=2)
+    assert load_official(other, "synthetic").train != la.train
+
+
+def test_rerun_is_a_noop_and_other_settings_need_force(synth_root: Path, tmp_path: Path):
+    r = generate(synth_root, TINY_SYNTH, jobs=2)
+    assert r.generated == 0 and r.skipped == 12 and r.imported["status"] == "unchanged"
+    with pytest.raises(YtfgvcError, match="--force"):
+        generate(synth_root, TINY_SYNTH.replace(seed=2))
+
+
+def test_lists_follow_the_official_format_and_split_ratio(synth_root: Path):
+    layout = DatasetLayout(synth_root, "synthetic")
+    train = json.loads(layout.official_file("train_list.json").read_text())
+    labels = json.loads(layout.official_file("label2name.json").read_text())
+    assert all(isinstance(v, str) and len(v) == 11 and isinstance(y, int) for v, y in train)
+    assert set(labels) == {"0", "1", "2"}
+    lists = load_official(synth_root, "synthetic")
+    assert len(lists.test) == 3 and len(lists.train) == 9  # round(0.31 * 4) = 1 test video per class
+
+
+def _probe(path: Path) -> tuple[float, int, int]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return float(c.duration / av.time_base), s.codec_context.width, s.codec_context.height
+
+
+def test_some_videos_are_too_long_or_too_small_and_the_rest_pass(synth_root: Path):
+    card = get_card("synthetic")
+    layout = DatasetLayout(synth_root, "synthetic")
+    long = small = ok = 0
+    for vid, _, _ in load_official(synth_root, "synthetic").all_items():
+        duration, w, h = _probe(layout.mirror_video(vid))
+        with av.open(str(layout.mirror_video(vid))) as c:
+            assert c.streams.video[0].codec_context.name == "h264"
+        long += duration > card.filters.max_duration_s
+        small += min(w, h) < card.filters.min_resolution
+        ok += duration <= card.filters.max_duration_s and min(w, h) >= card.filters.min_resolution
+    assert long >= 1 and small >= 1 and ok >= 9
+
+
+def test_subject_is_visible_in_about_30_percent_of_frames_and_the_detail_is_small(synth_root: Path):
+    layout = DatasetLayout(synth_root, "synthetic")
+    lists = load_official(synth_root, "synthetic")
+    fractions, detail_areas = [], []
+    for vid, label, _ in lists.all_items():
+        frames = decode_bgr(layout.mirror_video(vid))
+        h, w = frames[0].shape[:2]
+        if len(frames) > 200:  # the deliberately too-long video: skip for speed
+            continue
+        s = min(h, w)
+        visible = []
+        for f in frames:
+            body = _mask(f, BODY_BGR, 40)
+            is_visible = body.sum() > 0.01 * s * s
+            visible.append(is_visible)
+            if is_visible:
+                ys, xs = np.nonzero(body)
+                y0, y1 = max(0, ys.min() - int(0.3 * s)), ys.max()
+                x0, x1 = max(0, xs.min() - int(0.1 * s)), xs.max() + int(0.1 * s)
+                crest = _mask(f[y0:y1, x0:x1], PALETTE[label % len(PALETTE)], 70)
+                detail_areas.append(crest.sum() / (h * w))
+        fractions.append(np.mean(visible))
+    assert 0.2 <= np.mean(fractions) <= 0.4, fractions
+    assert all(0.1 <= fr <= 0.5 for fr in fractions), fractions
+    assert 0.001 < np.median(detail_areas) <= 0.03, np.median(detail_areas)

@@ -1,0 +1,95 @@
+"""The ``ytfgvc`` command line: a thin shell over the library.
+
+Each command parses its options into a config, calls one library function and prints a
+summary (``--json`` for machines). A :class:`~ytfgvc.errors.YtfgvcError` becomes one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ytfgvc import __version__
+from ytfgvc.errors import ValidationError, YtfgvcError
+from ytfgvc.layout import default_root
+
+
+def root_option(f):
+    """``--root`` on a command; falls back to the group's ``--root``, then ``$YTFGVC_ROOT``."""
+
+    @click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Data folder (default: $YTFGVC_ROOT, else ./ytfgvc-data).",
+    )
+    @click.pass_context
+    @functools.wraps(f)
+    def wrapper(ctx: click.Context, root: Path | None, **kw: Any):
+        group_root = (ctx.find_root().obj or {}).get("root")
+        return ctx.invoke(f, root=root or group_root or default_root(), **kw)
+
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+
+
+def emit(summary: Any, as_json: bool, text: str) -> None:
+    """Print ``text`` for people or ``summary`` as JSON for machines."""
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        click.echo(text)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as e:
+            click.echo(f"error: {e.report()}", err=True)
+            sys.exit(e.exit_code)
+        except YtfgvcError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished work is kept; run the same command again to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ytfgvc")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data folder (default: $YTFGVC_ROOT, else ./ytfgvc-data).",
+)
+@click.pass_context
+def main(ctx: click.Context, root: Path | None) -> None:
+    """Fine-grained video toolkit for YouTube-Birds and YouTube-Cars (RRA, ECCV 2018).
+
+    \b
+    Example (offline, on a CPU):
+      ytfgvc demo
+      ytfgvc datasets --root ./ytfgvc-data
+    """
+    ctx.obj = {"root": root}
+
+
+def _register() -> None:
+    # One line per command module; each module defines its click commands.
+    from ytfgvc.commands import core
+
+    for cmd in core.COMMANDS:
+        main.add_command(cmd)
+
+
+_register()

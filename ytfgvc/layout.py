@@ -1,0 +1,165 @@
+"""The only module that knows where things live under ``--root``.
+
+::
+
+    <root>/<dataset>/
+      annotations/            train_list.json, test_list.json, label2name.json, checksums.json
+      mirror/<id>.mp4         (synthetic only) the stand-in for YouTube, served over loopback
+      truth/<id>.json         (synthetic only) where the subject and its detail are, per frame
+      videos/<id>.mp4         finished, verified downloads
+      videos/<id>.info.json   what the source said about the video
+      ledger.sqlite           one row per video id
+      manifest.json           the snapshot obtained; its hash names it
+      frames/<id>/img_00001.jpg … + meta.json
+      flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …
+      lists/train.txt, lists/test.txt
+    <runs>/<dataset>/<model>/<run>/
+
+Nobody else builds these paths: call :class:`DatasetLayout`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ytfgvc.errors import YtfgvcError
+
+DEFAULT_ROOT = "./ytfgvc-data"
+SPLITS = ("train", "test")
+_VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_DATASET_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def default_root() -> Path:
+    """``$YTFGVC_ROOT`` if set, else ``./ytfgvc-data``."""
+    return Path(os.environ.get("YTFGVC_ROOT") or DEFAULT_ROOT)
+
+
+def is_valid_video_id(video_id: object) -> bool:
+    """A YouTube id: exactly 11 characters of ``[A-Za-z0-9_-]``."""
+    return isinstance(video_id, str) and bool(_VIDEO_ID.match(video_id))
+
+
+def check_video_id(video_id: object) -> str:
+    """Return ``video_id`` if valid; raise before it can reach a URL or a path."""
+    if not is_valid_video_id(video_id):
+        raise YtfgvcError(f"invalid video id {video_id!r}", "ids are 11 characters of A-Z a-z 0-9 _ -")
+    return video_id  # type: ignore[return-value]
+
+
+def check_dataset_name(name: str) -> str:
+    if not isinstance(name, str) or not _DATASET_NAME.match(name):
+        raise YtfgvcError(f"invalid dataset name {name!r}", "use lower-case letters, digits, '-' and '_'")
+    return name
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Paths of one dataset under a root folder."""
+
+    root: Path
+    dataset: str
+
+    def __post_init__(self) -> None:
+        check_dataset_name(self.dataset)
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def base(self) -> Path:
+        return self.root / self.dataset
+
+    # annotations
+    @property
+    def annotations_dir(self) -> Path:
+        return self.base / "annotations"
+
+    def official_file(self, filename: str) -> Path:
+        return self.annotations_dir / filename
+
+    @property
+    def checksums_path(self) -> Path:
+        return self.annotations_dir / "checksums.json"
+
+    # synthetic source
+    @property
+    def mirror_dir(self) -> Path:
+        return self.base / "mirror"
+
+    def mirror_video(self, video_id: str) -> Path:
+        return self.mirror_dir / f"{check_video_id(video_id)}.mp4"
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.base / "truth"
+
+    def truth_path(self, video_id: str) -> Path:
+        return self.truth_dir / f"{check_video_id(video_id)}.json"
+
+    # download
+    @property
+    def videos_dir(self) -> Path:
+        return self.base / "videos"
+
+    def video_path(self, video_id: str) -> Path:
+        return self.videos_dir / f"{check_video_id(video_id)}.mp4"
+
+    def info_path(self, video_id: str) -> Path:
+        return self.videos_dir / f"{check_video_id(video_id)}.info.json"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.base / "ledger.sqlite"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.base / "manifest.json"
+
+    # prepare
+    @property
+    def frames_root(self) -> Path:
+        return self.base / "frames"
+
+    def frames_dir(self, video_id: str) -> Path:
+        return self.frames_root / check_video_id(video_id)
+
+    @staticmethod
+    def frame_name(index: int) -> str:
+        """1-based frame file name: ``img_00001.jpg``."""
+        return f"img_{index:05d}.jpg"
+
+    @property
+    def flow_root(self) -> Path:
+        return self.base / "flow"
+
+    def flow_dir(self, video_id: str) -> Path:
+        return self.flow_root / check_video_id(video_id)
+
+    @staticmethod
+    def flow_names(index: int, ext: str = "jpg") -> tuple[str, str]:
+        """1-based flow file names: ``flow_x_00001.jpg``, ``flow_y_00001.jpg``."""
+        return f"flow_x_{index:05d}.{ext}", f"flow_y_{index:05d}.{ext}"
+
+    @property
+    def lists_dir(self) -> Path:
+        return self.base / "lists"
+
+    def list_path(self, split: str) -> Path:
+        if split not in SPLITS:
+            raise YtfgvcError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
+        return self.lists_dir / f"{split}.txt"
+
+    @staticmethod
+    def list_entry_dir(video_id: str) -> str:
+        """The frame folder as written in rawframe lists, relative to the dataset folder."""
+        return f"frames/{check_video_id(video_id)}"
+
+
+def run_dir(runs_root: Path, dataset: str, model: str, run: str) -> Path:
+    """``<runs>/<dataset>/<model>/<run>/``."""
+    for part, what in ((dataset, "dataset"), (model, "model"), (run, "run name")):
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", part):
+            raise YtfgvcError(f"invalid {what} {part!r}", "use letters, digits, '.', '_' and '-'")
+    return Path(runs_root) / dataset / model / run
