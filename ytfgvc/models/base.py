@@ -1,0 +1,47 @@
+"""The contract every video model keeps, so one engine trains and tests them all.
+
+* ``input_kind``: ``"frames"`` — input ``(B, T, 3, H, W)``, T sampled frames or segments
+  (TSN, RRA, BN-Inception with T=1); ``"clip"`` — input ``(B, 3, T, H, W)``, T consecutive
+  frames (I3D).
+* ``forward(x) -> ModelOutput``: ``logits`` (B, C) are the scores used for prediction
+  (``softmax(logits)`` is the predicted distribution; for RRA, ``log`` of the ensemble
+  score ȳ of eq. 6); ``extras`` holds what the loss or a visualisation needs
+  (per-glimpse scores, attention maps).
+* ``compute_loss(output, target) -> Tensor``: the model's own training loss.
+* ``pretrained_source``: where the weights came from (``"torchvision:…"``, ``"timm:…"``,
+  ``"file:…"``) or ``"from scratch"``; recorded in every result.
+* ``pretrained_parameters()``: the parameters that came pretrained, frozen for the first
+  epochs of the protocol by :meth:`freeze_pretrained`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class VideoClassifier(nn.Module):
+    """Base class of every registered model."""
+
+    input_kind: str = "frames"
+    pretrained_source: str = "from scratch"
+
+    def compute_loss(self, output: ModelOutput, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(output.logits, target)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters loaded from pretrained weights (empty when trained from scratch)."""
+        return []
+
+    def freeze_pretrained(self, frozen: bool) -> None:
+        for p in self.pretrained_parameters():
+            p.requires_grad_(not frozen)
