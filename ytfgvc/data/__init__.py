@@ -1,0 +1,1 @@
+"""Data for training and testing: samplers, datasets over rawframes, augmentation."""
