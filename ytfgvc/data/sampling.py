@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def test_indices(num_frames: int, num_segments: int = 25) -> np.ndarray:
+def sample_test_indices(num_frames: int, num_segments: int = 25) -> np.ndarray:
     """The middle frame of each of ``num_segments`` equal segments (TSN test protocol).
 
     With fewer frames than segments, segments share frames: index ``floor((k + 0.5) *
