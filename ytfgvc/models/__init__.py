@@ -42,6 +42,7 @@ def _load_builtin() -> None:
 
 # Each model module appends itself here.
 _BUILTIN_MODULES: list[str] = []
+_BUILTIN_MODULES += ["ytfgvc.models.rra", "ytfgvc.models.tsn", "ytfgvc.models.i3d"]
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -1,0 +1,281 @@
+"""2D backbones behind one registry: a frame in, a feature map out.
+
+    >>> from ytfgvc.models.backbones import create_backbone, list_backbones
+    >>> net = create_backbone("inception_v3", pretrained=True)   # torchvision's ImageNet weights
+    >>> net(torch.randn(2, 3, 299, 299)).shape                    # (2, 2048, 8, 8)
+
+Every backbone maps (N, 3, H, W) to the feature map before global pooling (N, C, h, w),
+says its ``out_channels``, the input normalisation its weights expect (``input_mean`` and
+``input_std``, RGB on the 0–1 scale) and where its weights came from (``source``:
+``torchvision:<name>.<weights>``, ``timm:<name>``, ``file:<path>`` or ``from scratch``;
+``message`` says why in a sentence).
+
+Names: ``inception_v3`` (the paper's, for TSN and RRA), ``resnet18``, ``resnet50``,
+``resnet152`` (torchvision), ``bninception`` (:mod:`ytfgvc.models.bn_inception`), ``tiny``
+(a 3-layer net for tests and smoke runs), and ``timm:<name>`` for any timm 2D model when
+timm is installed (``pip install 'ytfgvc[timm]'``).
+
+Weights: ``weights=FILE`` loads a local state dict (see :mod:`ytfgvc.models.weights`);
+otherwise ``pretrained=True`` fetches the ImageNet weights from torchvision or timm (from
+their cache when offline). When that fails the backbone is built from scratch and says so
+in ``source`` and in a logged warning; nothing fails silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.models import bn_inception
+from ytfgvc.models.weights import load_state_into, read_state_dict
+
+log = logging.getLogger("ytfgvc.models")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FROM_SCRATCH = "from scratch"
+
+
+class Backbone(nn.Module):
+    """A 2D trunk ``body`` plus what a model needs to know about it."""
+
+    def __init__(
+        self,
+        name: str,
+        body: nn.Module,
+        features: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+        out_channels: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ):
+        super().__init__()
+        self.name = name
+        self.body = body
+        self._features = features
+        self.out_channels = out_channels
+        self.input_mean, self.input_std = tuple(mean), tuple(std)
+        self.source = FROM_SCRATCH
+        self.message = f"{name}: built from scratch (no pretrained weights asked for)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalised frames → (N, C, h, w) feature map."""
+        return self._features(self.body, x)
+
+    @property
+    def pretrained(self) -> bool:
+        return self.source != FROM_SCRATCH
+
+
+@dataclass(frozen=True)
+class _Spec:
+    build: Callable[[], nn.Module]  # the architecture, randomly initialised, without its head
+    features: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    out_channels: int
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    torchvision_weights: str | None = None  # e.g. "IMAGENET1K_V1"
+    convert: Callable[[dict], dict] | None = None  # file names → body names
+    doc: str = ""
+
+
+def _resnet_build(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision
+
+        net = torchvision.models.get_model(name, weights=None)
+        net.fc = nn.Identity()
+        return net
+
+    return build
+
+
+def _resnet_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+
+def _inception_build() -> nn.Module:
+    import torchvision
+
+    # transform_input is off: input_mean/std of 0.5 give the (x - 0.5) / 0.5 input its weights expect.
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, transform_input=False, init_weights=True)
+    net.fc = nn.Identity()
+    return net
+
+
+_INCEPTION_LAYERS = [
+    *("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2"),
+    *("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"),
+    *("Mixed_7a", "Mixed_7b", "Mixed_7c"),
+]
+
+
+def _inception_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    for name in _INCEPTION_LAYERS:
+        x = getattr(net, name)(x)
+    return x
+
+
+def _tiny_build() -> nn.Module:
+    def unit(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+    return nn.Sequential(unit(3, 16), unit(16, 32), unit(32, 64))
+
+
+_SPECS: dict[str, _Spec] = {
+    "inception_v3": _Spec(
+        _inception_build, _inception_features, 2048, (0.5,) * 3, (0.5,) * 3, "IMAGENET1K_V1",
+        doc="Inception-V3 to Mixed_7c (2048 ch, 8x8 at 299 px; min 75 px)",
+    ),
+    "resnet18": _Spec(_resnet_build("resnet18"), _resnet_features, 512, torchvision_weights="IMAGENET1K_V1",
+                      doc="ResNet-18 to layer4 (512 ch, 1/32)"),
+    "resnet50": _Spec(_resnet_build("resnet50"), _resnet_features, 2048, torchvision_weights="IMAGENET1K_V1",
+                      doc="ResNet-50 to layer4 (2048 ch, 1/32)"),
+    "resnet152": _Spec(_resnet_build("resnet152"), _resnet_features, 2048, torchvision_weights="IMAGENET1K_V1",
+                       doc="ResNet-152 to layer4 (2048 ch, 1/32)"),
+    "bninception": _Spec(
+        bn_inception.BNInception, lambda net, x: net.features(x), 1024, bn_inception.INPUT_MEAN,
+        bn_inception.INPUT_STD, convert=bn_inception.convert_flat_state_dict,
+        doc="BN-Inception (Ioffe & Szegedy 2015) to inception_5b (1024 ch, 1/32); weights from a file only",
+    ),
+    "tiny": _Spec(_tiny_build, lambda net, x: net(x), 64, doc="3 conv-BN-ReLU layers (64 ch, 1/8), for tests"),
+}  # fmt: skip
+
+
+def list_backbones() -> dict[str, str]:
+    """Backbone names and one line on each (``timm:<name>`` takes any timm model)."""
+    names = {name: spec.doc for name, spec in _SPECS.items()}
+    names["timm:<name>"] = "any timm 2D model (pip install timm), its feature map before pooling"
+    return names
+
+
+def create_backbone(name: str, pretrained: bool = False, weights: str | Path | None = None) -> Backbone:
+    """Build backbone ``name``; ``weights`` (a local state dict) wins over ``pretrained``.
+
+    Raises:
+        YtfgvcError: unknown name ("did you mean"), unreadable or ill-fitting weights file.
+    """
+    if name.startswith("timm:"):
+        return _create_timm(name[len("timm:") :], pretrained, weights)
+    if name not in _SPECS:
+        close = difflib.get_close_matches(name, list(_SPECS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise YtfgvcError(
+            f"unknown backbone {name!r}{hint}", f"known: {', '.join(_SPECS)}, or timm:<name> with timm installed"
+        )
+    spec = _SPECS[name]
+    net = Backbone(name, spec.build(), spec.features, spec.out_channels, spec.mean, spec.std)
+    if weights is not None:
+        _load_file(net, Path(weights), spec.convert)
+    elif pretrained:
+        _load_torchvision(net, name, spec)
+    return net
+
+
+def _load_file(net: Backbone, path: Path, convert: Callable[[dict], dict] | None = None) -> None:
+    state = read_state_dict(path)
+    if convert is not None:
+        state = convert(state)
+    report = load_state_into(net.body, state, f"file:{path}")
+    net.source = f"file:{path}"
+    net.message = f"{net.name}: weights from {path}: {report.describe()}"
+    log.info(net.message)
+
+
+def _fetch_torchvision_state(name: str, weights_name: str) -> dict[str, torch.Tensor]:
+    """Download (or read from torch's cache) torchvision's weights; tests replace this."""
+    import torchvision
+
+    return torchvision.models.get_model_weights(name)[weights_name].get_state_dict(progress=True)
+
+
+def _load_torchvision(net: Backbone, name: str, spec: _Spec) -> None:
+    if spec.torchvision_weights is None:
+        _from_scratch(
+            net, f"no downloadable weights for {name!r}", "pass weights=FILE (--weights) with a local state dict"
+        )
+        return
+    tag = f"torchvision:{name}.{spec.torchvision_weights}"
+    try:
+        state = _fetch_torchvision_state(name, spec.torchvision_weights)
+    except Exception as e:  # noqa: BLE001 - no network, proxy, disk: all mean "not available here"
+        _from_scratch(net, f"could not fetch {tag} ({_reason(e)})", "pass --weights FILE with a local copy")
+        return
+    report = load_state_into(net.body, state, tag)
+    net.source, net.message = tag, f"{name}: weights {tag}: {report.describe()}"
+    log.info(net.message)
+
+
+def _from_scratch(net: Backbone, why: str, hint: str) -> None:
+    net.source = FROM_SCRATCH
+    net.message = f"{net.name}: {why}; training from scratch — {hint}"
+    log.warning(net.message)
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+
+
+# --- timm -------------------------------------------------------------------------------------
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError:
+        raise YtfgvcError("timm backbones need timm", "pip install 'ytfgvc[timm]' (or pip install timm)") from None
+    return timm
+
+
+def _timm_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    y = net.forward_features(x)
+    if y.dim() == 3:  # tokens (N, L, C) of a vision transformer: drop class/register tokens, back to a grid
+        y = y[:, getattr(net, "num_prefix_tokens", 0) :]
+        side = int(round(y.shape[1] ** 0.5))
+        if side * side != y.shape[1]:
+            raise YtfgvcError(f"cannot arrange {y.shape[1]} tokens of {type(net).__name__} in a square grid")
+        return y.transpose(1, 2).reshape(y.shape[0], y.shape[2], side, side)
+    if y.dim() == 4 and y.shape[1] != net.num_features and y.shape[-1] == net.num_features:
+        y = y.permute(0, 3, 1, 2)  # channels-last models (Swin, …)
+    return y
+
+
+def _create_timm(model_name: str, pretrained: bool, weights: str | Path | None) -> Backbone:
+    timm = _timm()
+    if not timm.is_model(model_name):
+        close = difflib.get_close_matches(model_name, timm.list_models(), n=1)
+        hint = f" (did you mean 'timm:{close[0]}'?)" if close else ""
+        raise YtfgvcError(f"unknown timm model {model_name!r}{hint}", "see timm.list_models()")
+    kw = {"num_classes": 0, "global_pool": ""}
+    body, why = None, ""
+    if pretrained and weights is None:
+        try:
+            body = timm.create_model(model_name, pretrained=True, **kw)
+        except Exception as e:  # noqa: BLE001 - offline hub, missing weights: both mean "not available"
+            why = f"could not fetch timm weights for {model_name} ({_reason(e)})"
+    pretrained_ok = body is not None
+    if body is None:
+        body = timm.create_model(model_name, pretrained=False, **kw)
+    cfg = getattr(body, "pretrained_cfg", {}) or {}
+    name = f"timm:{model_name}"
+    net = Backbone(
+        name, body, _timm_features, body.num_features, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
+    )
+    if weights is not None:
+        _load_file(net, Path(weights))
+    elif pretrained_ok:
+        tag = cfg.get("hf_hub_id") or cfg.get("tag") or model_name
+        net.source, net.message = f"timm:{tag}", f"{name}: timm pretrained weights ({tag})"
+        log.info(net.message)
+    elif pretrained:
+        _from_scratch(net, why, "pass --weights FILE with a local copy (HF_HUB_OFFLINE=1 skips the retries)")
+    return net
