@@ -188,3 +188,17 @@ def test_timm_backbones_by_name():
     assert vit.source == "from scratch"
     with pytest.raises(YtfgvcError, match="did you mean 'timm:test_resnet'"):
         create_backbone("timm:test_resnett")
+
+
+def test_models_command_lists_models_and_backbones():
+    import json
+
+    from click.testing import CliRunner
+
+    from ytfgvc.cli import main
+
+    res = CliRunner().invoke(main, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    listing = json.loads(res.output)
+    assert {"rra", "rra_parallel", "tsn", "bninception", "i3d"} <= set(listing["models"])
+    assert {"inception_v3", "resnet50", "resnet152", "bninception", "timm:<name>"} <= set(listing["backbones"])

@@ -60,8 +60,10 @@ def load_run_model(run: Path, cfg: dict[str, Any] | None = None) -> torch.nn.Mod
     if not path.is_file():
         raise YtfgvcError(f"{run} has no checkpoint.pt", "the run has not finished an epoch yet")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["model"])
+        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+        if state and all(k.startswith("module.") for k in state):  # saved from a DistributedDataParallel wrapper
+            state = {k[len("module.") :]: v for k, v in state.items()}
+        model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, OSError, EOFError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise YtfgvcError(f"cannot load {path} into {cfg['model']['name']}: {first}") from None

@@ -6,9 +6,9 @@
 
 Every backbone maps (N, 3, H, W) to the feature map before global pooling (N, C, h, w),
 says its ``out_channels``, the input normalisation its weights expect (``input_mean`` and
-``input_std``, RGB on the 0–1 scale) and where its weights came from (``source``:
-``torchvision:<name>.<weights>``, ``timm:<name>``, ``file:<path>`` or ``from scratch``;
-``message`` says why in a sentence).
+``input_std``, RGB on the 0–1 scale), the crop side it was trained at (``input_size``) and
+where its weights came from (``source``: ``torchvision:<name>.<weights>``, ``timm:<name>``,
+``file:<path>`` or ``from scratch``; ``message`` says why in a sentence).
 
 Names: ``inception_v3`` (the paper's, for TSN and RRA), ``resnet18``, ``resnet50``,
 ``resnet152`` (torchvision), ``bninception`` (:mod:`ytfgvc.models.bn_inception`), ``tiny``
@@ -54,6 +54,7 @@ class Backbone(nn.Module):
         out_channels: int,
         mean: tuple[float, ...],
         std: tuple[float, ...],
+        input_size: int = 224,
     ):
         super().__init__()
         self.name = name
@@ -61,6 +62,7 @@ class Backbone(nn.Module):
         self._features = features
         self.out_channels = out_channels
         self.input_mean, self.input_std = tuple(mean), tuple(std)
+        self.input_size = input_size
         self.source = FROM_SCRATCH
         self.message = f"{name}: built from scratch (no pretrained weights asked for)"
 
@@ -80,6 +82,7 @@ class _Spec:
     out_channels: int
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    input_size: int = 224
     torchvision_weights: str | None = None  # e.g. "IMAGENET1K_V1"
     convert: Callable[[dict], dict] | None = None  # file names → body names
     doc: str = ""
@@ -130,24 +133,45 @@ def _tiny_build() -> nn.Module:
     return nn.Sequential(unit(3, 16), unit(16, 32), unit(32, 64))
 
 
+_TV = "IMAGENET1K_V1"  # torchvision's first ImageNet weights: the PyTorch models of 2018
 _SPECS: dict[str, _Spec] = {
     "inception_v3": _Spec(
-        _inception_build, _inception_features, 2048, (0.5,) * 3, (0.5,) * 3, "IMAGENET1K_V1",
+        _inception_build,
+        _inception_features,
+        out_channels=2048,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        input_size=299,
+        torchvision_weights=_TV,
         doc="Inception-V3 to Mixed_7c (2048 ch, 8x8 at 299 px; min 75 px)",
     ),
-    "resnet18": _Spec(_resnet_build("resnet18"), _resnet_features, 512, torchvision_weights="IMAGENET1K_V1",
-                      doc="ResNet-18 to layer4 (512 ch, 1/32)"),
-    "resnet50": _Spec(_resnet_build("resnet50"), _resnet_features, 2048, torchvision_weights="IMAGENET1K_V1",
-                      doc="ResNet-50 to layer4 (2048 ch, 1/32)"),
-    "resnet152": _Spec(_resnet_build("resnet152"), _resnet_features, 2048, torchvision_weights="IMAGENET1K_V1",
-                       doc="ResNet-152 to layer4 (2048 ch, 1/32)"),
+    **{
+        name: _Spec(
+            _resnet_build(name),
+            _resnet_features,
+            out_channels=channels,
+            torchvision_weights=_TV,
+            doc=f"{name.replace('resnet', 'ResNet-')} to layer4 ({channels} ch, 1/32)",
+        )
+        for name, channels in (("resnet18", 512), ("resnet50", 2048), ("resnet152", 2048))
+    },
     "bninception": _Spec(
-        bn_inception.BNInception, lambda net, x: net.features(x), 1024, bn_inception.INPUT_MEAN,
-        bn_inception.INPUT_STD, convert=bn_inception.convert_flat_state_dict,
+        bn_inception.BNInception,
+        lambda net, x: net.features(x),
+        out_channels=1024,
+        mean=bn_inception.INPUT_MEAN,
+        std=bn_inception.INPUT_STD,
+        convert=bn_inception.convert_flat_state_dict,
         doc="BN-Inception (Ioffe & Szegedy 2015) to inception_5b (1024 ch, 1/32); weights from a file only",
     ),
-    "tiny": _Spec(_tiny_build, lambda net, x: net(x), 64, doc="3 conv-BN-ReLU layers (64 ch, 1/8), for tests"),
-}  # fmt: skip
+    "tiny": _Spec(
+        _tiny_build,
+        lambda net, x: net(x),
+        out_channels=64,
+        input_size=64,
+        doc="3 conv-BN-ReLU layers (64 ch, 1/8), for tests",
+    ),
+}
 
 
 def list_backbones() -> dict[str, str]:
@@ -172,7 +196,7 @@ def create_backbone(name: str, pretrained: bool = False, weights: str | Path | N
             f"unknown backbone {name!r}{hint}", f"known: {', '.join(_SPECS)}, or timm:<name> with timm installed"
         )
     spec = _SPECS[name]
-    net = Backbone(name, spec.build(), spec.features, spec.out_channels, spec.mean, spec.std)
+    net = Backbone(name, spec.build(), spec.features, spec.out_channels, spec.mean, spec.std, spec.input_size)
     if weights is not None:
         _load_file(net, Path(weights), spec.convert)
     elif pretrained:
@@ -267,9 +291,9 @@ def _create_timm(model_name: str, pretrained: bool, weights: str | Path | None) 
         body = timm.create_model(model_name, pretrained=False, **kw)
     cfg = getattr(body, "pretrained_cfg", {}) or {}
     name = f"timm:{model_name}"
-    net = Backbone(
-        name, body, _timm_features, body.num_features, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
-    )
+    size = int((cfg.get("input_size") or (3, 224, 224))[-1])
+    mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
+    net = Backbone(name, body, _timm_features, body.num_features, mean, std, size)
     if weights is not None:
         _load_file(net, Path(weights))
     elif pretrained_ok:

@@ -11,7 +11,8 @@
 * ``pretrained_source``: where the weights came from (``"torchvision:…"``, ``"timm:…"``,
   ``"file:…"``) or ``"from scratch"``; recorded in every result.
 * ``input_mean`` / ``input_std``: the normalisation the weights expect, RGB on the 0–1
-  scale (``(x - mean) / std`` per channel); the data pipeline applies it.
+  scale (``(x - mean) / std`` per channel); the data pipeline applies it. ``input_size``:
+  the crop side the backbone was trained at (299 for Inception-V3, 224 for most others).
 * ``pretrained_parameters()``: the parameters that came pretrained, frozen for the first
   epochs of the protocol by :meth:`freeze_pretrained`.
 """
@@ -38,6 +39,7 @@ class VideoClassifier(nn.Module):
     pretrained_source: str = "from scratch"
     input_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     input_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    input_size: int = 224
 
     def compute_loss(self, output: ModelOutput, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(output.logits, target)

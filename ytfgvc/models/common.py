@@ -51,6 +51,7 @@ class TrunkModel(VideoClassifier):
     def _adopt(self, backbone: Backbone) -> None:
         """Take normalisation and the weights' provenance from ``backbone``."""
         self.input_mean, self.input_std = backbone.input_mean, backbone.input_std
+        self.input_size = backbone.input_size
         self.pretrained_source = backbone.source
         self.pretrained_message = backbone.message
         self._apply_bn_policy()
@@ -61,7 +62,7 @@ class TrunkModel(VideoClassifier):
     def freeze_pretrained(self, frozen: bool) -> None:
         super().freeze_pretrained(frozen)
         self._pretrained_frozen = frozen and bool(self.pretrained_parameters())
-        self._apply_bn_policy()
+        self.train(self.training)  # re-apply the BatchNorm policy (and undo it when unfreezing)
 
     def train(self, mode: bool = True) -> TrunkModel:
         super().train(mode)

@@ -53,7 +53,7 @@ def _saliency_pass(model, frames: torch.Tensor, losses) -> tuple[list[np.ndarray
             heats = []
             for i, loss in enumerate(terms):
                 (grad,) = torch.autograd.grad(loss, x, retain_graph=i < len(terms) - 1)
-                heats.append(grad[0].abs().sum(dim=1).numpy())
+                heats.append(grad[0].abs().sum(dim=1).float().cpu().numpy())
     finally:
         model.train(was_training)
     return heats, g
