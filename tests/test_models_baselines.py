@@ -15,6 +15,8 @@ from ytfgvc.models.backbones import create_backbone
 from ytfgvc.models.bn_inception import BNInception
 from ytfgvc.models.common import batchnorm_layers
 
+from .torch_threads import one_torch_thread  # noqa: F401 - autouse
+
 C = 4
 
 
@@ -81,7 +83,7 @@ def test_bninception_loads_released_flat_weights(tmp_path: Path):
     net = create_backbone("bninception", weights=tmp_path / "tsn_bninception.pth").eval()
     x = torch.randn(1, 3, 64, 64)
     assert torch.allclose(net(x), ref(x))
-    assert net.source.startswith("file:") and "module.new_fc.weight" in net.message
+    assert net.source.startswith("file:") and "module.new_fc.*" in net.message
 
 
 def test_inflated_i3d_on_a_still_clip_equals_the_2d_network(tmp_path: Path):
@@ -138,7 +140,7 @@ def test_pretrained_weights_load_and_a_local_file_wins(monkeypatch, tmp_path: Pa
     model = create_model("rra", C, backbone="resnet18", pretrained=True)
     assert model.pretrained_source == "torchvision:resnet18.IMAGENET1K_V1"
     assert torch.equal(model.backbone.body.conv1.weight, published["conv1.weight"])
-    assert "fc.weight" in model.pretrained_message  # the ImageNet head is reported as ignored
+    assert "fc.* (2)" in model.pretrained_message  # the ImageNet head is reported as ignored
     assert len(model.pretrained_parameters()) == len(list(model.backbone.parameters()))
 
     local = {"module." + k: v + 1 for k, v in published.items() if not k.startswith("fc.")}
@@ -202,3 +204,18 @@ def test_models_command_lists_models_and_backbones():
     listing = json.loads(res.output)
     assert {"rra", "rra_parallel", "tsn", "bninception", "i3d"} <= set(listing["models"])
     assert {"inception_v3", "resnet50", "resnet152", "bninception", "timm:<name>"} <= set(listing["backbones"])
+
+
+def test_torchvisions_published_inception_v3_layout_fits_the_paper_backbone(monkeypatch, caplog):
+    import torchvision
+
+    # The published file is the full network: auxiliary classifier and ImageNet head included.
+    published = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
+    monkeypatch.setattr(backbones, "_fetch_torchvision_state", lambda name, w: published)
+    net = create_backbone("inception_v3", pretrained=True)
+    assert net.source == "torchvision:inception_v3.IMAGENET1K_V1" and net.input_size == 299
+    assert "AuxLogits.* (" in net.message and "fc.* (2)" in net.message
+    assert torch.equal(net.body.Mixed_7c.branch_pool.conv.weight, published["Mixed_7c.branch_pool.conv.weight"])
+    with caplog.at_level(logging.WARNING, logger="ytfgvc.models"):
+        assert create_backbone("bninception", pretrained=True).source == "from scratch"
+    assert "no downloadable weights for 'bninception'" in caplog.text

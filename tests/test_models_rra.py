@@ -18,6 +18,8 @@ from ytfgvc.models.rra_loss import (
     parse_loss,
 )
 
+from .torch_threads import one_torch_thread  # noqa: F401 - autouse
+
 B, T, C = 2, 3, 5
 
 

@@ -18,18 +18,11 @@ from ytfgvc.layout import DatasetLayout
 from ytfgvc.models import create_model
 from ytfgvc.visualize_run import normalise, visualize_run
 
+from .torch_threads import one_torch_thread  # noqa: F401 - autouse
+
 SIZE, SEGMENTS, BOX = 48, 2, 10
 COLOURS = [(230, 30, 30), (30, 230, 30)]  # the class is the colour of a small box in one frame
 VIDEO_ID, BOX_AT = "toyvideo001", (4, 20, 26)  # frame index 4 is the second test frame of 6; box row, col
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two cores shared by many test runs: one thread per process avoids oversubscription stalls.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def toy_clip(rng: np.random.Generator, label: int, frames: int, box_at: tuple[int, int, int]) -> np.ndarray:
@@ -74,8 +67,12 @@ def write_run(tmp: Path, model: torch.nn.Module, name: str, kwargs: dict) -> Pat
 
 @pytest.fixture(scope="module")
 def rra_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    model = train_toy_rra()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures start before the autouse one
+    try:
+        model = train_toy_rra()
+    finally:
+        torch.set_num_threads(before)
     return write_run(tmp_path_factory.mktemp("vis"), model, "rra", {"backbone": "tiny", "glimpses": 2})
 
 

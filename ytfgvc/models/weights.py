@@ -42,8 +42,18 @@ class LoadReport:
         if self.prefix:
             text += f" (prefix {self.prefix!r} stripped)"
         if self.ignored:
-            text += f"; ignored {len(self.ignored)} not used by this network: {_names(self.ignored)}"
+            groups = Counter(self._group(k) for k in self.ignored)
+            listed = [f"{g} ({n})" if n > 1 else g for g, n in sorted(groups.items())]
+            text += f"; ignored {len(self.ignored)} not used by this network: {_names(listed)}"
         return text
+
+    def _group(self, key: str) -> str:
+        # By top-level module below the stripped prefix ("fc.*"), else by owning module ("module.new_fc.*").
+        if key.startswith(self.prefix):
+            head, dot, _ = key[len(self.prefix) :].partition(".")
+            return head + (".*" if dot else "")
+        head, dot, _ = key.rpartition(".")
+        return head + ".*" if dot else key
 
 
 def _names(keys: list[str]) -> str:
