@@ -17,6 +17,7 @@ from ytfgvc.leaderboard.entries import (
     Metadata,
     choose_slug,
     entry_path,
+    entry_problems,
     is_slug,
     load_entries,
     paper_entries,
@@ -141,6 +142,7 @@ def test_a_tampered_entry_is_caught(tmp_path: Path, root: Path):
     with pytest.raises(ValidationError, match="bad entries") as err:
         load_entries(board)
     assert "synthetic/honest.json: scores.coverage: is not n_scored / n_official" in err.value.report()
+    assert "dataset: '<b>' is not a dataset name" in entry_problems({**entry, "dataset": "<b>"})
     r.path.write_text(r.path.read_text().replace('"kind": "rescored"', '"kind": "rescored", "kind": "paper"'))
     with pytest.raises(ValidationError) as err:
         load_entries(board)

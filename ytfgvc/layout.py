@@ -158,6 +158,9 @@ class DatasetLayout:
         return f"frames/{check_video_id(video_id)}"
 
 
+DEFAULT_LEADERBOARD_DIR = Path("leaderboard")  # relative to the working directory: the repository's leaderboard
+
+
 def leaderboard_dir(root: Path) -> Path:
     """``<root>/leaderboard/``: a leaderboard kept under the data folder (the demo's; never the repository's)."""
     return Path(root) / "leaderboard"

@@ -10,13 +10,14 @@ import click
 
 from ytfgvc.cli import emit, json_option, root_option
 from ytfgvc.errors import ValidationError
+from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 
 SHOWN_PROBLEMS = 50
 
 leaderboard_dir_option = click.option(
     "--leaderboard-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("leaderboard"),
+    default=DEFAULT_LEADERBOARD_DIR,
     show_default=True,
     help="Folder holding submissions/, README.md and index.html.",
 )

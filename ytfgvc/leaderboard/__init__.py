@@ -7,10 +7,11 @@
 * :mod:`.render` -- ``README.md`` and the self-contained ``index.html`` (template in ``page/``).
 """
 
+from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 from ytfgvc.leaderboard.compare import CompareResult, compare
 from ytfgvc.leaderboard.entries import Metadata, load_entries, paper_entries, slugify
 from ytfgvc.leaderboard.render import render
-from ytfgvc.leaderboard.submit import DEFAULT_LEADERBOARD_DIR, rescore, submit
+from ytfgvc.leaderboard.submit import rescore, submit
 from ytfgvc.leaderboard.validate import PREDICTIONS_VERSION, build_predictions, validate_file
 
 __all__ = [

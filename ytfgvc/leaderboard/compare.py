@@ -17,6 +17,7 @@ import numpy as np
 
 from ytfgvc.annotations import OfficialLists, load_official
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 from ytfgvc.leaderboard.entries import ENTRY_SCHEMA, entry_path, entry_problems, is_slug
 from ytfgvc.leaderboard.scoring import correctness
 from ytfgvc.leaderboard.validate import MAX_PREDICTIONS_BYTES, TooLarge, read_capped, strict_loads, validate_bytes
@@ -101,7 +102,7 @@ def compare(
     b: str,
     dataset: str,
     root: Path,
-    leaderboard_dir: Path = Path("leaderboard"),
+    leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR,
     metric: str = "top1",
     n_boot: int = COMPARE_BOOT,
 ) -> CompareResult:

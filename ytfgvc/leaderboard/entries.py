@@ -243,6 +243,10 @@ def entry_problems(entry: Any, dataset: str | None = None, slug: str | None = No
     kind = entry.get("kind")
     if kind not in KINDS:
         problems.append(f"kind: expected one of {', '.join(KINDS)}")
+    try:
+        check_dataset_name(entry.get("dataset"))
+    except YtfgvcError:
+        problems.append(f"dataset: {str(entry.get('dataset'))[:40]!r} is not a dataset name")
     if dataset is not None and entry.get("dataset") != dataset:
         problems.append(f"dataset: {entry.get('dataset')!r} does not match its folder {dataset!r}")
     if not is_slug(entry.get("slug")) or (slug is not None and entry.get("slug") != slug):

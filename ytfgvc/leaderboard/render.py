@@ -26,6 +26,7 @@ from typing import Any
 from ytfgvc import __version__
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.fsutil import write_text_atomic
+from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 from ytfgvc.leaderboard.entries import STATUS_TEXT, is_web_url, load_entries
 
 DATASET_ORDER = ("birds", "cars")
@@ -333,7 +334,7 @@ def render_html(groups: dict[str, list[dict[str, Any]]]) -> str:
     return re.sub(r"@([A-Z]+)@", lambda m: fills[m.group(1)], _asset("page.html"))
 
 
-def render(leaderboard_dir: Path = Path("leaderboard")) -> RenderResult:
+def render(leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR) -> RenderResult:
     """Check every entry under ``<leaderboard>/submissions/`` and write README.md and index.html."""
     leaderboard_dir = Path(leaderboard_dir)
     groups = group(load_entries(leaderboard_dir))

@@ -9,6 +9,7 @@ from typing import Any
 from ytfgvc import __version__
 from ytfgvc.annotations import OfficialLists, annotations_hash, load_official
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 from ytfgvc.leaderboard.entries import (
     ENTRY_SCHEMA,
     Metadata,
@@ -21,8 +22,6 @@ from ytfgvc.leaderboard.entries import (
 )
 from ytfgvc.leaderboard.scoring import score_top5, scores_record
 from ytfgvc.leaderboard.validate import MAX_PREDICTIONS_BYTES, validate_file
-
-DEFAULT_LEADERBOARD_DIR = Path("leaderboard")
 
 
 @dataclass

@@ -264,7 +264,7 @@ def _bulk_top5(videos: list[Any], labels: dict[int, str], need: int) -> list[lis
 def _check_video(vid: str, items: Any, labels: dict[int, str], problems: list[Problem]) -> list[int] | None:
     """The first 5 labels of one video, or None after appending its problems."""
     need = required_labels(len(labels))
-    where = f"results[{vid!r}]"
+    where = f"results[{_show(vid, 60)}]"
     if not isinstance(items, list):
         problems.append(Problem(where, 'expected a list of {"label": int, "score": number} objects, best first'))
         return None
