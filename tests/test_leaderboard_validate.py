@@ -62,6 +62,11 @@ def test_rejects_invalid_json_naming_line_and_column():
     assert only(problems_of('{"version": \n  oops}'), "file", "invalid JSON at line 2")
 
 
+def test_rejects_json_nested_too_deeply_or_with_absurd_numbers():
+    assert "JSON nested too deeply" in problems_of("[" * 100_000 + "]" * 100_000)[0]
+    assert "invalid JSON" in problems_of('{"version": ' + "9" * 5000 + "}")[0]
+
+
 def test_rejects_bytes_that_are_not_utf8():
     report = validate_bytes(b'{"a": "\xff"}', LISTS, "synthetic")
     assert "not UTF-8" in str(report.problems[0])
@@ -169,6 +174,7 @@ def test_a_dataset_of_fewer_than_five_classes_needs_every_class():
         ("Infinity", "Infinity is not a finite number"),
         ("-Infinity", "-Infinity is not a finite number"),
         ("1e400", "too large to be a finite number"),
+        ("1" + "0" * 400, "too large to be a finite number"),
         ('"0.5"', "'0.5' is a string, not a number"),
         ("true", "true is a boolean, not a number"),
         ("null", "null is not a number"),

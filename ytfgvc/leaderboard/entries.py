@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -180,7 +179,7 @@ def read_entry(path: Path) -> dict[str, Any]:
         data = strict_loads(read_capped(path, MAX_ENTRY_BYTES))
     except TooLarge as e:
         raise YtfgvcError(f"{path}: {e}") from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise YtfgvcError(f"{path}: not a valid entry file: {e}") from None
     if not isinstance(data, dict):
         raise YtfgvcError(f"{path}: not a valid entry file: expected a JSON object")
@@ -188,7 +187,7 @@ def read_entry(path: Path) -> dict[str, Any]:
 
 
 def _number(x: Any, lo: float = 0.0, hi: float = 100.0) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and lo <= x <= hi
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x <= hi  # NaN fails the range
 
 
 def _scores_problems(scores: Any, top5: Any) -> list[str]:

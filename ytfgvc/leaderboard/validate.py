@@ -207,7 +207,10 @@ def _number_problem(value: Any) -> str | None:
     if isinstance(value, bool):
         return f"{json.dumps(value)} is a boolean, not a number"
     if isinstance(value, (int, float)):
-        return None if math.isfinite(value) else "is too large to be a finite number"
+        try:
+            return None if math.isfinite(float(value)) else "is too large to be a finite number"
+        except OverflowError:  # an integer beyond the float range
+            return "is too large to be a finite number"
     if value is None:
         return "null is not a number"
     kind = "a string" if isinstance(value, str) else f"a JSON {type(value).__name__}"
@@ -366,6 +369,9 @@ def validate_bytes(
         return report
     except RecursionError:
         problems.append(Problem("file", "JSON nested too deeply"))
+        return report
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        problems.append(Problem("file", f"invalid JSON: {e}"))
         return report
     if not isinstance(data, dict):
         problems.append(Problem("file", f"expected a JSON object, got a JSON {_json_kind(data)}"))
