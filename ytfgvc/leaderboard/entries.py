@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.fsutil import is_temporary, write_text_atomic
 from ytfgvc.layout import check_dataset_name, is_valid_video_id
-from ytfgvc.leaderboard.validate import MIN_LABELS, TooLarge, read_capped, strict_loads
+from ytfgvc.leaderboard.validate import MIN_LABELS, SHA256_HEX, TooLarge, read_capped, strict_loads
 
 ENTRY_SCHEMA = "ytfgvc-entry-1"
 KINDS = ("rescored", "paper")
@@ -259,6 +259,10 @@ def entry_problems(entry: Any, dataset: str | None = None, slug: str | None = No
     if kind == "rescored":
         problems += _scores_problems(entry.get("scores"), entry.get("top5"))
         problems += _top5_problems(entry.get("top5"))
+        for key in ("manifest", "annotations", "predictions_sha256"):
+            value = entry.get(key)
+            if not (isinstance(value, str) and SHA256_HEX.match(value)) and not (key == "manifest" and value is None):
+                problems.append(f"{key}: not a sha256 (64 lower-case hex digits)")
         external = entry.get("external_data")
         if not (isinstance(external, dict) and isinstance(external.get("used"), bool)):
             problems.append("external_data: expected {used: bool, details: str}")

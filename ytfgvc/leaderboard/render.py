@@ -45,6 +45,7 @@ COLUMNS = [
     ("frames_crops", "frames × crops", "text"),
     ("params", "params", "text"),
     ("external", "external data", "text"),
+    ("manifest", "snapshot", "text"),
     ("submitted", "submitted", "text"),
 ]
 
@@ -84,7 +85,7 @@ def board_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "paper_url": meta.get("paper_url", "") if is_web_url(meta.get("paper_url", "")) else "",
             "external": ("yes: " + external.get("details", "")) if external.get("used") else ("no" if s else ""),
             "submitted": entry.get("submitted", ""),
-            "manifest": (entry.get("manifest") or "")[:12],
+            "manifest": (entry.get("manifest") or "")[:12],  # a sha256 (checked), so safe in a code span
         }
         if s:
             row.update(
@@ -160,15 +161,16 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         "Every *re-scored* number was computed from the submitted predictions by `ytfgvc leaderboard submit` "
         "(top-1, top-5 and mean class accuracy in %, each with its 95% bootstrap interval over test videos). "
         "Coverage is videos scored / official test videos; *top-1, missing = wrong* counts every video without a "
-        "prediction as an error. Rows *reported in paper, not re-scored* are numbers printed in a paper, for "
+        "prediction as an error; *snapshot* is the start of the submitter's download manifest hash. Rows *reported in paper, not re-scored* are numbers printed in a paper, for "
         "reference only. How to submit: see the main README, section Leaderboard.",
     ]
     head = (
         "| # | method | top-1 % [95% CI] | top-5 % [95% CI] | mean class % [95% CI] | coverage "
-        "| top-1, missing = wrong | backbone | pretraining | frames × crops | params | external data | links | status |"
+        "| top-1, missing = wrong | backbone | pretraining | frames × crops | params | external data | snapshot "
+        "| links | status |"
     )
     for dataset, rows in groups.items():
-        out += ["", f"## {md(_title(dataset))} (`{dataset}`)", "", head, "|" + "---|" * 14]
+        out += ["", f"## {md(_title(dataset))} (`{dataset}`)", "", head, "|" + "---|" * 15]
         for r in rows:
             links = " ".join(
                 f"[{name}]({md_url(r[key])})" for key, name in (("paper_url", "paper"), ("code_url", "code")) if r[key]
@@ -186,6 +188,7 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
                 md(r["frames_crops"]),
                 md(r["params"]),
                 md(r["external"]),
+                f"`{r['manifest']}`" if r["manifest"] else ("unknown" if r["kind"] == "rescored" else ""),
                 links,
                 md(r["status"]),
             ]

@@ -51,7 +51,7 @@ MAX_PREDICTIONS_BYTES = 64 << 20  # 5684 videos x 200 labels with long floats is
 MIN_LABELS = 5
 MAX_DETAILS_CHARS = 2000
 LISTED_IDS = 20  # ids shown in a problem's text; to_dict() always has them all
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -332,7 +332,7 @@ def _check_header(data: dict[str, Any], dataset: str, problems: list[Problem]) -
     manifest = data.get("manifest")
     if "manifest" not in data:
         problems.append(Problem("manifest", "missing (the sha256 of the download's manifest.json, or null)"))
-    elif manifest is not None and not (isinstance(manifest, str) and _SHA256.match(manifest)):
+    elif manifest is not None and not (isinstance(manifest, str) and SHA256_HEX.match(manifest)):
         problems.append(Problem("manifest", f"{_show(manifest)} is not a sha256 (64 lower-case hex digits) or null"))
     external = data.get("external_data")
     if not isinstance(external, dict):
