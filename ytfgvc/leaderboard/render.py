@@ -161,8 +161,9 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         "Every *re-scored* number was computed from the submitted predictions by `ytfgvc leaderboard submit` "
         "(top-1, top-5 and mean class accuracy in %, each with its 95% bootstrap interval over test videos). "
         "Coverage is videos scored / official test videos; *top-1, missing = wrong* counts every video without a "
-        "prediction as an error; *snapshot* is the start of the submitter's download manifest hash. Rows *reported in paper, not re-scored* are numbers printed in a paper, for "
-        "reference only. How to submit: see the main README, section Leaderboard.",
+        "prediction as an error; *snapshot* is the start of the submitter's download manifest hash. "
+        "Rows *reported in paper, not re-scored* are numbers printed in a paper, for reference only. "
+        "How to submit: see the main README, section Leaderboard.",
     ]
     head = (
         "| # | method | top-1 % [95% CI] | top-5 % [95% CI] | mean class % [95% CI] | coverage "
