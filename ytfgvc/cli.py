@@ -84,16 +84,20 @@ def main(ctx: click.Context, root: Path | None) -> None:
     ctx.obj = {"root": root}
 
 
+COMMAND_MODULES = [
+    "ytfgvc.commands.core",
+    "ytfgvc.commands.models",
+    "ytfgvc.commands.leaderboard",
+]
+
+
 def _register() -> None:
-    # One line per command module; each module defines its click commands.
-    from ytfgvc.commands import core
+    # Each command module exposes COMMANDS, a list of click commands.
+    import importlib
 
-    for cmd in core.COMMANDS:
-        main.add_command(cmd)
-    from ytfgvc.commands import models
-
-    for cmd in models.COMMANDS:
-        main.add_command(cmd)
+    for name in COMMAND_MODULES:
+        for cmd in importlib.import_module(name).COMMANDS:
+            main.add_command(cmd)
 
 
 _register()

@@ -45,9 +45,18 @@ def stage_datasets(ctx: DemoContext) -> str:
     return f"{s.name}: {listed}, {s.downloaded} downloaded, {s.prepared} prepared"
 
 
+def stage_leaderboard(ctx: DemoContext) -> str:
+    """Submit the benchmark's predictions (``ctx.results["benchmark"]["predictions"]``: {model: path}),
+    or the class-prior baseline when no benchmark ran, to ``<root>/leaderboard/`` and render it."""
+    from ytfgvc.leaderboard.baseline import demo_submit
+
+    return demo_submit(ctx.root, DATASET, ctx.results.get("benchmark"))
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("synth", stage_synth),
     ("datasets", stage_datasets),
+    ("leaderboard", stage_leaderboard),
 ]
 
 

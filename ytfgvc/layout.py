@@ -13,6 +13,7 @@
       frames/<id>/img_00001.jpg … + meta.json
       flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …
       lists/train.txt, lists/test.txt
+    <root>/leaderboard/        submissions/, README.md, index.html (the demo's leaderboard)
     <runs>/<dataset>/<model>/<run>/
 
 Nobody else builds these paths: call :class:`DatasetLayout`.
@@ -155,6 +156,14 @@ class DatasetLayout:
     def list_entry_dir(video_id: str) -> str:
         """The frame folder as written in rawframe lists, relative to the dataset folder."""
         return f"frames/{check_video_id(video_id)}"
+
+
+DEFAULT_LEADERBOARD_DIR = Path("leaderboard")  # relative to the working directory: the repository's leaderboard
+
+
+def leaderboard_dir(root: Path) -> Path:
+    """``<root>/leaderboard/``: a leaderboard kept under the data folder (the demo's; never the repository's)."""
+    return Path(root) / "leaderboard"
 
 
 def run_dir(runs_root: Path, dataset: str, model: str, run: str) -> Path:

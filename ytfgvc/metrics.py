@@ -7,6 +7,14 @@ matrix are broken by the lower label id, deterministically. Accuracies are perce
 
 Bootstrap intervals resample test videos with replacement (``n_boot`` times, seeded);
 mean class accuracy is recomputed in each resample over the classes it contains.
+
+How the resampling is computed (why it is fast): every statistic here depends on a
+video only through a small *cell* -- (class, top-1 right, top-5 right) for the scores,
+(A right, B right) for a paired comparison. Drawing ``n`` videos with replacement is
+then exactly a multinomial draw of ``n`` over the occupied cells with probabilities
+``count / n``, so each resample costs O(cells) instead of O(videos). This is the same
+nonparametric bootstrap (the same distribution of every statistic), not an
+approximation; only the random stream differs from drawing video indices.
 """
 
 from __future__ import annotations
@@ -39,8 +47,16 @@ def mean_class_accuracy(correct: np.ndarray, targets: np.ndarray) -> float:
     return float(per_class.mean() * 100) if len(classes) else float("nan")
 
 
-def _boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+def _resample_cells(cells: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap ``cells`` (one small int per video): the occupied cell ids and their counts per resample.
+
+    Returns ``(ids, draws)`` with ``draws[b, j]`` the number of videos of cell ``ids[j]`` in
+    resample ``b``; each row sums to ``len(cells)``.
+    """
+    ids, counts = np.unique(cells, return_counts=True)
+    n = int(counts.sum())
+    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=n_boot)
+    return ids, draws
 
 
 def _interval(samples: np.ndarray) -> list[float]:
@@ -48,15 +64,26 @@ def _interval(samples: np.ndarray) -> list[float]:
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
-def _boot_mean_class(correct: np.ndarray, targets: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    classes, inverse = np.unique(targets, return_inverse=True)
-    c = len(classes)
-    flat = (inverse[idx] + c * np.arange(idx.shape[0])[:, None]).ravel()
-    size = c * idx.shape[0]
-    counts = np.bincount(flat, minlength=size).reshape(-1, c)
-    right = np.bincount(flat, weights=correct[idx].ravel(), minlength=size).reshape(-1, c)
+def _boot_scores(
+    c1: np.ndarray, c5: np.ndarray, inverse: np.ndarray, n_classes: int, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Top-1, top-5 and mean class accuracy of each bootstrap resample (percentages)."""
+    # Cell = class * 3 + (top-1 right) + (top-5 right): 0 wrong, 1 top-5 only, 2 top-1 (hence top-5).
+    cells = inverse * 3 + c1.astype(np.int64) + c5.astype(np.int64)
+    ids, draws = _resample_cells(cells, n_boot, seed)
+    n = len(cells)
+    full = np.zeros((n_boot, n_classes * 3), dtype=np.int64)
+    full[:, ids] = draws
+    full = full.reshape(n_boot, n_classes, 3)
+    videos = full.sum(axis=2)
+    right1, right5 = full[:, :, 2], full[:, :, 1] + full[:, :, 2]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nanmean(np.where(counts > 0, right / np.maximum(counts, 1), np.nan), axis=1) * 100
+        per_class = np.where(videos > 0, right1 / np.maximum(videos, 1), np.nan)
+    return {
+        "top1": right1.sum(axis=1) / n * 100,
+        "top5": right5.sum(axis=1) / n * 100,
+        "mean_class": np.nanmean(per_class, axis=1) * 100,
+    }
 
 
 @dataclass
@@ -92,19 +119,15 @@ def score_ranked(
     if n == 0:
         raise ValueError("nothing to score: no test videos")
     c1, c5 = hits(ranked, targets, 1), hits(ranked, targets, 5)
-    idx = _boot_indices(n, n_boot, seed)
     classes, inverse = np.unique(targets, return_inverse=True)
     per_class = np.bincount(inverse, weights=c1) / np.bincount(inverse) * 100
     n_official = n if n_official is None else n_official
+    boot = _boot_scores(c1, c5, inverse, len(classes), n_boot, seed)
     return Scores(
         top1=round(float(c1.mean() * 100), 4),
         top5=round(float(c5.mean() * 100), 4),
         mean_class=round(mean_class_accuracy(c1, targets), 4),
-        intervals={
-            "top1": _interval(c1[idx].mean(axis=1) * 100),
-            "top5": _interval(c5[idx].mean(axis=1) * 100),
-            "mean_class": _interval(_boot_mean_class(c1, targets, idx)),
-        },
+        intervals={k: _interval(v) for k, v in boot.items()},
         n_scored=n,
         n_official=n_official,
         coverage=round(n / n_official, 6) if n_official else 0.0,
@@ -140,8 +163,10 @@ def paired_bootstrap(
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError("paired comparison needs two equal-length, non-empty per-video vectors")
     d = a - b
-    idx = _boot_indices(len(d), n_boot, seed)
-    samples = d[idx].mean(axis=1) * 100
+    # The cell of a video is its difference itself (for 0/1 correctness: -1, 0 or +1).
+    values, inverse = np.unique(d, return_inverse=True)
+    _, draws = _resample_cells(inverse.ravel(), n_boot, seed)
+    samples = draws @ values / len(d) * 100
     diff = float(d.mean() * 100)
     below, above = float((samples <= 0).mean()), float((samples >= 0).mean())
     p = min(1.0, 2 * min(below, above))

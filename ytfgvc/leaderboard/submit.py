@@ -1,0 +1,141 @@
+"""``ytfgvc leaderboard submit`` and ``rescore``: validate, re-score, write the entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ytfgvc import __version__
+from ytfgvc.annotations import OfficialLists, annotations_hash, load_official
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
+from ytfgvc.leaderboard.entries import (
+    ENTRY_SCHEMA,
+    Metadata,
+    check_method,
+    choose_slug,
+    entry_path,
+    load_entries,
+    utc_today,
+    write_entry,
+)
+from ytfgvc.leaderboard.scoring import score_top5, scores_record
+from ytfgvc.leaderboard.validate import MAX_PREDICTIONS_BYTES, validate_file
+
+
+@dataclass
+class SubmitResult:
+    path: Path
+    entry: dict[str, Any]
+    replaced: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "path": str(self.path),
+            "dataset": e["dataset"],
+            "slug": e["slug"],
+            "method": e["method"],
+            "replaced": self.replaced,
+            "manifest": e["manifest"],
+            "scores": e["scores"],
+            "warnings": self.warnings,
+        }
+
+
+def submit(
+    predictions: Path,
+    dataset: str,
+    method: str,
+    root: Path,
+    *,
+    metadata: Metadata | None = None,
+    leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR,
+    allow_partial: bool = False,
+    replace: bool = False,
+    max_bytes: int = MAX_PREDICTIONS_BYTES,
+) -> SubmitResult:
+    """Validate ``predictions`` against the test list imported under ``root``, re-score it, write the entry.
+
+    Args:
+        predictions: a predictions file (format: :mod:`ytfgvc.leaderboard.validate`).
+        dataset: the dataset it is for; its official lists must be imported under ``root``.
+        method: the method's display name; the entry's file name is derived from it.
+        metadata: what the submitter says about the method (shown, escaped; never scored).
+        leaderboard_dir: holds ``submissions/<dataset>/<slug>.json``.
+        allow_partial: accept files that leave official test videos out (scores are then on
+            the covered videos, with coverage and missing-as-wrong figures beside them).
+        replace: replace an existing entry of the same method name.
+    """
+    method = check_method(method)
+    metadata = metadata or Metadata()
+    lists = load_official(root, dataset)
+    report = validate_file(predictions, lists, dataset, allow_partial=allow_partial, max_bytes=max_bytes)
+    pred = report.raise_if_invalid()
+    slug, exists = choose_slug(leaderboard_dir, dataset, method)
+    if exists and not replace:
+        raise YtfgvcError(
+            f"{entry_path(leaderboard_dir, dataset, slug)} already holds {method!r}",
+            "pass --replace to replace it, or choose another --method",
+        )
+    entry = {
+        "schema": ENTRY_SCHEMA,
+        "kind": "rescored",
+        "dataset": dataset,
+        "slug": slug,
+        "method": method,
+        "metadata": metadata.to_dict(),
+        "external_data": pred.external_data,
+        "submitted": utc_today(),
+        "tool_version": __version__,
+        "annotations": annotations_hash(root, dataset),
+        "manifest": pred.manifest,
+        "predictions_sha256": pred.sha256,
+        "scores": scores_record(score_top5(pred.top5, lists)),
+        "top5": pred.top5,
+    }
+    path = write_entry(leaderboard_dir, entry)
+    return SubmitResult(path, entry, replaced=exists, warnings=[str(w) for w in report.warnings])
+
+
+@dataclass
+class RescoreResult:
+    checked: int
+    changed: list[str]
+    skipped: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def rescore(
+    root: Path, dataset: str, leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR, *, write: bool = False
+) -> RescoreResult:
+    """Re-score every ``rescored`` entry of ``dataset`` from its kept top-5 against the imported test list.
+
+    Reports entries whose stored scores differ (a changed test list, or a scorer change
+    recorded in the CHANGELOG); ``write`` rewrites them. Paper rows have nothing to re-score.
+    """
+    lists: OfficialLists = load_official(root, dataset)
+    current = annotations_hash(root, dataset)
+    result = RescoreResult(0, [], [])
+    for entry in load_entries(leaderboard_dir):
+        if entry["dataset"] != dataset:
+            continue
+        if entry["kind"] != "rescored":
+            result.skipped.append(entry["slug"])
+            continue
+        official = {vid for vid, _ in lists.test}
+        top5 = {vid: labels for vid, labels in entry["top5"].items() if vid in official}
+        if not top5:  # none of its videos is in this test list: nothing to score it on
+            result.skipped.append(entry["slug"])
+            continue
+        result.checked += 1
+        fresh = scores_record(score_top5(top5, lists, n_boot=entry["scores"].get("n_boot", 1000)))
+        if fresh != entry["scores"] or entry.get("annotations") != current:
+            result.changed.append(entry["slug"])
+            if write:
+                write_entry(leaderboard_dir, {**entry, "scores": fresh, "annotations": current, "top5": top5})
+    return result
