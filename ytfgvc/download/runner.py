@@ -1,0 +1,299 @@
+"""``ytfgvc download DATASET``: plan, pace, fetch in parallel, record, summarise.
+
+Requests are paced globally (one start every ``--sleep`` seconds, whatever ``--jobs``),
+transient failures are retried with exponential backoff, and a circuit breaker stops the
+run after ``--breaker`` rate-limited results in a row, printing the command that resumes
+it. The ledger is written by the main thread only, one transaction per video.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ytfgvc.annotations import annotations_hash, load_official
+from ytfgvc.datasets import get_card
+from ytfgvc.download.config import DownloadConfig, parse_sleep
+from ytfgvc.download.ledger import Ledger, utc_now
+from ytfgvc.download.manifest import write_manifest
+from ytfgvc.download.plan import Item, listed_items, plan, select, sweep_leftovers
+from ytfgvc.download.server import MirrorServer
+from ytfgvc.download.sources import Source, parse_source
+from ytfgvc.download.worker import Limits, Outcome, Task, VideoWorker, run_task
+from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
+from ytfgvc.layout import DatasetLayout
+from ytfgvc.records import STATUSES
+
+SHORT = {
+    "ok": "ok",
+    "unavailable": "unavail",
+    "blocked": "blocked",
+    "filtered_duration": "long",
+    "filtered_resolution": "small",
+    "rate_limited": "429",
+    "network_error": "net",
+    "corrupt": "corrupt",
+    "error": "err",
+}
+
+
+class Pacer:
+    """Spaces request starts across all threads by a random wait in ``[lo, hi]`` seconds."""
+
+    def __init__(self, lo: float, hi: float, stop: threading.Event, seed: int | None = None):
+        self.lo, self.hi, self.stop = lo, hi, stop
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+
+    def wait(self) -> bool:
+        """Block until this thread may send its request; False if the run is stopping."""
+        if self.hi <= 0:
+            return not self.stop.is_set()
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._rng.uniform(self.lo, self.hi)
+        return not self.stop.wait(start - now) if start > now else not self.stop.is_set()
+
+
+class Breaker:
+    """Trips after ``limit`` rate-limit signals in a row (HTTP 429, "try again later", bot checks)."""
+
+    def __init__(self, limit: int, stop: threading.Event):
+        self.limit, self.stop = limit, stop
+        self.streak = 0
+        self.tripped = False
+        self.last_reason: str | None = None
+        self._lock = threading.Lock()
+
+    def observe(self, out: Outcome) -> None:
+        with self._lock:
+            if out.status == "rate_limited" or out.reason == "bot check":
+                self.streak += 1
+                self.last_reason = out.reason
+            else:
+                self.streak = 0
+            if self.streak >= self.limit and not self.tripped:
+                self.tripped = True
+                self.stop.set()
+
+
+@dataclass
+class DownloadResult:
+    """The summary of one run (``--json`` prints it)."""
+
+    dataset: str
+    source: str
+    selected: int
+    done_before: int
+    settled: dict[str, int]
+    attempted: int
+    this_run: dict[str, int]
+    totals: dict[str, int]
+    bytes: int
+    seconds: float
+    manifest_hash: str
+    manifest_path: str
+    extractions: int
+    stopped: str | None = None  # "breaker" or "interrupted"
+    message: str | None = None
+    resume_command: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fetcher(source: Source, card, cfg: DownloadConfig, stop: threading.Event) -> YtDlpFetcher | None:
+    if source.kind == "dir":
+        return None
+    return YtDlpFetcher(
+        FetchOptions(
+            max_duration_s=card.filters.max_duration_s,
+            min_resolution=card.filters.min_resolution,
+            timeout_s=cfg.timeout_s,
+            cookies=cfg.cookies,
+            proxy=cfg.proxy,
+            ie_key=source.ie_key,
+            js_runtimes=available_js_runtimes() if source.kind == "youtube" else None,
+        ),
+        stop,
+    )
+
+
+def _ytdlp_version() -> str:
+    import yt_dlp
+
+    return yt_dlp.version.__version__
+
+
+def _totals(ledger: Ledger, selected: list[Item]) -> dict[str, int]:
+    records = ledger.records()
+    c = Counter(records[it.video_id].status if it.video_id in records else "pending" for it in selected)
+    return {s: c[s] for s in (*STATUSES, "pending") if c[s]}
+
+
+def download(
+    root: Path,
+    cfg: DownloadConfig,
+    items: list[Item] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> DownloadResult:
+    """Download the videos of ``cfg.dataset`` listed under ``root`` (or ``items``) as ``cfg`` says.
+
+    Safe to interrupt and to run again: finished videos are never fetched twice, permanent
+    failures are not asked for again unless ``cfg.retry_failed``.
+    """
+    t0 = time.perf_counter()
+    started = utc_now()
+    log = log or (lambda _msg: None)
+    card = get_card(cfg.dataset)
+    layout = DatasetLayout(root, cfg.dataset)
+    source = parse_source(cfg.source, card, layout)
+    run_cfg = cfg.resolved(source.spec, source.kind)
+    if items is None:
+        items = listed_items(load_official(root, cfg.dataset), cfg.split)
+    selected = select(items, cfg.shard_tuple, cfg.limit)
+    notes = []
+    if source.kind == "youtube" and not available_js_runtimes():
+        notes.append("no JavaScript runtime (deno or node) on PATH: YouTube may refuse formats; see `ytfgvc doctor`")
+    for n in notes:
+        log(f"warning: {n}")
+
+    layout.videos_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    breaker = Breaker(run_cfg.breaker, stop)
+    pacer = Pacer(*parse_sleep(run_cfg.sleep), stop)
+    fetcher = _fetcher(source, card, run_cfg, stop)
+    this_run: Counter = Counter()
+    nbytes = 0
+    stopped = None
+    with Ledger(layout.ledger_path, cfg.dataset) as ledger:
+        p = plan(selected, ledger.records(), layout, cfg.retry_failed)
+        sweep_leftovers(layout, {t.video_id for t in p.tasks})
+        server = MirrorServer(source.folder).start() if source.kind == "mirror" and p.tasks else None
+        try:
+            if server is not None:
+                source = source.with_template(server.url_template)
+            limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
+            worker = VideoWorker(layout, source, limits, fetcher, stop)
+            version = _ytdlp_version() if fetcher else None
+            label = source.spec if source.kind != "dir" else str(source.folder)
+
+            def record(task: Task, out: Outcome) -> None:
+                nonlocal nbytes
+                ledger.record(out.record(task, label, version))
+                this_run[out.status] += 1
+                nbytes += out.bytes or 0
+
+            try:
+                _execute(p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, this_run)
+            except KeyboardInterrupt:
+                stopped = "interrupted"
+                raise
+            finally:
+                totals = _totals(ledger, selected)
+                manifest = write_manifest(layout, ledger.records(), annotations_hash(root, cfg.dataset))
+                result = DownloadResult(
+                    dataset=cfg.dataset,
+                    source=source.describe(),
+                    selected=len(selected),
+                    done_before=p.done,
+                    settled=dict(p.settled),
+                    attempted=sum(this_run.values()),
+                    this_run={s: this_run[s] for s in STATUSES if this_run[s]},
+                    totals=totals,
+                    bytes=nbytes,
+                    seconds=round(time.perf_counter() - t0, 2),
+                    manifest_hash=manifest["hash"],
+                    manifest_path=str(layout.manifest_path),
+                    extractions=fetcher.extractions if fetcher else 0,
+                    stopped="breaker" if breaker.tripped else stopped,
+                    resume_command=cfg.command(root),
+                    notes=notes,
+                )
+                if breaker.tripped:
+                    result.message = _breaker_message(breaker, cfg, root)
+                summary = {k: v for k, v in result.to_dict().items() if k != "notes"}
+                ledger.log_run(started, run_cfg.to_record(), summary)
+        finally:
+            if server is not None:
+                server.stop()
+    return result
+
+
+def _breaker_message(breaker: Breaker, cfg: DownloadConfig, root: Path) -> str:
+    why = "bot checks" if breaker.last_reason == "bot check" else "rate-limited answers"
+    text = (
+        f"stopped after {breaker.streak} {why} in a row: the source is refusing this IP, and going on would make it "
+        "worse. Finished videos are kept; the rest are pending. Wait (YouTube's limits last up to an hour), "
+        "consider --cookies FILE, --proxy URL or a longer --sleep, then resume with:\n  "
+        f"{cfg.command(root)}"
+    )
+    if breaker.last_reason == "bot check":
+        text += "\n(videos answered with a bot check were marked blocked: add --retry-failed to ask for them again)"
+    return text
+
+
+def _execute(
+    tasks: list[Task],
+    worker: VideoWorker,
+    cfg: DownloadConfig,
+    pacer: Pacer,
+    breaker: Breaker,
+    record: Callable[[Task, Outcome], None],
+    progress: bool,
+    dataset: str,
+    counts: Counter,
+) -> None:
+    """Run ``tasks`` on ``cfg.jobs`` threads; ``record`` each outcome as it arrives (main thread)."""
+    from tqdm import tqdm
+
+    if not tasks:
+        return
+    bar = tqdm(total=len(tasks), desc=f"download {dataset}", unit="video", disable=not progress, dynamic_ncols=True)
+    stop = worker.stop
+    recorded: set = set()
+
+    def take(fut) -> None:
+        out = fut.result()
+        recorded.add(fut)
+        if out is not None:
+            record(futures[fut], out)
+            bar.set_postfix_str(" ".join(f"{SHORT[s]}={counts[s]}" for s in STATUSES if counts[s]))
+        bar.update()
+
+    with ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="ytfgvc-dl") as pool:
+        futures = {
+            pool.submit(run_task, worker, t, cfg.retries, cfg.backoff_s, pacer.wait, breaker.observe): t for t in tasks
+        }
+        cancelled = False
+        try:
+            for fut in as_completed(futures):
+                if fut.cancelled():
+                    continue
+                take(fut)
+                if stop.is_set() and not cancelled:
+                    cancelled = True
+                    for f in futures:
+                        f.cancel()
+        except KeyboardInterrupt:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            wait(futures)  # the running ones stop at their next step; keep what they finished
+            for fut in futures:
+                if fut not in recorded and not fut.cancelled() and fut.exception() is None:
+                    take(fut)
+            raise
+        finally:
+            bar.close()
