@@ -60,7 +60,11 @@ _RULES: list[tuple[str, str, re.Pattern[str]]] = [
         ("network_error", "timeout", r"timed out|timeout"),
         ("network_error", "connection error", r"connection (refused|reset|aborted)|remote end closed|broken pipe"),
         ("network_error", "dns", r"name or service not known|name resolution|nodename nor servname|getaddrinfo"),
-        ("network_error", "body cut short", r"content too short|incomplete ?read|did not get any data|fewer bytes"),
+        (
+            "network_error",
+            "body cut short",
+            r"content too short|incomplete ?read|did not get any data|bytes read, \d+ more expected",
+        ),
         ("network_error", "network unreachable", r"network is unreachable|no route to host"),
     ]
 ]
@@ -68,8 +72,8 @@ _RULES: list[tuple[str, str, re.Pattern[str]]] = [
 
 def clean_message(text: str) -> str:
     """The message without yt-dlp's ``ERROR:`` prefix and colours, capped in length."""
-    text = _ANSI.sub("", str(text)).strip()
-    text = re.sub(r"^ERROR:\s*", "", text)
+    text = _ANSI.sub("", str(text)).replace("\r", " ").strip()
+    text = re.sub(r"^ERROR:\s*", "", text).strip()
     return text[:MAX_MESSAGE]
 
 

@@ -151,7 +151,9 @@ class MirrorServer:
         return list(self.httpd.requests)
 
     def start(self) -> MirrorServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="ytfgvc-mirror", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="ytfgvc-mirror", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -140,6 +140,7 @@ class VideoWorker:
                 return Fetched(
                     failure=Failure("unavailable", "not in the folder", f"no {video_id}.* in {self.source.folder}")
                 )
+            workdir.mkdir(parents=True, exist_ok=True)
             dst = workdir / f"{video_id}{src.suffix}"
             shutil.copyfile(src, dst)
             return Fetched(path=dst, info={"id": video_id, "source_file": str(src)})
@@ -193,7 +194,6 @@ class VideoWorker:
         """One try at fetching ``task``. Raises :class:`Cancelled` when the run is stopping."""
         vid = task.video_id
         workdir = self.layout.download_tmp_dir(vid)
-        workdir.mkdir(parents=True, exist_ok=True)
         fetched = self._fetch(vid, workdir)
         if fetched.failure is not None:
             f = fetched.failure
@@ -201,7 +201,7 @@ class VideoWorker:
         else:
             assert fetched.path is not None
             out = self.verify_and_keep(vid, fetched.path, fetched.info, workdir)
-        if out.status not in KEEP_PARTIAL:
+        if out.status not in KEEP_PARTIAL or not any(workdir.glob("*")):
             shutil.rmtree(workdir, ignore_errors=True)
         return out
 

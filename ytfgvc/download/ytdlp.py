@@ -68,13 +68,6 @@ class Fetched:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _video_formats(info: dict[str, Any]) -> list[dict[str, Any]]:
-    formats = info.get("formats")
-    if not formats:
-        formats = [info] if info.get("url") else []
-    return [f for f in formats if f.get("vcodec") != "none"]
-
-
 def decide(info: dict[str, Any], max_duration_s: float, min_resolution: int) -> Failure | None:
     """The filters applied to extracted info, before any byte of video: a Failure, or None to download.
 
@@ -94,13 +87,14 @@ def decide(info: dict[str, Any], max_duration_s: float, min_resolution: int) -> 
             f"longer than {max_duration_s:g} s",
             f"duration {duration:g} s > {max_duration_s:g} s (from the source's metadata)",
         )
-    if info.get("_type") in ("url", "url_transparent") and not info.get("formats"):
-        return None  # resolved by the next step; checked after download
-    video = _video_formats(info)
-    if not video:
-        return Failure("error", "no video stream offered", "the source lists no format with video")
+    if info.get("formats"):
+        video = [f for f in info["formats"] if f.get("vcodec") != "none"]
+        if not video:
+            return Failure("error", "no video stream offered", "the source lists no format with video")
+    else:  # one stream described at the top level (a direct link, or a page pointing at one)
+        video = [info]
     sides = [min(f["width"], f["height"]) for f in video if f.get("width") and f.get("height")]
-    if len(sides) == len(video) and max(sides) < min_resolution:
+    if sides and len(sides) == len(video) and max(sides) < min_resolution:
         return Failure(
             "filtered_resolution",
             f"below {min_resolution}p",
