@@ -227,8 +227,11 @@ def test_resume_after_kill_mid_download(tmp_path: Path, dl_card, clips):
         try:
             part = layout.download_tmp_dir(ids[2]) / f"{ids[2]}.mp4.part"
             deadline = time.monotonic() + 60
-            while not (part.is_file() and part.stat().st_size) and time.monotonic() < deadline:
-                time.sleep(0.05)  # until the first bytes of the third video are on disk
+            done = [layout.video_path(v) for v in ids[:2]]
+            while time.monotonic() < deadline and not (
+                part.is_file() and part.stat().st_size and all(p.is_file() for p in done)
+            ):
+                time.sleep(0.05)  # until the first two are kept and the third is half-way
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

@@ -42,6 +42,19 @@ def test_breaker_stops_the_run_and_prints_the_resume_command(tmp_path: Path, dl_
     assert status["splits"]["train"] == {"listed": 6, "rate_limited": 3, "pending": 3}
 
 
+def test_breaker_stops_when_the_network_is_down(tmp_path: Path, dl_card, clips):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/{{id}}.mp4"
+    make_dataset(tmp_path, dict.fromkeys(make_ids(12, "n"), clips["ok"]))
+    res = cli("download", "dltest", "--root", tmp_path, "--source", dead, "--jobs", "1", "--breaker", "2", *FAST)
+    assert res.exit_code == 3 and "8 network errors in a row" in res.stderr
+    status = json.loads(cli("download", "dltest", "--status", "--json", "--root", tmp_path).stdout)
+    assert status["splits"]["train"] == {"listed": 12, "network_error": 8, "pending": 4}
+
+
 def test_status_reports_splits_classes_and_reasons(tmp_path: Path, dl_card, clips):
     ids = make_ids(6, "r")
     labels = dict(zip(ids, [0, 0, 0, 1, 1, 1], strict=True))

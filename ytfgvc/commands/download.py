@@ -29,7 +29,13 @@ def _counts(counts: dict[str, int]) -> str:
 @click.option("--sleep", metavar="S|A-B", help="Seconds between requests (default: 5-10 for YouTube, 0 otherwise).")
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries of a transient failure in one run.")
 @click.option("--backoff", "backoff_s", type=float, help="First retry wait (s), doubled each time (default: 30/1).")
-@click.option("--breaker", type=int, default=5, show_default=True, help="Stop after K rate-limited answers in a row.")
+@click.option(
+    "--breaker",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Stop after K rate-limited answers (or 4K network errors) in a row.",
+)
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Network timeout (s).")
 @click.option("--retry-failed", is_flag=True, help="Ask again for videos that failed permanently before.")
 @click.option("--cookies", type=click.Path(path_type=Path), help="cookies.txt (Netscape format) passed to yt-dlp.")

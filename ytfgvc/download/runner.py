@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,13 @@ from ytfgvc.download.manifest import write_manifest
 from ytfgvc.download.plan import Item, listed_items, plan, select, sweep_leftovers
 from ytfgvc.download.server import MirrorServer
 from ytfgvc.download.sources import Source, parse_source
-from ytfgvc.download.worker import Limits, Outcome, Task, VideoWorker, run_task
+from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker, run_task
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.records import STATUSES
 
+# Verification (probe, sha256, rename) is local CPU and disk work, done beside the requests.
+VERIFY_THREADS = 2
 SHORT = {
     "ok": "ok",
     "unavailable": "unavail",
@@ -65,24 +67,34 @@ class Pacer:
 
 
 class Breaker:
-    """Trips after ``limit`` rate-limit signals in a row (HTTP 429, "try again later", bot checks)."""
+    """Stops the run after ``limit`` rate-limit signals in a row (HTTP 429, "try again later", bot
+    checks), or after ``NETWORK_FACTOR * limit`` network errors in a row (the network is down:
+    going on would only burn retries)."""
+
+    NETWORK_FACTOR = 4
 
     def __init__(self, limit: int, stop: threading.Event):
         self.limit, self.stop = limit, stop
         self.streak = 0
-        self.tripped = False
+        self.network_streak = 0
+        self.tripped: str | None = None  # "rate_limited" or "network"
         self.last_reason: str | None = None
         self._lock = threading.Lock()
 
-    def observe(self, out: Outcome) -> None:
+    def observe(self, status: str, reason: str | None) -> None:
         with self._lock:
-            if out.status == "rate_limited" or out.reason == "bot check":
-                self.streak += 1
-                self.last_reason = out.reason
-            else:
-                self.streak = 0
-            if self.streak >= self.limit and not self.tripped:
-                self.tripped = True
+            limited = status == "rate_limited" or reason == "bot check"
+            self.streak = self.streak + 1 if limited else 0
+            self.network_streak = self.network_streak + 1 if status == "network_error" else 0
+            if limited or status == "network_error":
+                self.last_reason = reason
+            if self.tripped:
+                return
+            if self.streak >= self.limit:
+                self.tripped = "rate_limited"
+            elif self.network_streak >= self.NETWORK_FACTOR * self.limit:
+                self.tripped = "network"
+            if self.tripped:
                 self.stop.set()
 
 
@@ -232,6 +244,12 @@ def download(
 
 
 def _breaker_message(breaker: Breaker, cfg: DownloadConfig, root: Path) -> str:
+    if breaker.tripped == "network":
+        return (
+            f"stopped after {breaker.network_streak} network errors in a row (last: {breaker.last_reason}): "
+            "is the network up, is the source reachable? Finished videos are kept; resume with:\n  "
+            f"{cfg.command(root)}"
+        )
     why = "bot checks" if breaker.last_reason == "bot check" else "rate-limited answers"
     text = (
         f"stopped after {breaker.streak} {why} in a row: the source is refusing this IP, and going on would make it "
@@ -255,45 +273,56 @@ def _execute(
     dataset: str,
     counts: Counter,
 ) -> None:
-    """Run ``tasks`` on ``cfg.jobs`` threads; ``record`` each outcome as it arrives (main thread)."""
+    """Run ``tasks``: ``cfg.jobs`` threads make requests; fetched files are verified on other threads,
+    so probing and hashing never hold up the next request. Each outcome is recorded as it
+    arrives, by this (the main) thread.
+    """
     from tqdm import tqdm
 
     if not tasks:
         return
     bar = tqdm(total=len(tasks), desc=f"download {dataset}", unit="video", disable=not progress, dynamic_ncols=True)
     stop = worker.stop
-    recorded: set = set()
+    fetch_pool = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="ytfgvc-fetch")
+    verify_pool = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="ytfgvc-verify")
+    pending: dict = {}
+    for t in tasks:
+        fut = fetch_pool.submit(run_task, worker, t, cfg.retries, cfg.backoff_s, pacer.wait, breaker.observe)
+        pending[fut] = t
 
     def take(fut) -> None:
-        out = fut.result()
-        recorded.add(fut)
-        if out is not None:
-            record(futures[fut], out)
+        task = pending.pop(fut)
+        if fut.cancelled():
+            return
+        result = fut.result()
+        if isinstance(result, FetchDone):
+            pending[verify_pool.submit(worker.finish, result)] = task
+            return
+        if result is not None:
+            record(task, result)
             bar.set_postfix_str(" ".join(f"{SHORT[s]}={counts[s]}" for s in STATUSES if counts[s]))
         bar.update()
 
-    with ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="ytfgvc-dl") as pool:
-        futures = {
-            pool.submit(run_task, worker, t, cfg.retries, cfg.backoff_s, pacer.wait, breaker.observe): t for t in tasks
-        }
-        cancelled = False
-        try:
-            for fut in as_completed(futures):
-                if fut.cancelled():
-                    continue
+    cancelled = False
+    try:
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
                 take(fut)
-                if stop.is_set() and not cancelled:
-                    cancelled = True
-                    for f in futures:
-                        f.cancel()
-        except KeyboardInterrupt:
-            stop.set()
-            for f in futures:
-                f.cancel()
-            wait(futures)  # the running ones stop at their next step; keep what they finished
-            for fut in futures:
-                if fut not in recorded and not fut.cancelled() and fut.exception() is None:
-                    take(fut)
-            raise
-        finally:
-            bar.close()
+            if stop.is_set() and not cancelled:
+                cancelled = True
+                for f in list(pending):
+                    f.cancel()
+    except KeyboardInterrupt:
+        stop.set()
+        for f in list(pending):
+            f.cancel()
+        while pending:  # running fetches stop at their next step; files already fetched are still verified
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                take(fut)
+        raise
+    finally:
+        fetch_pool.shutdown(wait=True, cancel_futures=True)
+        verify_pool.shutdown(wait=True)
+        bar.close()

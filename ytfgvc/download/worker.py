@@ -9,6 +9,7 @@ failure, the partial download that the next attempt resumes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -22,7 +23,7 @@ from ytfgvc.download.ledger import VideoRecord, utc_now
 from ytfgvc.download.probe import CorruptVideo, VideoProbe, is_mp4, probe_video, remux_to_mp4
 from ytfgvc.download.sources import Source
 from ytfgvc.download.ytdlp import Cancelled, Fetched, YtDlpFetcher
-from ytfgvc.fsutil import sha256_file, write_json_atomic
+from ytfgvc.fsutil import atomic_path, sha256_file
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.records import TRANSIENT
 
@@ -170,7 +171,10 @@ class VideoWorker:
             return out
         out.bytes = path.stat().st_size
         out.sha256 = sha256_file(path)
-        write_json_atomic(self.layout.info_path(video_id), {**info, "probe": probe.to_dict()})
+        # Atomic, but no fsync: a commit to disk costs more than the download of a small video, and
+        # a file lost to a power cut is verified again (or fetched again) by the next run.
+        with atomic_path(self.layout.info_path(video_id)) as tmp:
+            tmp.write_text(json.dumps({**info, "probe": probe.to_dict()}, indent=1, default=str) + "\n")
         os.replace(path, self.layout.video_path(video_id))
         return out
 
@@ -190,25 +194,43 @@ class VideoWorker:
         shutil.rmtree(self.layout.download_tmp_dir(vid), ignore_errors=True)
         return out
 
-    def attempt(self, task: Task) -> Outcome:
-        """One try at fetching ``task``. Raises :class:`Cancelled` when the run is stopping."""
+    def attempt(self, task: Task) -> Outcome | Fetched:
+        """One try at fetching ``task``: a failure :class:`Outcome`, or the :class:`Fetched` file to verify.
+
+        Raises :class:`Cancelled` when the run is stopping.
+        """
         vid = task.video_id
         workdir = self.layout.download_tmp_dir(vid)
         fetched = self._fetch(vid, workdir)
-        if fetched.failure is not None:
-            f = fetched.failure
-            out = Outcome(vid, f.status, f.reason, f.message, info=fetched.info)
-        else:
-            assert fetched.path is not None
-            out = self.verify_and_keep(vid, fetched.path, fetched.info, workdir)
-        if out.status not in KEEP_PARTIAL or not any(workdir.glob("*")):
+        if fetched.failure is None:
+            return fetched
+        f = fetched.failure
+        if f.status not in KEEP_PARTIAL or not any(workdir.glob("*")):
             shutil.rmtree(workdir, ignore_errors=True)
+        return Outcome(vid, f.status, f.reason, f.message, info=fetched.info)
+
+    def finish(self, done: FetchDone) -> Outcome:
+        """Verify a fetched file and keep it or discard it; the task's final :class:`Outcome`."""
+        vid = done.task.video_id
+        workdir = self.layout.download_tmp_dir(vid)
+        assert done.fetched.path is not None
+        out = self.verify_and_keep(vid, done.fetched.path, done.fetched.info, workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+        out.attempts, out.started, out.finished = done.attempts, done.started, utc_now()
         return out
 
 
-def _read_info(layout: DatasetLayout, video_id: str) -> dict[str, Any]:
-    import json
+@dataclass
+class FetchDone:
+    """A file fetched for ``task``, waiting for :meth:`VideoWorker.finish` (off the request path)."""
 
+    task: Task
+    fetched: Fetched
+    attempts: int
+    started: str
+
+
+def _read_info(layout: DatasetLayout, video_id: str) -> dict[str, Any]:
     p = layout.info_path(video_id)
     try:
         info = json.loads(p.read_text()) if p.is_file() else {}
@@ -224,12 +246,13 @@ def run_task(
     retries: int,
     backoff_s: float,
     before_attempt: Callable[[], bool],
-    after_attempt: Callable[[Outcome], None],
-) -> Outcome | None:
-    """``task`` with up to ``retries`` retries of transient failures, waiting ``backoff_s * 2**k``.
+    after_attempt: Callable[[str, str | None], None],
+) -> Outcome | FetchDone | None:
+    """Fetch ``task``, retrying transient failures up to ``retries`` times, waiting ``backoff_s * 2**k``.
 
-    ``before_attempt()`` paces requests (returns False to stop); ``after_attempt(outcome)``
-    feeds the circuit breaker. Returns None when the run stopped before any outcome.
+    ``before_attempt()`` paces requests (returns False to stop); ``after_attempt(status, reason)``
+    feeds the circuit breaker. Returns the failure :class:`Outcome`, a :class:`FetchDone` to
+    verify, or None when the run stopped before anything happened.
     """
     started = utc_now()
     if task.adopt:
@@ -238,16 +261,20 @@ def run_task(
             out.started, out.finished = started, utc_now()
             return out
     attempts = 0
-    out = None
+    out: Outcome | None = None
     for k in range(retries + 1):
         if worker.stop.is_set() or (worker.source.uses_network and not before_attempt()):
             break
         try:
-            out = worker.attempt(task)
+            result = worker.attempt(task)
         except Cancelled:
             break
         attempts += 1
-        after_attempt(out)
+        if isinstance(result, Fetched):
+            after_attempt("fetched", None)
+            return FetchDone(task, result, attempts, started)
+        out = result
+        after_attempt(out.status, out.reason)
         if out.status not in TRANSIENT or k == retries:
             break
         wait = backoff_s * (2**k)
