@@ -100,8 +100,8 @@ def download(
     lines = [
         f"{dataset}: {r.selected} selected from {r.source}",
         f"  this run:  {_counts(r.this_run)} ({r.attempted} videos, {r.bytes / 1e6:.1f} MB in {r.seconds:.1f} s)",
-        f"  skipped:   {r.done_before} already ok, {settled} failed permanently before"
-        + (" (--retry-failed asks again)" if settled else ""),
+        f"  skipped:   {r.done_before} already ok"
+        + (f", {settled} settled before ({_counts(r.settled)}; --retry-failed asks again)" if settled else ""),
         f"  in total:  {_counts(r.totals)}",
         f"  manifest:  {r.manifest_hash[:16]}… ({r.manifest_path})",
     ]

@@ -8,11 +8,12 @@ it. The ledger is written by the main thread only, one transaction per video.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -153,6 +154,22 @@ def _totals(ledger: Ledger, selected: list[Item]) -> dict[str, int]:
     return {s: c[s] for s in (*STATUSES, "pending") if c[s]}
 
 
+@contextlib.contextmanager
+def _reachable(source: Source, needed: bool) -> Iterator[Source]:
+    """The source, reachable for the run: a mirror folder gets a loopback server until the block ends."""
+    if source.kind != "mirror" or not needed:
+        yield source
+        return
+    with MirrorServer(source.folder) as server:
+        yield source.with_template(server.url_template)
+
+
+@dataclass
+class _Tally:
+    counts: Counter = field(default_factory=Counter)
+    bytes: int = 0
+
+
 def download(
     root: Path,
     cfg: DownloadConfig,
@@ -165,81 +182,68 @@ def download(
     Safe to interrupt and to run again: finished videos are never fetched twice, permanent
     failures are not asked for again unless ``cfg.retry_failed``.
     """
-    t0 = time.perf_counter()
-    started = utc_now()
-    log = log or (lambda _msg: None)
+    t0, started = time.perf_counter(), utc_now()
     card = get_card(cfg.dataset)
     layout = DatasetLayout(root, cfg.dataset)
     source = parse_source(cfg.source, card, layout)
     run_cfg = cfg.resolved(source.spec, source.kind)
     if items is None:
         items = listed_items(load_official(root, cfg.dataset), cfg.split)
-    selected = select(items, cfg.shard_tuple, cfg.limit)
+    selected = select(items, cfg.shard_tuple, cfg.limit)  # every id checked before any request
     notes = []
     if source.kind == "youtube" and not available_js_runtimes():
-        notes.append("no JavaScript runtime (deno or node) on PATH: YouTube may refuse formats; see `ytfgvc doctor`")
+        notes.append("no JavaScript runtime that yt-dlp accepts: YouTube may refuse formats; see `ytfgvc doctor`")
     for n in notes:
-        log(f"warning: {n}")
+        (log or print)(f"warning: {n}")
 
     layout.videos_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     breaker = Breaker(run_cfg.breaker, stop)
     pacer = Pacer(*parse_sleep(run_cfg.sleep), stop)
     fetcher = _fetcher(source, card, run_cfg, stop)
-    this_run: Counter = Counter()
-    nbytes = 0
-    stopped = None
+    version = _ytdlp_version() if fetcher else None
+    limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
+    tally = _Tally()
     with Ledger(layout.ledger_path, cfg.dataset) as ledger:
         p = plan(selected, ledger.records(), layout, cfg.retry_failed)
         sweep_leftovers(layout, {t.video_id for t in p.tasks})
-        server = MirrorServer(source.folder).start() if source.kind == "mirror" and p.tasks else None
+
+        def record(task: Task, out: Outcome) -> None:
+            ledger.record(out.record(task, source.spec if source.kind != "dir" else str(source.folder), version))
+            tally.counts[out.status] += 1
+            tally.bytes += out.bytes or 0
+
+        interrupted, described = False, source.describe()
         try:
-            if server is not None:
-                source = source.with_template(server.url_template)
-            limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
-            worker = VideoWorker(layout, source, limits, fetcher, stop)
-            version = _ytdlp_version() if fetcher else None
-            label = source.spec if source.kind != "dir" else str(source.folder)
-
-            def record(task: Task, out: Outcome) -> None:
-                nonlocal nbytes
-                ledger.record(out.record(task, label, version))
-                this_run[out.status] += 1
-                nbytes += out.bytes or 0
-
-            try:
-                _execute(p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, this_run)
-            except KeyboardInterrupt:
-                stopped = "interrupted"
-                raise
-            finally:
-                totals = _totals(ledger, selected)
-                manifest = write_manifest(layout, ledger.records(), annotations_hash(root, cfg.dataset))
-                result = DownloadResult(
-                    dataset=cfg.dataset,
-                    source=source.describe(),
-                    selected=len(selected),
-                    done_before=p.done,
-                    settled=dict(p.settled),
-                    attempted=sum(this_run.values()),
-                    this_run={s: this_run[s] for s in STATUSES if this_run[s]},
-                    totals=totals,
-                    bytes=nbytes,
-                    seconds=round(time.perf_counter() - t0, 2),
-                    manifest_hash=manifest["hash"],
-                    manifest_path=str(layout.manifest_path),
-                    extractions=fetcher.extractions if fetcher else 0,
-                    stopped="breaker" if breaker.tripped else stopped,
-                    resume_command=cfg.command(root),
-                    notes=notes,
-                )
-                if breaker.tripped:
-                    result.message = _breaker_message(breaker, cfg, root)
-                summary = {k: v for k, v in result.to_dict().items() if k != "notes"}
-                ledger.log_run(started, run_cfg.to_record(), summary)
+            with _reachable(source, bool(p.tasks)) as reachable:
+                described = reachable.describe()
+                worker = VideoWorker(layout, reachable, limits, fetcher, stop)
+                _execute(p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, tally.counts)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
-            if server is not None:
-                server.stop()
+            manifest = write_manifest(layout, ledger.records(), annotations_hash(root, cfg.dataset))
+            result = DownloadResult(
+                dataset=cfg.dataset,
+                source=described,
+                selected=len(selected),
+                done_before=p.done,
+                settled=dict(p.settled),
+                attempted=sum(tally.counts.values()),
+                this_run={s: tally.counts[s] for s in STATUSES if tally.counts[s]},
+                totals=_totals(ledger, selected),
+                bytes=tally.bytes,
+                seconds=round(time.perf_counter() - t0, 2),
+                manifest_hash=manifest["hash"],
+                manifest_path=str(layout.manifest_path),
+                extractions=fetcher.extractions if fetcher else 0,
+                stopped="breaker" if breaker.tripped else "interrupted" if interrupted else None,
+                message=_breaker_message(breaker, cfg, root) if breaker.tripped else None,
+                resume_command=cfg.command(root),
+                notes=notes,
+            )
+            ledger.log_run(started, run_cfg.to_record(), {k: v for k, v in result.to_dict().items() if k != "notes"})
     return result
 
 
