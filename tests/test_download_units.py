@@ -210,3 +210,31 @@ def test_range_header_parsing():
     assert parse_range("bytes=95-200", 100) == (95, 99)
     assert parse_range("bytes=100-", 100) == "bad" and parse_range("bytes=5-1", 100) == "bad"
     assert parse_range("bytes=0-1,5-6", 100) == "bad" and parse_range("lines=1-2", 100) == "bad"
+
+
+def test_probe_catches_files_cut_short_wherever_the_index_is(tmp_path):
+    import av
+    import numpy as np
+
+    from ytfgvc.download.probe import CorruptVideo, probe_video
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "faststart.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:  # index first, like most web videos
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 360, 640, "yuv420p"
+        s.options = {"g": "10", "preset": "ultrafast"}
+        for _ in range(30):
+            img = rng.integers(0, 255, (640, 360, 3), dtype=np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    probe = probe_video(path)
+    assert (probe.duration_s, probe.short_side, probe.codec) == (3.0, 360, "h264")
+    data = path.read_bytes()
+    for keep in (0.5, 0.9, 0.999):
+        cut = tmp_path / f"cut{keep}.mp4"
+        cut.write_bytes(data[: int(len(data) * keep)])
+        with pytest.raises(CorruptVideo):
+            probe_video(cut)

@@ -51,6 +51,41 @@ def _decode_one(codec_context, packet) -> bool:
     return bool(frames)
 
 
+@dataclass
+class _Scan:
+    packets: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    first_key: Any = None
+    last_key: Any = None
+
+
+def _scan_packets(container, stream) -> _Scan:
+    """Read every packet of ``stream`` (no decoding): its time span and its first and last keyframes."""
+    import av
+
+    scan = _Scan()
+    tb = stream.time_base
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.pts is None:
+                continue  # the demuxer's end-of-stream marker
+            scan.packets += 1
+            if packet.is_corrupt:
+                raise CorruptVideo(f"packet {scan.packets} is damaged (the file is cut short or broken)")
+            t0 = float(packet.pts * tb)
+            t1 = t0 + float((packet.duration or 0) * tb)
+            scan.start = t0 if scan.packets == 1 else min(scan.start, t0)
+            scan.end = max(scan.end, t1)
+            if packet.is_keyframe:
+                if scan.first_key is None:
+                    scan.first_key = packet
+                scan.last_key = packet
+    except (av.FFmpegError, OSError) as e:
+        raise CorruptVideo(f"cannot read packet {scan.packets + 1}: {e}") from None
+    return scan
+
+
 def probe_video(path: Path) -> VideoProbe:
     """Check ``path`` decodes and is complete; return what it is.
 
@@ -75,45 +110,24 @@ def probe_video(path: Path) -> VideoProbe:
         declared = float(stream.duration * tb) if stream.duration and tb else None
         if declared is None and container.duration:
             declared = container.duration / 1_000_000
-        first_key = last_key = None
-        start = end = None
-        n = 0
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0 or packet.pts is None:
-                    continue
-                n += 1
-                if packet.is_corrupt:
-                    raise CorruptVideo(f"packet {n} is damaged (the file is cut short or broken)")
-                t0 = float(packet.pts * tb)
-                t1 = t0 + float((packet.duration or 0) * tb)
-                start = t0 if start is None else min(start, t0)
-                end = t1 if end is None else max(end, t1)
-                if packet.is_keyframe:
-                    if first_key is None:
-                        first_key = packet
-                    last_key = packet
-        except (av.FFmpegError, OSError) as e:
-            raise CorruptVideo(f"cannot read packet {n + 1}: {e}") from None
-        if n == 0 or first_key is None:
-            raise CorruptVideo("no video packets" if n == 0 else "no keyframe")
-        if stream.frames and n < stream.frames:
-            raise CorruptVideo(f"holds {n} of its {stream.frames} frames (truncated)")
-        covered = end - start
+        scan = _scan_packets(container, stream)
+        if scan.packets == 0 or scan.first_key is None:
+            raise CorruptVideo("no video packets" if scan.packets == 0 else "no keyframe")
+        if stream.frames and scan.packets < stream.frames:
+            raise CorruptVideo(f"holds {scan.packets} of its {stream.frames} frames (truncated)")
+        covered = scan.end - scan.start
         fps = float(stream.average_rate) if stream.average_rate else None
-        frame = 1.0 / fps if fps else 0.1
-        if declared is None or declared <= 0:
-            declared = covered
-        if covered < MIN_COVERED * declared - 2 * frame:
+        declared = declared if declared and declared > 0 else covered
+        if covered < MIN_COVERED * declared - 2 * (1.0 / fps if fps else 0.1):
             raise CorruptVideo(f"packets cover {covered:.2f} s of the declared {declared:.2f} s (truncated)")
         try:
-            for key in (first_key, last_key):
+            for key in (scan.first_key, scan.last_key):
                 if not _decode_one(cc, key):
                     raise CorruptVideo(f"keyframe at {float(key.pts * tb):.2f} s does not decode")
         except (av.FFmpegError, ValueError) as e:
             raise CorruptVideo(f"does not decode: {e}") from None
         return VideoProbe(
-            duration_s=round(max(declared, covered) if declared else covered, 3),
+            duration_s=round(max(declared, covered), 3),
             width=width,
             height=height,
             codec=cc.name,

@@ -59,7 +59,7 @@ class Outcome:
     probe: VideoProbe | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    def record(self, task: Task, source: str, ytdlp_version: str) -> VideoRecord:
+    def record(self, task: Task, source: str, ytdlp_version: str | None) -> VideoRecord:
         p, i = self.probe, self.info
         return VideoRecord(
             id=self.video_id,

@@ -182,7 +182,6 @@ class YtDlpFetcher:
             "socket_timeout": o.timeout_s,
             "retries": o.http_retries,
             "fragment_retries": o.http_retries,
-            "extractor_retries": 1,
             "max_filesize": MAX_FILESIZE,
             "continuedl": True,
             "overwrites": False,
@@ -244,8 +243,6 @@ class YtDlpFetcher:
             if "requested format is not available" in failure.message.lower():
                 failure = Failure("error", "no format with video", failure.message)
             return Fetched(failure=failure, info=trim_info(info))
-        if self.stop.is_set():
-            raise Cancelled()
         path = _downloaded_file(result or {}, workdir, video_id)
         if path is None:
             msg = "yt-dlp finished without writing a file (over the size cap, or skipped)"
