@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -80,22 +82,30 @@ def digest(folder: Path) -> dict[str, str]:
     return {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.mp4"))}
 
 
-def run_ytdlp_cli(server: MirrorServer, ids: list[str], out: Path) -> float:
-    urls = [server.url_template.replace("{id}", v) for v in ids]
-    cmd = [sys.executable, "-m", "yt_dlp", "-q", "--no-warnings", "--no-progress", "-o", f"{out}/%(id)s.%(ext)s"]
-    t = time.perf_counter()
-    subprocess.run(cmd + urls, check=True, cwd=ROOT)
-    return time.perf_counter() - t
-
-
-def run_ytfgvc_cli(server: MirrorServer, root: Path) -> float:
-    cmd = [sys.executable, "-m", "ytfgvc", "download", DATASET, "--root", str(root)]
-    cmd += ["--source", server.url_template, "--jobs", "1", "--json"]
+def timed_child(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd`` (arg list, no shell); its wall time, its CPU time (user + system) and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True)
-    summary = json.loads(res.stdout)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), res.stdout
+
+
+def run_ytdlp_cli(server: MirrorServer, ids: list[str], out: Path) -> tuple[float, float]:
+    urls = [server.url_template.replace("{id}", v) for v in ids]
+    cmd = [sys.executable, "-m", "yt_dlp", "-q", "--no-warnings", "--no-progress", "-o", f"{out}/%(id)s.%(ext)s"]
+    wall, cpu, _ = timed_child(cmd + urls)
+    return wall, cpu
+
+
+def run_ytfgvc_cli(server: MirrorServer, root: Path) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "ytfgvc", "download", DATASET, "--root", str(root)]
+    cmd += ["--source", server.url_template, "--jobs", "1", "--json"]
+    wall, cpu, out = timed_child(cmd)
+    summary = json.loads(out)
     assert summary["this_run"] == {"ok": summary["selected"]}, summary
-    return time.perf_counter() - t
+    return wall, cpu
 
 
 def count_extractions():
@@ -125,7 +135,9 @@ def main() -> None:
         ids = make_videos(work / "mirror", args.videos)
         size = sum(p.stat().st_size for p in (work / "mirror").glob("*.mp4"))
         print(f"{len(ids)} videos, {size / 1e6:.1f} MB, made in {time.perf_counter() - t:.1f} s")
+        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         times: dict[str, list[float]] = {"yt-dlp CLI": [], "ytfgvc CLI": []}
+        cpus: dict[str, list[float]] = {"yt-dlp CLI": [], "ytfgvc CLI": []}
         requests: dict[str, list[int]] = {"yt-dlp CLI": [], "ytfgvc CLI": []}
         with MirrorServer(work / "mirror") as server:
             for k in range(args.repeats):
@@ -134,12 +146,14 @@ def main() -> None:
                     before = len(server.requests)
                     if name == "yt-dlp CLI":
                         out = work / f"ytdlp-{k}"
-                        times[name].append(run_ytdlp_cli(server, ids, out))
+                        wall, cpu = run_ytdlp_cli(server, ids, out)
                         ytdlp_files = digest(out)
                     else:
                         root = make_root(work / f"ytfgvc-{k}", ids)
-                        times[name].append(run_ytfgvc_cli(server, root))
+                        wall, cpu = run_ytfgvc_cli(server, root)
                         ytfgvc_files = digest(root / DATASET / "videos")
+                    times[name].append(wall)
+                    cpus[name].append(cpu)
                     requests[name].append(len(server.requests) - before)
             assert ytdlp_files == ytfgvc_files and len(ytfgvc_files) == len(ids), "the two tools got different bytes"
 
@@ -152,18 +166,23 @@ def main() -> None:
             lib_requests = len(server.requests) - before
             assert r.this_run == {"ok": len(ids)}, r.this_run
 
-        med = {k: statistics.median(v) for k, v in times.items()}
-        ratio = med["ytfgvc CLI"] / med["yt-dlp CLI"]
         n = len(ids)
-        print(f"\n{'run':<22} {'median s':>9} {'per video ms':>13} {'requests/video':>15}   all runs (s)")
+        med = {k: statistics.median(v) for k, v in times.items()}
+        med_cpu = {k: statistics.median(v) for k, v in cpus.items()}
+        head = f"{'run':<22} {'wall s':>7} {'ms/video':>9} {'CPU s':>6} {'req/video':>10}   all runs, wall (s)"
+        print("\n" + head + "\n" + "-" * len(head))
         for name in times:
-            runs = ", ".join(f"{x:.2f}" for x in times[name])
             rpv = statistics.median(requests[name]) / n
-            print(f"{name:<22} {med[name]:>9.2f} {1000 * med[name] / n:>13.1f} {rpv:>15.2f}   {runs}")
-        print(f"{'ytfgvc library (1 run)':<22} {lib_s:>9.2f} {1000 * lib_s / n:>13.1f} {lib_requests / n:>15.2f}")
-        print(f"\nratio ytfgvc CLI / yt-dlp CLI: {ratio:.3f}  (target <= 1.1)")
+            row = f"{name:<22} {med[name]:>7.2f} {1000 * med[name] / n:>9.1f} {med_cpu[name]:>6.2f} {rpv:>10.2f}"
+            print(row + "   " + ", ".join(f"{x:.2f}" for x in times[name]))
+        lib = "ytfgvc library (1 run)"
+        print(f"{lib:<22} {lib_s:>7.2f} {1000 * lib_s / n:>9.1f} {'':>6} {lib_requests / n:>10.2f}")
+        ratio = med["ytfgvc CLI"] / med["yt-dlp CLI"]
+        print(f"\nratio ytfgvc CLI / yt-dlp CLI, wall (medians): {ratio:.3f}  (target <= 1.1)")
+        print(f"ratio ytfgvc CLI / yt-dlp CLI, CPU (medians):  {med_cpu['ytfgvc CLI'] / med_cpu['yt-dlp CLI']:.3f}")
         print(f"extractions per video: {counter['n'] / n:.2f}  ({counter['n']} for {n} videos; target 1)")
         print("both tools wrote identical bytes for every video")
+        print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -49,10 +49,10 @@ def test_breaker_stops_when_the_network_is_down(tmp_path: Path, dl_card, clips):
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/{{id}}.mp4"
     make_dataset(tmp_path, dict.fromkeys(make_ids(12, "n"), clips["ok"]))
-    res = cli("download", "dltest", "--root", tmp_path, "--source", dead, "--jobs", "1", "--breaker", "2", *FAST)
-    assert res.exit_code == 3 and "8 network errors in a row" in res.stderr
+    res = cli("download", "dltest", "--root", tmp_path, "--source", dead, "--jobs", "1", "--breaker", "3", *FAST)
+    assert res.exit_code == 3 and "6 network errors in a row" in res.stderr
     status = json.loads(cli("download", "dltest", "--status", "--json", "--root", tmp_path).stdout)
-    assert status["splits"]["train"] == {"listed": 12, "network_error": 8, "pending": 4}
+    assert status["splits"]["train"] == {"listed": 12, "network_error": 6, "pending": 6}
 
 
 def test_status_reports_splits_classes_and_reasons(tmp_path: Path, dl_card, clips):

@@ -34,7 +34,7 @@ def _counts(counts: dict[str, int]) -> str:
     type=int,
     default=5,
     show_default=True,
-    help="Stop after K rate-limited answers (or 4K network errors) in a row.",
+    help="Stop after K rate-limited answers (or 2K network errors) in a row.",
 )
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Network timeout (s).")
 @click.option("--retry-failed", is_flag=True, help="Ask again for videos that failed permanently before.")

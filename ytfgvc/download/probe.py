@@ -121,7 +121,8 @@ def probe_video(path: Path) -> VideoProbe:
         if covered < MIN_COVERED * declared - 2 * (1.0 / fps if fps else 0.1):
             raise CorruptVideo(f"packets cover {covered:.2f} s of the declared {declared:.2f} s (truncated)")
         try:
-            for key in (scan.first_key, scan.last_key):
+            keys = [scan.first_key] if scan.last_key is scan.first_key else [scan.first_key, scan.last_key]
+            for key in keys:
                 if not _decode_one(cc, key):
                     raise CorruptVideo(f"keyframe at {float(key.pts * tb):.2f} s does not decode")
         except (av.FFmpegError, ValueError) as e:

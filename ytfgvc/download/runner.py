@@ -9,12 +9,13 @@ it. The ledger is written by the main thread only, one transaction per video.
 from __future__ import annotations
 
 import contextlib
+import queue
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ class Breaker:
     checks), or after ``NETWORK_FACTOR * limit`` network errors in a row (the network is down:
     going on would only burn retries)."""
 
-    NETWORK_FACTOR = 4
+    NETWORK_FACTOR = 2
 
     def __init__(self, limit: int, stop: threading.Event):
         self.limit, self.stop = limit, stop
@@ -289,10 +290,16 @@ def _execute(
     stop = worker.stop
     fetch_pool = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="ytfgvc-fetch")
     verify_pool = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="ytfgvc-verify")
+    finished: queue.Queue = queue.Queue()  # futures, as they finish (O(1) each, whatever the number pending)
     pending: dict = {}
+
+    def submit(pool: ThreadPoolExecutor, task: Task, fn, *args) -> None:
+        fut = pool.submit(fn, *args)
+        pending[fut] = task
+        fut.add_done_callback(finished.put)
+
     for t in tasks:
-        fut = fetch_pool.submit(run_task, worker, t, cfg.retries, cfg.backoff_s, pacer.wait, breaker.observe)
-        pending[fut] = t
+        submit(fetch_pool, t, run_task, worker, t, cfg.retries, cfg.backoff_s, pacer.wait, breaker.observe)
 
     def take(fut) -> None:
         task = pending.pop(fut)
@@ -300,31 +307,28 @@ def _execute(
             return
         result = fut.result()
         if isinstance(result, FetchDone):
-            pending[verify_pool.submit(worker.finish, result)] = task
+            submit(verify_pool, task, worker.finish, result)
             return
         if result is not None:
             record(task, result)
             bar.set_postfix_str(" ".join(f"{SHORT[s]}={counts[s]}" for s in STATUSES if counts[s]))
         bar.update()
 
-    cancelled = False
-    try:
+    def drain() -> None:
+        cancelled = False
         while pending:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in done:
-                take(fut)
+            with contextlib.suppress(queue.Empty):
+                take(finished.get(timeout=0.5))  # a timeout keeps Ctrl-C responsive
             if stop.is_set() and not cancelled:
                 cancelled = True
                 for f in list(pending):
                     f.cancel()
+
+    try:
+        drain()
     except KeyboardInterrupt:
         stop.set()
-        for f in list(pending):
-            f.cancel()
-        while pending:  # running fetches stop at their next step; files already fetched are still verified
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in done:
-                take(fut)
+        drain()  # running fetches stop at their next step; files already fetched are still verified
         raise
     finally:
         fetch_pool.shutdown(wait=True, cancel_futures=True)
