@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -178,10 +179,21 @@ def download(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> DownloadResult:
-    """Download the videos of ``cfg.dataset`` listed under ``root`` (or ``items``) as ``cfg`` says.
+    """Download the videos of ``cfg.dataset`` listed under ``root`` as ``cfg`` says.
 
     Safe to interrupt and to run again: finished videos are never fetched twice, permanent
     failures are not asked for again unless ``cfg.retry_failed``.
+
+    Args:
+        root: the data folder (``--root``).
+        cfg: the run's options.
+        items: the videos to consider instead of the imported lists (every id is validated
+            before any request).
+        progress: show a progress bar on stderr.
+        log: where warnings and notes go (default: stderr).
+
+    Returns:
+        The run's summary; ``stopped == "breaker"`` when the circuit breaker ended it.
     """
     t0, started = time.perf_counter(), utc_now()
     card = get_card(cfg.dataset)
@@ -194,8 +206,9 @@ def download(
     notes = []
     if source.kind == "youtube" and not available_js_runtimes():
         notes.append("no JavaScript runtime that yt-dlp accepts: YouTube may refuse formats; see `ytfgvc doctor`")
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     for n in notes:
-        (log or print)(f"warning: {n}")
+        log(f"warning: {n}")
 
     layout.videos_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
@@ -208,6 +221,14 @@ def download(
     with Ledger(layout.ledger_path, cfg.dataset) as ledger:
         p = plan(selected, ledger.records(), layout, cfg.retry_failed)
         sweep_leftovers(layout, {t.video_id for t in p.tasks})
+        found = []
+        if p.missing_files:
+            found.append(f"{p.missing_files} videos recorded ok had no file under videos/: fetching them again")
+        if p.adopt:
+            found.append(f"{p.adopt} files found under videos/ without an ok record: verifying them, not fetching")
+        for n in found:
+            log(f"note: {n}")
+        notes += found
 
         def record(task: Task, out: Outcome) -> None:
             ledger.record(out.record(task, source.spec if source.kind != "dir" else str(source.folder), version))
