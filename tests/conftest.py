@@ -8,6 +8,8 @@ import pytest
 
 from ytfgvc.synth import SynthConfig, generate
 
+from .loopback import clips, dl_card  # noqa: F401 - fixtures of the download tests
+
 # Small enough for seconds on 2 cores, big enough to have one too-long and one too-small video.
 TINY_SYNTH = SynthConfig(classes=3, videos_per_class=4, seed=1, min_duration_s=2.0, max_duration_s=4.0)
 

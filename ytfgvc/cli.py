@@ -87,6 +87,7 @@ def main(ctx: click.Context, root: Path | None) -> None:
 COMMAND_MODULES = [
     "ytfgvc.commands.core",
     "ytfgvc.commands.models",
+    "ytfgvc.commands.download",
     "ytfgvc.commands.leaderboard",
 ]
 

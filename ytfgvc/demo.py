@@ -36,6 +36,31 @@ def stage_synth(ctx: DemoContext) -> str:
     )
 
 
+def stage_download(ctx: DemoContext) -> str:
+    """Download the synthetic mirror over loopback HTTP with yt-dlp; check the deliberate misfits were filtered."""
+    from ytfgvc.download import DownloadConfig, download
+    from ytfgvc.download.ledger import Ledger
+    from ytfgvc.layout import DatasetLayout
+
+    r = download(ctx.root, DownloadConfig(dataset=DATASET, jobs=ctx.jobs or None), progress=True)
+    ctx.results["download"] = r
+    synth = ctx.results.get("synth")
+    checks = ""
+    if synth is not None:
+        layout = DatasetLayout(ctx.root, DATASET)
+        with Ledger(layout.ledger_path, DATASET, readonly=True) as ledger:
+            records = ledger.records()
+        status = {vid: rec.status for vid, rec in records.items()}
+        long_ok = sum(status.get(v) == "filtered_duration" for v in synth.too_long)
+        small_ok = sum(status.get(v) == "filtered_resolution" for v in synth.too_small)
+        checks = (
+            f"; too long on purpose: {long_ok}/{len(synth.too_long)} filtered_duration, "
+            f"too small on purpose: {small_ok}/{len(synth.too_small)} filtered_resolution"
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in r.totals.items())
+    return f"{counts} via yt-dlp from {r.source}{checks}; manifest {r.manifest_hash[:12]}"
+
+
 def stage_datasets(ctx: DemoContext) -> str:
     from ytfgvc.datasets import get_card
     from ytfgvc.inventory import dataset_status
@@ -55,6 +80,7 @@ def stage_leaderboard(ctx: DemoContext) -> str:
 
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("synth", stage_synth),
+    ("download", stage_download),
     ("datasets", stage_datasets),
     ("leaderboard", stage_leaderboard),
 ]

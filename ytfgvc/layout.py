@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.fsutil import TMP_PREFIX
 
 DEFAULT_ROOT = "./ytfgvc-data"
 SPLITS = ("train", "test")
@@ -109,6 +110,10 @@ class DatasetLayout:
 
     def info_path(self, video_id: str) -> Path:
         return self.videos_dir / f"{check_video_id(video_id)}.info.json"
+
+    def download_tmp_dir(self, video_id: str) -> Path:
+        """Where a download in progress lives (a temporary name: never taken for a finished file)."""
+        return self.videos_dir / f"{TMP_PREFIX}{check_video_id(video_id)}"
 
     @property
     def ledger_path(self) -> Path:

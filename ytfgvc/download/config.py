@@ -1,0 +1,146 @@
+"""``DownloadConfig``: the options of ``ytfgvc download``, validated where they are set.
+
+Defaults that depend on the source (YouTube or a mirror) are resolved by
+:meth:`DownloadConfig.resolved`, so what a run actually used is written down in full.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ytfgvc.config import ConfigBase
+from ytfgvc.errors import YtfgvcError
+
+SPLIT_CHOICES = ("train", "test", "all")
+
+# yt-dlp's maintainers suggest 5-10 s between YouTube requests; a mirror or a folder needs none.
+DEFAULT_SLEEP = {"youtube": "5-10", "url": "0", "mirror": "0", "dir": "0"}
+DEFAULT_JOBS = {"youtube": 2, "url": 4, "mirror": 4, "dir": 4}
+# First wait before retrying a transient failure; doubles at every retry.
+DEFAULT_BACKOFF_S = {"youtube": 30.0, "url": 1.0, "mirror": 0.5, "dir": 0.5}
+
+_SHARD = re.compile(r"^(\d+)/(\d+)$")
+_SLEEP = re.compile(r"^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"`` -> ``(i, N)`` with ``0 <= i < N``; None stays None."""
+    if text is None:
+        return None
+    m = _SHARD.match(str(text).strip())
+    if not m:
+        raise YtfgvcError(f"--shard {text!r} is not i/N", "e.g. --shard 0/4, the first of 4 ($SLURM_ARRAY_TASK_ID/4)")
+    i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or i >= n:
+        raise YtfgvcError(f"--shard {text}: i must be in 0..{max(n - 1, 0)}", "shards are numbered from 0")
+    return i, n
+
+
+def parse_sleep(text: str) -> tuple[float, float]:
+    """``"5"`` -> ``(5, 5)``; ``"5-10"`` -> ``(5, 10)`` (a random wait in the range)."""
+    m = _SLEEP.match(str(text).strip())
+    if not m:
+        raise YtfgvcError(f"--sleep {text!r} is not seconds or a range", "e.g. --sleep 0, --sleep 2 or --sleep 5-10")
+    lo = float(m.group(1))
+    hi = float(m.group(2)) if m.group(2) else lo
+    if hi < lo:
+        raise YtfgvcError(f"--sleep {text}: the range must go up", "e.g. --sleep 5-10")
+    return lo, hi
+
+
+def redact_url(url: str | None) -> str | None:
+    """A proxy URL without its password (``http://user:***@host:port``)."""
+    if not url:
+        return url
+    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+@dataclass
+class DownloadConfig(ConfigBase):
+    """Options of one ``ytfgvc download`` run (see ``ytfgvc download --help``)."""
+
+    dataset: str
+    source: str | None = None  # None: the card's default_source
+    split: str = "all"
+    limit: int | None = None
+    shard: str | None = None  # "i/N"
+    jobs: int | None = None  # None: by source kind
+    sleep: str | None = None  # None: by source kind
+    retries: int = 2
+    backoff_s: float | None = None  # None: by source kind
+    breaker: int = 5
+    timeout_s: float = 30.0
+    retry_failed: bool = False
+    cookies: Path | None = None
+    proxy: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLIT_CHOICES:
+            raise YtfgvcError(f"--split {self.split!r} is not one of {', '.join(SPLIT_CHOICES)}")
+        if self.limit is not None and self.limit < 0:
+            raise YtfgvcError(f"--limit must be at least 0, got {self.limit}")
+        parse_shard(self.shard)
+        if self.jobs is not None and not 1 <= self.jobs <= 64:
+            raise YtfgvcError(f"--jobs must be in 1..64, got {self.jobs}", "a few parallel requests per IP are plenty")
+        if self.sleep is not None:
+            parse_sleep(self.sleep)
+        if not 0 <= self.retries <= 20:
+            raise YtfgvcError(f"--retries must be in 0..20, got {self.retries}")
+        if self.backoff_s is not None and self.backoff_s < 0:
+            raise YtfgvcError(f"--backoff must be at least 0 seconds, got {self.backoff_s}")
+        if self.breaker < 1:
+            raise YtfgvcError(f"--breaker must be at least 1, got {self.breaker}")
+        if not self.timeout_s > 0:
+            raise YtfgvcError(f"--timeout must be positive, got {self.timeout_s}")
+        if self.cookies is not None and not Path(self.cookies).is_file():
+            raise YtfgvcError(f"--cookies {self.cookies}: no such file", "export cookies.txt in Netscape format")
+        if self.proxy is not None and not re.match(r"^(https?|socks[45]h?)://", self.proxy):
+            raise YtfgvcError(f"--proxy {redact_url(self.proxy)!r} is not a proxy URL", "e.g. socks5://127.0.0.1:1080")
+
+    @property
+    def shard_tuple(self) -> tuple[int, int] | None:
+        return parse_shard(self.shard)
+
+    def resolved(self, source: str, kind: str) -> DownloadConfig:
+        """A copy with the source and every per-source default filled in."""
+        return self.replace(
+            source=source,
+            jobs=self.jobs or DEFAULT_JOBS[kind],
+            sleep=self.sleep if self.sleep is not None else DEFAULT_SLEEP[kind],
+            backoff_s=self.backoff_s if self.backoff_s is not None else DEFAULT_BACKOFF_S[kind],
+        )
+
+    def to_record(self) -> dict:
+        """The config as recorded in the ledger: the proxy's password hidden."""
+        d = self.to_dict()
+        d["proxy"] = redact_url(self.proxy)
+        return d
+
+    def command(self, root: Path) -> str:
+        """The ``ytfgvc download`` command line that runs this config again (to resume)."""
+        args = ["ytfgvc", "download", self.dataset, "--root", str(root)]
+        defaults = DownloadConfig(dataset=self.dataset)
+        flags = [
+            ("source", "--source"),
+            ("split", "--split"),
+            ("limit", "--limit"),
+            ("shard", "--shard"),
+            ("jobs", "--jobs"),
+            ("sleep", "--sleep"),
+            ("retries", "--retries"),
+            ("backoff_s", "--backoff"),
+            ("breaker", "--breaker"),
+            ("timeout_s", "--timeout"),
+            ("cookies", "--cookies"),
+            ("proxy", "--proxy"),
+        ]
+        for name, flag in flags:
+            value = getattr(self, name)
+            if value is not None and value != getattr(defaults, name):
+                args += [flag, str(redact_url(value) if name == "proxy" else value)]
+        if self.retry_failed:
+            args.append("--retry-failed")
+        return shlex.join(args)

@@ -1,0 +1,243 @@
+"""``ledger.sqlite``: one row per video id, whatever became of it.
+
+yt-dlp's download archive records successes only; the ledger records every outcome, so
+a run knows what never to ask for again and a report can say why videos are missing.
+
+Tables (schema ``ytfgvc-ledger-1``)::
+
+    videos(id TEXT PRIMARY KEY,     -- YouTube id
+           status TEXT NOT NULL,    -- one of ytfgvc.records.STATUSES
+           reason TEXT,             -- short, groupable ("HTTP 404", "private video", "12.0 s > 10 s")
+           message TEXT,            -- the original error message
+           attempts INTEGER,        -- requests made for it, over all runs
+           first_attempt TEXT, last_attempt TEXT,   -- ISO 8601 UTC
+           bytes INTEGER, sha256 TEXT,              -- of videos/<id>.mp4 (ok only)
+           duration REAL, width INTEGER, height INTEGER, codec TEXT, fps REAL,
+           format_id TEXT, source TEXT, ytdlp_version TEXT,
+           split TEXT, label INTEGER)
+    meta(key TEXT PRIMARY KEY, value TEXT)      -- schema, dataset
+    runs(started TEXT, finished TEXT, config TEXT, summary TEXT)   -- JSON, one row per run
+
+Later stages read only ``videos.id`` and ``videos.status`` (see :mod:`ytfgvc.records`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.records import PERMANENT, STATUSES
+
+SCHEMA = "ytfgvc-ledger-1"
+
+_COLUMNS = """
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    reason TEXT,
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    first_attempt TEXT,
+    last_attempt TEXT,
+    bytes INTEGER,
+    sha256 TEXT,
+    duration REAL,
+    width INTEGER,
+    height INTEGER,
+    codec TEXT,
+    fps REAL,
+    format_id TEXT,
+    source TEXT,
+    ytdlp_version TEXT,
+    split TEXT,
+    label INTEGER
+"""
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class VideoRecord:
+    """One row of ``videos``."""
+
+    id: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    attempts: int = 0
+    first_attempt: str | None = None
+    last_attempt: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    fps: float | None = None
+    format_id: str | None = None
+    source: str | None = None
+    ytdlp_version: str | None = None
+    split: str | None = None
+    label: int | None = None
+
+    @property
+    def permanent(self) -> bool:
+        return self.status in PERMANENT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FIELDS = [f.name for f in fields(VideoRecord)]
+
+
+def rank(r: VideoRecord) -> tuple[int, str]:
+    """Which of two records of one id wins a merge: ok, then other permanent outcomes, then the latest."""
+    tier = 2 if r.status == "ok" else 1 if r.permanent else 0
+    return tier, r.last_attempt or ""
+
+
+def merge_records(a: VideoRecord, b: VideoRecord) -> VideoRecord:
+    """Combine two records of one id (from two shards): the better outcome and the widest times.
+
+    ``attempts`` is the larger of the two, so merging the same ledger twice changes nothing.
+    """
+    best = max(a, b, key=rank)
+    out = VideoRecord(**best.to_dict())
+    out.attempts = max(a.attempts or 0, b.attempts or 0)
+    firsts = [t for t in (a.first_attempt, b.first_attempt) if t]
+    lasts = [t for t in (a.last_attempt, b.last_attempt) if t]
+    out.first_attempt = min(firsts) if firsts else None
+    out.last_attempt = max(lasts) if lasts else None
+    out.split = best.split or a.split or b.split
+    out.label = best.label if best.label is not None else (a.label if a.label is not None else b.label)
+    return out
+
+
+class Ledger:
+    """The ledger of one dataset; use as a context manager.
+
+    :meth:`record` commits at most every ``commit_every_s`` seconds (a commit waits for
+    the disk: tens of milliseconds on a busy one) and on :meth:`flush` / :meth:`close`.
+    A killed run loses at most that many seconds of records, and nothing that matters:
+    a finished file without its record is verified (not fetched) by the next run, a lost
+    failure is tried again. ``readonly`` opens an existing ledger without changing it.
+    """
+
+    def __init__(self, path: Path, dataset: str, readonly: bool = False, commit_every_s: float = 1.0):
+        self.path = Path(path)
+        self.dataset = dataset
+        self.commit_every_s = commit_every_s
+        self._last_commit = time.monotonic()
+        if readonly and not self.path.is_file():
+            raise YtfgvcError(f"no ledger at {self.path}")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        try:
+            self.db = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            if not readonly:
+                self._create()
+            self._check()
+        except sqlite3.DatabaseError as e:
+            raise YtfgvcError(
+                f"cannot use ledger {self.path}: {e}",
+                "if the file is damaged, move it away; the next run re-checks every video",
+            ) from None
+
+    def _create(self) -> None:
+        with self.db:
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS videos ({_COLUMNS})")
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS runs (started TEXT, finished TEXT, config TEXT, summary TEXT)")
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('dataset', ?)", (self.dataset,))
+
+    def _check(self) -> None:
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("schema") != SCHEMA:
+            raise YtfgvcError(f"{self.path}: ledger schema {meta.get('schema')!r}, expected {SCHEMA!r}")
+        if meta.get("dataset") != self.dataset:
+            raise YtfgvcError(f"{self.path} is the ledger of {meta.get('dataset')!r}, not {self.dataset!r}")
+
+    def flush(self) -> None:
+        """Commit what :meth:`record` has written so far."""
+        self.db.commit()
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        if self.db.in_transaction:
+            self.flush()
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # reading
+    def records(self) -> dict[str, VideoRecord]:
+        cur = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM videos")
+        return {row[0]: VideoRecord(*row) for row in cur.fetchall()}
+
+    def get(self, video_id: str) -> VideoRecord | None:
+        row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM videos WHERE id = ?", (video_id,)).fetchone()
+        return VideoRecord(*row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM videos GROUP BY status").fetchall()
+        return {s: n for s, n in sorted(rows, key=lambda r: STATUSES.index(r[0]) if r[0] in STATUSES else 99)}
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT started, finished, config, summary FROM runs ORDER BY rowid").fetchall()
+        return [{"started": s, "finished": f, "config": json.loads(c), "summary": json.loads(m)} for s, f, c, m in rows]
+
+    # writing
+    def record(self, rec: VideoRecord) -> None:
+        """Insert or update ``rec``: ``attempts`` is added to the stored count, times are kept."""
+        if rec.status not in STATUSES:
+            raise ValueError(f"unknown status {rec.status!r}")
+        values = [getattr(rec, f) for f in FIELDS]
+        keep_first = ("id", "attempts", "first_attempt", "split", "label")
+        updates = [f"{f} = excluded.{f}" for f in FIELDS if f not in keep_first]
+        updates += [
+            "attempts = videos.attempts + excluded.attempts",
+            "first_attempt = COALESCE(videos.first_attempt, excluded.first_attempt)",
+            "split = COALESCE(excluded.split, videos.split)",
+            "label = COALESCE(excluded.label, videos.label)",
+        ]
+        sql = (
+            f"INSERT INTO videos ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))}) "
+            f"ON CONFLICT(id) DO UPDATE SET {', '.join(updates)}"
+        )
+        self.db.execute(sql, values)
+        if time.monotonic() - self._last_commit >= self.commit_every_s:
+            self.flush()
+
+    def replace_all(self, records: dict[str, VideoRecord]) -> None:
+        """Make the table hold exactly ``records`` (used by merge), in one transaction."""
+        self.flush()
+        with self.db:
+            self.db.execute("DELETE FROM videos")
+            self.db.executemany(
+                f"INSERT INTO videos ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})",
+                [[getattr(r, f) for f in FIELDS] for r in records.values()],
+            )
+
+    def log_run(self, started: str, config: dict[str, Any], summary: dict[str, Any]) -> None:
+        self.flush()
+        with self.db:
+            self.db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?)",
+                (started, utc_now(), json.dumps(config, default=str), json.dumps(summary, default=str)),
+            )

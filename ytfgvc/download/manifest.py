@@ -1,0 +1,92 @@
+"""``manifest.json``: exactly which videos this root holds, and the hash that names that snapshot.
+
+Format (schema ``ytfgvc-manifest-1``)::
+
+    {"schema": "ytfgvc-manifest-1",
+     "dataset": "birds",
+     "hash": "<sha256>",               # names the snapshot (see below)
+     "annotations": "<sha256>",        # ytfgvc.annotations.annotations_hash of the lists used
+     "created": "2026-01-01T00:00:00Z",
+     "tools": {"ytfgvc": ..., "yt_dlp": ..., "av": ..., "ffmpeg": ..., "python": ...},
+     "counts": {"ok": 17000, "unavailable": 900, ..., "missing": 0},
+     "videos": {"<id>": {"status": "ok", "sha256": ..., "bytes": ..., "split": "train", "label": 17},
+                "<id>": {"status": "unavailable", "split": "test", "label": 3}, ...}}
+
+``hash`` is the sha256 of the text ``ytfgvc-manifest-1\\n<dataset>\\n<annotations>\\n``
+followed by one line ``<id> <sha256>\\n`` per video obtained (``ok`` in the ledger and
+present under ``videos/``), sorted by id. Two roots holding the same bytes for the same
+lists have the same hash, whatever the tools, the dates or the failures; anything that
+changes what a model is trained or tested on changes it. An ``ok`` video whose file is gone
+is listed as ``missing`` and left out of the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections import Counter
+from typing import Any
+
+from ytfgvc import __version__
+from ytfgvc.download.ledger import VideoRecord, utc_now
+from ytfgvc.fsutil import write_json_atomic
+from ytfgvc.layout import DatasetLayout
+
+SCHEMA = "ytfgvc-manifest-1"
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of everything that shapes the bytes obtained."""
+    import av
+    import yt_dlp
+
+    libav = getattr(av, "library_versions", {}).get("libavformat")
+    return {
+        "ytfgvc": __version__,
+        "yt_dlp": yt_dlp.version.__version__,
+        "av": av.__version__,
+        "libavformat": ".".join(map(str, libav)) if libav else "unknown",
+        "python": platform.python_version(),
+    }
+
+
+def snapshot_hash(dataset: str, annotations: str, obtained: dict[str, str]) -> str:
+    """The hash naming a snapshot; ``obtained`` maps id to the sha256 of its file."""
+    h = hashlib.sha256(f"{SCHEMA}\n{dataset}\n{annotations}\n".encode())
+    for vid in sorted(obtained):
+        h.update(f"{vid} {obtained[vid]}\n".encode())
+    return h.hexdigest()
+
+
+def build_manifest(layout: DatasetLayout, records: dict[str, VideoRecord], annotations: str) -> dict[str, Any]:
+    """The manifest of ``records``, checked against the files under ``videos/``."""
+    videos: dict[str, dict[str, Any]] = {}
+    obtained: dict[str, str] = {}
+    for vid in sorted(records):
+        r = records[vid]
+        entry: dict[str, Any] = {"status": r.status}
+        if r.status == "ok":
+            if r.sha256 and layout.video_path(vid).is_file():
+                obtained[vid] = r.sha256
+                entry.update(sha256=r.sha256, bytes=r.bytes)
+            else:
+                entry["status"] = "missing"
+        entry.update(split=r.split, label=r.label)
+        videos[vid] = entry
+    return {
+        "schema": SCHEMA,
+        "dataset": layout.dataset,
+        "hash": snapshot_hash(layout.dataset, annotations, obtained),
+        "annotations": annotations,
+        "created": utc_now(),
+        "tools": tool_versions(),
+        "counts": dict(Counter(e["status"] for e in videos.values())),
+        "videos": videos,
+    }
+
+
+def write_manifest(layout: DatasetLayout, records: dict[str, VideoRecord], annotations: str) -> dict[str, Any]:
+    """Build and atomically write ``manifest.json``; returns it."""
+    manifest = build_manifest(layout, records, annotations)
+    write_json_atomic(layout.manifest_path, manifest, indent=1)
+    return manifest
