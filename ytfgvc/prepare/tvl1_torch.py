@@ -184,8 +184,62 @@ def median_filter(x: torch.Tensor, size: int, max_elements: int = 1 << 27) -> to
     for part in x.split(chunk):
         padded = F.pad(part, (r, r, r, r), mode="replicate")
         windows = padded.unfold(2, size, 1).unfold(3, size, 1).reshape(*part.shape, size * size)
-        out.append(windows.median(dim=-1).values)
+        if windows.device.type == "cpu":
+            out.append(windows.median(dim=-1).values)
+        else:  # CUDA's median(dim) selects with one thread block per window; a small sort is far faster
+            out.append(windows.sort(dim=-1).values[..., size * size // 2])
     return torch.cat(out) if len(out) > 1 else out[0]
+
+
+def _sorting_network(n: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sort: compare-exchange pairs (i < j) that sort ``n`` (a power of 2) values."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+def median_network(count: int) -> list[tuple[int, int, bool, bool]]:
+    """Compare-exchanges that leave the median of ``count`` (odd) values at index ``count // 2``.
+
+    Batcher's network for the next power of two, without the exchanges with missing values
+    (taken as +inf, they never move) and without those the median does not depend on.
+    Each item is (i, j, keep_min, keep_max): position i gets min(v[i], v[j]) if keep_min, j the max if keep_max.
+    """
+    size = 1 << (count - 1).bit_length()
+    needed, network = {count // 2}, []
+    for i, j in reversed([(i, j) for i, j in _sorting_network(size) if j < count]):
+        keep_min, keep_max = i in needed, j in needed
+        if keep_min or keep_max:
+            network.append((i, j, keep_min, keep_max))
+            needed |= {i, j}
+    return network[::-1]
+
+
+def median_filter_network(x: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`median_filter` as a sort-free min/max network on shifted views.
+
+    Slow in eager mode (one kernel per min or max); meant for ``torch.compile``, which fuses it into one kernel.
+    """
+    r = size // 2
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (r, r, r, r), mode="replicate")
+    values = [padded[..., dy : dy + h, dx : dx + w] for dy in range(size) for dx in range(size)]
+    for i, j, keep_min, keep_max in median_network(size * size):
+        a, b = values[i], values[j]
+        if keep_min:
+            values[i] = torch.minimum(a, b)
+        if keep_max:
+            values[j] = torch.maximum(a, b)
+    return values[size * size // 2]
 
 
 # ---------------------------------------------------------------- the primal-dual iteration
@@ -245,13 +299,25 @@ def primal_dual_step(
 
 
 StepFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-_COMPILED: dict[str, StepFn] = {}
+MedianFn = Callable[[torch.Tensor, int], torch.Tensor]
+DEFAULT_COMPILE_MODE = "max-autotune-no-cudagraphs"
+_COMPILED: dict[str, tuple[StepFn, MedianFn]] = {}
 
 
-def compiled_step(mode: str = "max-autotune-no-cudagraphs") -> StepFn:
-    """``primal_dual_step`` through ``torch.compile`` (fused kernels; compiled once per process and mode)."""
+def kernels(compile: bool | str = False) -> tuple[StepFn, MedianFn]:  # noqa: A002
+    """The iteration and median functions: eager, or through ``torch.compile`` (True or a mode name).
+
+    Compiled functions are made once per process and mode; each new image size or batch size
+    may compile again (once dynamic shapes kick in, rarely).
+    """
+    if not compile:
+        return primal_dual_step, median_filter
+    mode = compile if isinstance(compile, str) else DEFAULT_COMPILE_MODE
     if mode not in _COMPILED:
-        _COMPILED[mode] = torch.compile(primal_dual_step, mode=mode)
+        _COMPILED[mode] = (
+            torch.compile(primal_dual_step, mode=mode),
+            torch.compile(median_filter_network, mode=mode),
+        )
     return _COMPILED[mode]
 
 
@@ -309,6 +375,7 @@ def _solve_level(
     u: torch.Tensor,
     params: TVL1Params,
     step: StepFn,
+    median: MedianFn,
     sync_every: int,
     stats: dict | None,
 ) -> torch.Tensor:
@@ -330,7 +397,7 @@ def _solve_level(
         iterations, done = 0, False
         for _ in range(params.outerIterations):
             if params.medianFiltering > 1:
-                smoothed = median_filter(ws.u[:, :2], params.medianFiltering)
+                smoothed = median(ws.u[:, :2], params.medianFiltering)
                 ws.u = torch.cat([torch.where(ws.active.view(-1, 1, 1, 1), smoothed, ws.u[:, :2]), ws.u[:, 2:]], 1)
             for _ in range(params.innerIterations):
                 ws.count()
@@ -360,7 +427,7 @@ def tvl1_flow(
     *,
     initial_flow: torch.Tensor | None = None,
     sync_every: int = 5,
-    step: StepFn | None = None,
+    compile: bool | str = False,  # noqa: A002
     stats: dict | None = None,
 ) -> torch.Tensor:
     """TV-L1 flow from ``i0`` to ``i1`` for a batch of pairs, on their device.
@@ -373,7 +440,9 @@ def tvl1_flow(
         sync_every: iterations between checks that every pair has stopped (the loop's only
             host synchronisation); 0 never checks and always runs the maximum iterations
             (the result is the same: stopped pairs are frozen either way).
-        step: the iteration function (``primal_dual_step`` or ``compiled_step()``).
+        compile: run the iteration and the median filter through ``torch.compile`` (True, or a
+            mode name such as "default"; True means "max-autotune-no-cudagraphs"). Same
+            results, fused kernels: much faster on a GPU after the first call compiles.
         stats: if a dict, receives ``warps``: per warping, the level ``size``, the iterations the
             batch ran (``batch_iterations``) and those each pair needed (``pair_iterations``).
 
@@ -397,9 +466,9 @@ def tvl1_flow(
         for level in levels[1:]:  # only the coarsest level's copy is used, as in OpenCV
             flow = resize_linear(flow, level.shape[-2:], (1 / params.scaleStep,) * 2) * params.scaleStep
         u[:, :2] = flow
-    step = step or primal_dual_step
+    step, median = kernels(compile)
     for s in range(len(levels) - 1, -1, -1):
-        u = _solve_level(levels[s][:, :1], levels[s][:, 1:], u, params, step, sync_every, stats)
+        u = _solve_level(levels[s][:, :1], levels[s][:, 1:], u, params, step, median, sync_every, stats)
         if s:
             u = resize_linear(u, levels[s - 1].shape[-2:])
             u[:, :2] /= params.scaleStep  # the illumination term is not a displacement
@@ -452,10 +521,7 @@ class TorchTVL1:
         self.device = torch.device(device) if device is not None else default_device()
         self.batch_size = batch_size
         self.sync_every = sync_every
-        if compile:
-            self.step = compiled_step(compile if isinstance(compile, str) else "max-autotune-no-cudagraphs")
-        else:
-            self.step = primal_dual_step
+        self.compile = compile
 
     def config(self) -> dict:
         """The parameters as a plain dict (for the record written beside the flow)."""
@@ -486,7 +552,7 @@ class TorchTVL1:
             init = None
             if flow is not None:
                 init = torch.from_numpy(np.ascontiguousarray(flow[start:end])).to(self.device).permute(0, 3, 1, 2)
-            result = tvl1_flow(a, b, self.params, initial_flow=init, sync_every=self.sync_every, step=self.step)
+            result = tvl1_flow(a, b, self.params, initial_flow=init, sync_every=self.sync_every, compile=self.compile)
             out[start:end] = result.permute(0, 2, 3, 1).float().cpu().numpy()
         return out
 
