@@ -166,14 +166,16 @@ def git_commit() -> str | None:
 
 
 def print_table(rows: list[dict], baseline: float | None) -> None:
-    print(f"\n{'method':<44} {'pairs/s':>9} {'x OpenCV-1':>11} {'5-min video':>12}")
+    print(f"\n{'method':<44} {'pairs/s':>9} {'x OpenCV-1':>11} {'5-min video':>12} {'GPU memory':>11}")
     for row in rows:
         rate = row.get("pairs_per_s")
         if rate is None:
             print(f"{row['method']:<44} {row.get('error', 'failed'):>9}")
             continue
-        ratio = f"{rate / baseline:,.1f}x" if baseline else "-"
-        print(f"{row['method']:<44} {rate:>9,.1f} {ratio:>11} {format_duration(VIDEO_PAIRS / rate):>12}")
+        ratio = f"{rate / baseline:,.2f}x" if baseline else "-"
+        shown = f"{rate:,.1f}" if rate >= 10 else f"{rate:.3f}"
+        memory = f"{row['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in row else ""
+        print(f"{row['method']:<44} {shown:>9} {ratio:>11} {format_duration(VIDEO_PAIRS / rate):>12} {memory:>11}")
 
 
 def format_duration(seconds: float) -> str:
@@ -257,10 +259,11 @@ def main(argv: list[str] | None = None) -> dict:
         for batch_size in batch_sizes:
             method = f"torch {device.type}, batch {batch_size}, compile {mode}"
             try:
-                run_torch(
-                    all_firsts[: batch_size * 2], all_seconds[: batch_size * 2], params, device, batch_size, compile
-                )
-                per_pair, flows = run_torch(all_firsts, all_seconds, params, device, batch_size, compile)  # warm
+                # warm-up: CUDA start, and compilation (pairs that stop late give the partial batches too)
+                run_torch(all_firsts[:batch_size], all_seconds[:batch_size], params, device, batch_size, compile)
+                if on_gpu:
+                    torch.cuda.reset_peak_memory_stats(device)
+                per_pair, flows = run_torch(all_firsts, all_seconds, params, device, batch_size, compile)
             except torch.cuda.OutOfMemoryError:
                 rows.append({"method": method, "error": "out of memory"})
                 torch.cuda.empty_cache()
@@ -268,6 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             row = {"method": method, "pairs": n_pairs, "pairs_per_s": 1 / per_pair, "batch_size": batch_size,
                    "compile": mode, "device": gpu_name or str(device)}  # fmt: skip
+            if on_gpu:
+                row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             rows.append(row)
             print_table(rows[-1:], baseline)
             if best is None or row["pairs_per_s"] > best[0]["pairs_per_s"]:

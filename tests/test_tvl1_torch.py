@@ -265,3 +265,19 @@ def test_cuda_matches_cpu():
     on_cpu = TorchTVL1(device="cpu").compute(firsts, seconds)
     assert end_point_error(on_gpu, on_cpu) < 0.05
     assert abs(end_point_error(on_gpu, truth) - end_point_error(on_cpu, truth)) < 0.02
+
+
+def test_benchmark_script_runs_small(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "flow_torch.py"
+    spec = importlib.util.spec_from_file_location("bench_flow_torch", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "results.json"
+    args = ["--device", "cpu", "--size", "48x40", "--pairs", "2", "--batch-sizes", "1,2", "--opencv-pairs", "2"]
+    result = bench.main([*args, "--jobs", "0", "--cpu-threads", "1", "--out", str(out)])
+    assert out.exists() and result["best"]["pairs_per_s"] > 0
+    assert [row["method"] for row in result["rows"]][0] == "OpenCV, 1 thread"
+    assert result["accuracy"]["epe_torch_vs_opencv"] < 0.3
