@@ -280,8 +280,9 @@ def primal_dual_step(
     Returns:
         The new ``u``, ``dual`` and ``active`` (new tensors; the inputs are not modified).
     """
-    # Written as few whole-tensor kernels as eager mode allows (in-place on temporaries only);
-    # torch.compile fuses it further.
+    # Few whole-tensor kernels, in place on temporaries only (torch.compile fuses them further).
+    # Stopped pairs are frozen by scaling their updates by 0 (exact: u + 0 = u, p / 1 = p).
+    keep = active.to(u.dtype).view(-1, 1, 1, 1)
     # thresholding (TH): v = u + clamp(-rho / |grad|^2, -l_t, l_t) * grad
     rho = torch.addcmul(rho_c, gw[:, :1], u[:, :1])
     for c in range(1, u.shape[1]):
@@ -292,18 +293,16 @@ def primal_dual_step(
     div = px + py
     div[..., 1:].sub_(px[..., :-1])
     div[..., 1:, :].sub_(py[..., :-1, :])
-    u_new = torch.addcmul(u, coef, gw).add_(div, alpha=theta)
+    change = torch.addcmul(div.mul_(theta), coef, gw)
+    u_new = torch.addcmul(u, keep, change)
     # p = (p + taut * grad u) / (1 + taut * |grad u|); forward differences, zero on the last row/column
     ux = F.pad(u_new[..., 1:] - u_new[..., :-1], (0, 1))
     uy = F.pad(u_new[..., 1:, :] - u_new[..., :-1, :], (0, 0, 0, 1))
-    denom = torch.hypot(ux, uy).mul_(taut).add_(1)
-    dual_new = torch.stack((torch.add(px, ux, alpha=taut), torch.add(py, uy, alpha=taut)), 2).div_(denom.unsqueeze(2))
-
-    err = torch.linalg.vector_norm(u_new - u, dim=(1, 2, 3)).square()
-    keep = active.view(-1, 1, 1, 1)
-    u = torch.where(keep, u_new, u)
-    dual = torch.where(keep.unsqueeze(-1), dual_new, dual)
-    return u, dual, active & (err > scaled_eps)
+    step = (keep * taut).unsqueeze(-1)
+    denom = torch.hypot(ux, uy).unsqueeze(2).mul_(step).add_(1)
+    dual_new = torch.addcmul(dual, step, torch.stack((ux, uy), 2)).div_(denom)
+    err = torch.linalg.vector_norm(change, dim=(1, 2, 3)).square()
+    return u_new, dual_new, active & (err > scaled_eps)
 
 
 StepFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
