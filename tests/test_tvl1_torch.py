@@ -15,18 +15,9 @@ import pytest
 import torch
 
 from ytfgvc.prepare.flow_pairs import end_point_error, make_pair
-from ytfgvc.prepare.tvl1_torch import (
-    TorchTVL1,
-    TVL1Params,
-    consecutive_pairs,
-    image_pyramid,
-    iter_flow_batches,
-    median_filter,
-    median_filter_network,
-    resize_linear,
-    tvl1_flow,
-    warp_bicubic,
-)
+from ytfgvc.prepare.flow_stream import consecutive_pairs, iter_flow_batches
+from ytfgvc.prepare.tvl1_ops import image_pyramid, median_filter, median_filter_network, resize_linear, warp_bicubic
+from ytfgvc.prepare.tvl1_torch import TorchTVL1, TVL1Params, tvl1_flow
 
 
 def _opencv_flows(params: TVL1Params, firsts: np.ndarray, seconds: np.ndarray, init=None) -> np.ndarray:
