@@ -1,0 +1,1 @@
+"""Frame extraction, optical flow backends and rawframe lists (the `ytfgvc prepare` stage)."""
