@@ -86,9 +86,11 @@ def main(ctx: click.Context, root: Path | None) -> None:
 
 def _register() -> None:
     # One line per command module; each module defines its click commands.
-    from ytfgvc.commands import core
+    from ytfgvc.commands import benchmark, core
 
     for cmd in core.COMMANDS:
+        main.add_command(cmd)
+    for cmd in benchmark.COMMANDS:
         main.add_command(cmd)
 
 

@@ -1,0 +1,501 @@
+"""Run one benchmark: train a model under the protocol, test it, and write its run folder.
+
+    >>> from ytfgvc.benchmark.config import load_config
+    >>> from ytfgvc.benchmark.run import run_benchmark
+    >>> cfg = load_config("tsn", "smoke").replace(dataset="synthetic", root="ytfgvc-data")
+    >>> result = run_benchmark(cfg, out="runs")          # doctest: +SKIP
+
+The run folder (:mod:`ytfgvc.benchmark.records`) is written by rank 0 only; the
+checkpoint after every epoch lets ``resume=True`` continue exactly where a killed run
+stopped, and a finished run (``metrics.json`` present) is not run again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ytfgvc.benchmark import records
+from ytfgvc.benchmark.config import BenchmarkConfig
+from ytfgvc.data.loader import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DeviceBatch,
+    EpochSampler,
+    device_batches,
+    gpu_decode_available,
+    make_loader,
+)
+from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, VideoRecord, missing_frames, read_list
+from ytfgvc.data.transforms import MultiScaleCrop, OverSample
+from ytfgvc.engine import (
+    DistEnv,
+    all_gather_objects,
+    barrier,
+    evaluate,
+    find_micro_batch,
+    init_distributed,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    shutdown_distributed,
+    train_one_epoch,
+)
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.layout import DatasetLayout, default_root, run_dir
+
+# Keys that may change when a run is resumed (they do not change what is computed).
+RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # "finished", "already finished" or "stopped" (after stop_after epochs)
+    metrics: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "status": self.status, "metrics": self.metrics}
+
+
+@dataclass
+class DataInfo:
+    layout: DatasetLayout
+    train: list[VideoRecord]
+    test: list[VideoRecord]
+    num_classes: int
+    n_official: int | None
+    manifest: str | None
+    annotations: str | None
+
+
+def load_data(cfg: BenchmarkConfig) -> DataInfo:
+    """Read and check the lists and frames of ``cfg.dataset``; the number of classes and official test videos."""
+    from ytfgvc.annotations import annotations_hash, is_imported, load_official
+    from ytfgvc.datasets import get_card
+    from ytfgvc.records import manifest_hash
+
+    if not cfg.dataset:
+        raise YtfgvcError("no dataset given", "pass DATASET (birds, cars or synthetic)")
+    card = get_card(cfg.dataset)
+    root = Path(cfg.root) if cfg.root else default_root()
+    layout = DatasetLayout(root, cfg.dataset)
+    splits = {s: read_list(layout, s) for s in ("train", "test")}
+    for split, recs in splits.items():
+        missing = missing_frames(layout, recs)
+        if missing:
+            raise YtfgvcError(
+                f"no frames for {len(missing)} of {len(recs)} {split} videos (first: {', '.join(missing[:3])})",
+                f"run `ytfgvc prepare {cfg.dataset}` first",
+            )
+    n_official, annotations, num_classes = None, None, card.num_classes
+    if is_imported(root, cfg.dataset):
+        official = load_official(root, cfg.dataset)
+        n_official, annotations = len(official.test), annotations_hash(root, cfg.dataset)
+        num_classes = max(official.labels) + 1 if official.labels else num_classes
+        unknown = sorted({r.video_id for r in splits["test"]} - {v for v, _ in official.test})
+        if unknown:
+            raise YtfgvcError(
+                f"{len(unknown)} test videos are not in the official test list (first: {', '.join(unknown[:3])})",
+                f"run `ytfgvc prepare {cfg.dataset}` again to rewrite the lists",
+            )
+    num_classes = cfg.num_classes or num_classes
+    top = max(r.label for recs in splits.values() for r in recs)
+    if top >= num_classes:
+        raise YtfgvcError(f"label {top} in the lists, but only {num_classes} classes", "check --set num_classes")
+    return DataInfo(
+        layout, splits["train"], splits["test"], num_classes, n_official, manifest_hash(layout), annotations
+    )
+
+
+def resolve(cfg: BenchmarkConfig, data: DataInfo) -> BenchmarkConfig:
+    """Fill in what the data decides: the absolute root, the number of classes, the run name."""
+    model = cfg.model.replace(kwargs=cfg.model_kwargs())
+    return cfg.replace(
+        root=str(data.layout.root.resolve()), num_classes=data.num_classes, run=cfg.run_name, model=model
+    )
+
+
+def _check_same_config(saved: dict[str, Any], cfg: BenchmarkConfig, folder: Path) -> None:
+    now = cfg.to_dict()
+    diff = [k for k in sorted(set(saved) | set(now)) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)]
+    if diff:
+        raise YtfgvcError(
+            f"{folder} was started with a different config ({', '.join(diff)})",
+            "resume with the same options (see its config.yaml), or pass --run-name NAME for a new run",
+        )
+
+
+@dataclass
+class Setup:
+    """What a run resolved about its hardware."""
+
+    amp: torch.dtype | None
+    channels_last: bool
+    decode_on_device: bool
+    micro_batch: int
+    accum_steps: int
+    notes: list[str]
+
+
+def _setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, n_train: int) -> Setup:
+    cuda = env.device.type == "cuda"
+    amp = torch.bfloat16 if cfg.amp == "bf16" or (cfg.amp == "auto" and cuda) else None
+    if cfg.decode == "gpu" and not cuda:
+        raise YtfgvcError("--decode gpu needs a CUDA device", "use --decode cpu or auto")
+    decode_on_device = cuda and cfg.decode != "cpu" and gpu_decode_available(env.device)
+    if cfg.decode == "gpu" and not decode_on_device:
+        raise YtfgvcError("--decode gpu: torchvision cannot decode JPEGs on this GPU (nvjpeg)", "use --decode cpu")
+    if cfg.batch_size % env.world:
+        raise YtfgvcError(f"--batch-size {cfg.batch_size} does not split over {env.world} processes")
+    if n_train < cfg.batch_size:
+        raise YtfgvcError(f"the train list has {n_train} videos, fewer than one batch", "lower --batch-size")
+    per_rank, notes = cfg.batch_size // env.world, []
+    if cfg.micro_batch:
+        if per_rank % cfg.micro_batch:
+            raise YtfgvcError(f"--micro-batch {cfg.micro_batch} does not divide the {per_rank} clips per process")
+        micro = cfg.micro_batch
+    elif cuda:
+        micro, notes = find_micro_batch(per_rank, _probe(cfg, env, model, amp), env)
+    else:
+        micro = per_rank
+    return Setup(amp, cfg.channels_last and cuda, decode_on_device, micro, per_rank // micro, notes)
+
+
+def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtype | None) -> Callable[[int], None]:
+    """A forward and backward pass on random clips, leaving weights, buffers and RNGs as they were."""
+
+    def try_batch(m: int) -> None:
+        t, s = cfg.num_segments, cfg.input_size
+        shape = (m, 3, t, s, s) if cfg.sampling == "clip" else (m, t, 3, s, s)
+        saved = {k: b.detach().clone() for k, b in model.named_buffers()}
+        with torch.random.fork_rng(devices=[env.device]):
+            model.train()
+            model.freeze_pretrained(False)
+            try:
+                with torch.autocast(env.device.type, dtype=amp, enabled=amp is not None):
+                    out = model(torch.randn(shape, device=env.device))
+                    loss = model.compute_loss(out, torch.zeros(m, dtype=torch.long, device=env.device))
+                loss.backward()
+            finally:
+                model.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    for k, b in model.named_buffers():
+                        b.copy_(saved[k])
+
+    return try_batch
+
+
+def _wrap(model: nn.Module, env: DistEnv, cfg: BenchmarkConfig) -> Callable:
+    """The callable that trains: DDP over ranks, compiled when asked; rebuilt when the frozen set changes."""
+    forward: Any = model
+    if env.distributed:
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        forward = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile:
+        forward = torch.compile(forward)
+    return forward
+
+
+def run_benchmark(
+    cfg: BenchmarkConfig,
+    out: Path | str = "runs",
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    echo: Callable[[str], None] = print,
+    env: DistEnv | None = None,
+) -> RunResult:
+    """Train and test ``cfg`` and write ``<out>/<dataset>/<method>/<run>/``.
+
+    Args:
+        cfg: the benchmark config (see :func:`ytfgvc.benchmark.config.load_config`).
+        out: the runs folder.
+        resume: continue the run from its checkpoint (a run without one starts afresh).
+        progress: show a progress bar (rank 0 only).
+        stop_after: stop after this many epochs, as if killed (tests and time-boxed jobs).
+        echo: where rank 0's messages go.
+        env: an initialised process group to use (default: join the one ``torchrun`` describes).
+    """
+    own = env is None
+    env = env or init_distributed(cfg.device)
+    try:
+        quiet = not env.is_main
+        return _run(
+            cfg, Path(out), env, resume, progress and not quiet, stop_after, (lambda s: None) if quiet else echo
+        )
+    finally:
+        if own:
+            shutdown_distributed(env)
+
+
+def _run(
+    cfg: BenchmarkConfig,
+    out: Path,
+    env: DistEnv,
+    resume: bool,
+    progress: bool,
+    stop_after: int | None,
+    echo: Callable[[str], None],
+) -> RunResult:
+    from tqdm import tqdm
+
+    from ytfgvc.models import create_model
+
+    session_start = time.time()
+    data = load_data(cfg)
+    cfg = resolve(cfg, data)
+    folder = run_dir(out, cfg.dataset, cfg.method, cfg.run_name)
+    if (folder / "metrics.json").is_file():
+        return RunResult(folder, "already finished", json.loads((folder / "metrics.json").read_text()))
+    ckpt_path, state = folder / "checkpoint.pt", None
+    if ckpt_path.is_file():
+        if not resume:
+            raise YtfgvcError(f"{folder} holds an unfinished run", "pass --resume to continue it, or --run-name NAME")
+        state = load_checkpoint(ckpt_path)
+        _check_same_config(state["config"], cfg, folder)
+
+    seed_everything(cfg.seed)
+    model = create_model(cfg.model.name, cfg.num_classes, **cfg.model.kwargs)
+    kind = getattr(model, "input_kind", "frames")
+    if (kind == "clip") != (cfg.sampling == "clip"):
+        raise YtfgvcError(f"model {cfg.model.name!r} takes {kind} input but the config samples {cfg.sampling}")
+    model.to(env.device)
+    setup = _setup(cfg, env, model, len(data.train))
+    if setup.channels_last:
+        fmt = torch.channels_last_3d if kind == "clip" else torch.channels_last
+        try:
+            model.to(memory_format=fmt)
+        except RuntimeError:
+            setup = Setup(**{**setup.__dict__, "channels_last": False})
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if env.distributed:
+        torch.manual_seed(cfg.seed + env.rank)  # different dropout on each rank
+    history: list[dict[str, Any]] = []
+    start, elapsed, started = 0, 0.0, _now()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history, elapsed, started = state["epoch"], state["history"], state["elapsed_s"], state["started"]
+        echo(f"resuming {folder} after epoch {start} of {cfg.epochs}")
+    if env.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg.to_yaml(folder / "config.yaml")
+    barrier(env)
+
+    mean = getattr(model, "input_mean", IMAGENET_MEAN)
+    std = getattr(model, "input_std", IMAGENET_STD)
+    decode_in_worker = not setup.decode_on_device
+    pin = env.device.type == "cuda" and decode_in_worker
+    train_ds = RawFrameDataset(
+        data.layout,
+        data.train,
+        FramePlan(cfg.sampling, cfg.num_segments, train=True),
+        MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
+        seed=cfg.seed,
+        decode=decode_in_worker,
+    )
+    to_device = DeviceBatch(train_ds, env.device, kind, mean, std, setup.channels_last)
+    sampler = EpochSampler(
+        len(data.train), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size
+    )
+    loader = make_loader(train_ds, sampler, setup.micro_batch, cfg.workers, pin, cfg.seed)
+    if state is not None:
+        rngs = state["rng"]
+        if len(rngs) == env.world:
+            set_rng_state(rngs[env.rank], env)
+        else:
+            echo(f"warning: the checkpoint has RNG states for {len(rngs)} processes, not {env.world}; reseeding")
+
+    per_epoch = len(sampler) * env.world
+    bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, unit="clip", disable=not progress, desc="train")
+    forward, frozen_now = None, None
+    for epoch in range(start, cfg.epochs):
+        frozen = epoch < cfg.freeze_epochs
+        lr = cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        model.freeze_pretrained(frozen)  # after train(): a model may keep frozen layers in eval mode here
+        if frozen != frozen_now:
+            forward, frozen_now = _wrap(model, env, cfg), frozen
+        sampler.set_epoch(epoch)
+        bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", lr=f"{lr:.1e}")
+        stats = train_one_epoch(
+            model,
+            forward,
+            device_batches(loader, to_device),
+            optimizer,
+            env,
+            setup.accum_steps,
+            setup.amp,
+            cfg.clip_grad_norm,
+            on_step=lambda n, loss: bar.update(n * env.world),
+        )
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": round(stats.loss, 6),
+                "accuracy": round(stats.accuracy, 4),
+                "lr": lr,
+                "frozen": frozen,
+                "clips": stats.clips,
+                "seconds": round(stats.seconds, 3),
+                "clips_per_s": round(stats.clips_per_s, 2),
+                "gpu_memory_gb": stats.peak_memory_gb,
+            }
+        )
+        rngs = all_gather_objects(rng_state(env), env)
+        elapsed_now = elapsed + time.time() - session_start
+        if env.is_main:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "rng": rngs,
+                    "config": cfg.to_dict(),
+                    "elapsed_s": elapsed_now,
+                    "started": started,
+                },
+            )
+            records.write_log(folder / "log.jsonl", history)
+            r = history[-1]
+            msg = f"epoch {r['epoch']}/{cfg.epochs}: loss {r['loss']:.4f}, train top-1 {r['accuracy']:.2f}%, "
+            (bar.write if progress else echo)(msg + f"lr {lr:.1e}, {r['clips_per_s']:.1f} clips/s")
+        barrier(env)
+        if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
+            bar.close()
+            return RunResult(folder, "stopped")
+    bar.close()
+    del loader
+
+    index, logits = _test(cfg, data, env, model, kind, mean, std, setup, progress)
+    elapsed += time.time() - session_start
+    if env.is_main:
+        metrics = _finish(cfg, data, env, model, setup, folder, history, index, logits, elapsed, started)
+    barrier(env)
+    if not env.is_main:
+        return RunResult(folder, "finished")
+    echo(f"{cfg.method} on {cfg.dataset}: top-1 {metrics['scores']['top1']:.2f}% -> {folder}")
+    return RunResult(folder, "finished", metrics)
+
+
+def _test(cfg, data, env, model, kind, mean, std, setup, progress) -> tuple[np.ndarray, np.ndarray]:
+    """The test protocol over every test video; per-video logits on every rank."""
+    from tqdm import tqdm
+
+    crop = OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale)
+    test_ds = RawFrameDataset(
+        data.layout,
+        data.test,
+        FramePlan(cfg.sampling, cfg.test_segments, train=False),
+        crop,
+        seed=cfg.seed,
+        decode=not setup.decode_on_device,
+    )
+    to_device = DeviceBatch(test_ds, env.device, kind, mean, std, setup.channels_last)
+    sampler = EpochSampler(len(data.test), env.world, env.rank)
+    pin = env.device.type == "cuda" and not setup.decode_on_device
+    loader = make_loader(test_ds, sampler, cfg.test_batch, cfg.workers, pin, cfg.seed)
+    model.eval()
+    forward = torch.compile(model) if cfg.compile else model
+    with tqdm(total=len(sampler) * env.world, unit="video", disable=not progress, desc="test") as bar:
+        index, logits = evaluate(
+            forward,
+            device_batches(loader, to_device),
+            crop.num_views,
+            env,
+            setup.amp,
+            on_step=lambda n: bar.update(n * env.world),
+        )
+    if len(index) != len(data.test):
+        raise RuntimeError(f"scored {len(index)} of {len(data.test)} test videos")
+    return index, logits
+
+
+def _finish(cfg, data, env, model, setup, folder, history, index, logits, elapsed, started) -> dict[str, Any]:
+    """Score, then write predictions.json, curves.png and (last, marking the run finished) metrics.json."""
+    from ytfgvc.metrics import score_matrix
+
+    z = logits.astype(np.float64)
+    probs = np.exp(z - z.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    videos = [data.test[i] for i in index]
+    targets = np.array([r.label for r in videos])
+    scores = score_matrix(probs, targets, n_official=data.n_official)
+    source = getattr(model, "pretrained_source", "from scratch")
+    doc = records.predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, source)
+    records.write_predictions(folder / "predictions.json", doc)
+    records.plot_curves(folder / "curves.png", history, f"{cfg.method} on {cfg.dataset} ({cfg.run_name})")
+    cuda = env.device.type == "cuda"
+    metrics = {
+        "schema": records.METRICS_SCHEMA,
+        "dataset": cfg.dataset,
+        "method": cfg.method,
+        "model": cfg.model.name,
+        "run": cfg.run_name,
+        "preset": cfg.preset,
+        "scores": scores.to_dict(),
+        "data": {
+            "manifest": data.manifest,
+            "annotations": data.annotations,
+            "train_videos": len(data.train),
+            "test_videos": len(data.test),
+            "official_test_videos": data.n_official,
+        },
+        "protocol": {
+            "sampling": cfg.sampling,
+            "train_frames": cfg.num_segments,
+            "test_frames": cfg.test_segments,
+            "test_crops": cfg.test_crops,
+            "test_short_side": OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale).short_side,
+            "input_size": cfg.input_size,
+            "scores": "logits averaged over views; predictions.json holds their softmax",
+        },
+        "training": {
+            "epochs": len(history),
+            "final_loss": history[-1]["loss"] if history else None,
+            "final_accuracy": history[-1]["accuracy"] if history else None,
+            "batch": {
+                "global": cfg.batch_size,
+                "micro": setup.micro_batch,
+                "accum_steps": setup.accum_steps,
+                "processes": env.world,
+                "notes": setup.notes,
+            },
+            "amp": "bf16" if setup.amp is not None else "off",
+            "channels_last": setup.channels_last,
+            "compile": cfg.compile,
+            "decode": "gpu" if setup.decode_on_device else "cpu",
+        },
+        "pretrained_source": source,
+        "versions": records.tool_versions(),
+        "git": records.git_info(),
+        "device": records.device_info(env.device, env.world),
+        "wall_time_s": round(elapsed, 2),
+        "gpu_hours": round(elapsed * env.world / 3600, 4) if cuda else 0.0,
+        "started": started,
+        "finished": _now(),
+    }
+    from ytfgvc.fsutil import write_json_atomic
+
+    write_json_atomic(folder / "metrics.json", metrics)
+    return metrics
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
