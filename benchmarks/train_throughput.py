@@ -47,6 +47,7 @@ from ytfgvc.data.loader import (  # noqa: E402
     device_batches,
     gpu_decode_available,
     make_loader,
+    worker_stage,
 )
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list  # noqa: E402
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample  # noqa: E402
@@ -218,7 +219,8 @@ class Method:
         records = read_list(self.layout, "train")
         need = (self.args.warmup + self.args.steps + 8) * batch * world
         records = records * -(-need // len(records))
-        ds = RawFrameDataset(self.layout, records, plan, crop, decode=not self.decode_on_device)
+        stage = worker_stage(self.device, self.decode_on_device, crop.num_views)
+        ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage)
         sampler = EpochSampler(len(ds), world, rank, shuffle=train, global_batch=batch * world if train else 0)
         pin = self.device.type == "cuda" and not self.decode_on_device
         loader = make_loader(ds, sampler, batch, workers(self.args), pin)

@@ -148,3 +148,22 @@ def test_two_gloo_processes_equal_one_process(root, tmp_path):
         [e["label"] for e in p] for p in p2["results"].values()
     ]
     assert json.loads(two.stdout)["runs"][0]["status"] == "finished"  # printed once, by rank 0
+
+
+def test_micro_batch_halves_until_it_fits():
+    from ytfgvc.engine import DistEnv, find_micro_batch
+
+    tried = []
+
+    def try_batch(m: int) -> None:
+        tried.append(m)
+        if m > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    assert find_micro_batch(24, try_batch, DistEnv()) == (
+        3,
+        [f"out of GPU memory with {m} clips per step" for m in (24, 12, 6)],
+    )
+    assert tried == [24, 12, 6, 3]
+    with pytest.raises(YtfgvcError, match="one clip does not fit"):
+        find_micro_batch(4, lambda m: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("oom")), DistEnv())

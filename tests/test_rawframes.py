@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ytfgvc.data.loader import IMAGENET_MEAN, IMAGENET_STD, DeviceBatch, EpochSampler, collate
+from ytfgvc.data.loader import IMAGENET_MEAN, IMAGENET_STD, DeviceBatch, EpochSampler, collate, worker_stage
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, missing_frames, read_list
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
 from ytfgvc.errors import ValidationError, YtfgvcError
@@ -64,15 +64,17 @@ def test_items_are_deterministic_per_epoch_and_shaped_by_the_protocol(layout):
     assert clip[(0, 0)]["pixels"].shape == (1, 8, 3, 32, 32)
 
 
-def test_decoding_on_the_device_gives_the_same_pixels(layout):
-    """The GPU path (bytes to DeviceBatch, decoded there) run on the CPU equals decoding in the worker."""
+def test_decoding_or_cropping_on_the_device_gives_the_same_pixels(layout):
+    """The GPU paths (frames or bytes to DeviceBatch, cropped or decoded there), run on the CPU, equal the worker's."""
     records = read_list(layout, "train")
     plan, crop = FramePlan("segments", 3, train=True), MultiScaleCrop(24)
-    here = RawFrameDataset(layout, records, plan, crop, seed=1, decode=True)
-    there = RawFrameDataset(layout, records, plan, crop, seed=1, decode=False)
+    here = RawFrameDataset(layout, records, plan, crop, seed=1, stage="pixels")
     keys = [(2, i) for i in range(4)]
-    to_dev = DeviceBatch(there, torch.device("cpu"))
-    assert torch.equal(to_dev.pixels(collate([there[k] for k in keys])), collate([here[k] for k in keys])["pixels"])
+    expected = collate([here[k] for k in keys])["pixels"]
+    for stage in ("frames", "jpeg"):
+        there = RawFrameDataset(layout, records, plan, crop, seed=1, stage=stage)
+        to_dev = DeviceBatch(there, torch.device("cpu"))
+        assert torch.equal(to_dev.pixels(collate([there[k] for k in keys])), expected), stage
 
 
 def test_device_batch_normalizes_and_lays_out_frames_and_clips(layout):
@@ -100,6 +102,12 @@ def test_training_shards_make_the_same_global_batches_on_any_number_of_ranks():
     s = EpochSampler(10, shuffle=True, seed=4, global_batch=4)
     s.set_epoch(1)
     assert [i for _, i in s] != [i for _, i in one] and all(e == 1 for e, _ in s)
+
+
+def test_worker_stage_choice():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert worker_stage(cpu, False, 10) == "pixels" and worker_stage(gpu, False, 1) == "pixels"
+    assert worker_stage(gpu, False, 10) == "frames" and worker_stage(gpu, True, 1) == "jpeg"
 
 
 def test_test_shards_cover_every_video_with_padding():

@@ -78,7 +78,10 @@ def init_distributed(device: str = "auto") -> DistEnv:
         torch.cuda.set_device(dev)
     owns = False
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cuda":
+            dist.init_process_group("nccl", device_id=dev)
+        else:
+            dist.init_process_group("gloo")
         owns = True
     if dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -92,7 +95,7 @@ def shutdown_distributed(env: DistEnv) -> None:
 
 def barrier(env: DistEnv) -> None:
     if env.distributed:
-        dist.barrier()
+        dist.barrier(device_ids=[env.device.index]) if env.device.type == "cuda" else dist.barrier()
 
 
 def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:

@@ -82,6 +82,7 @@ class BenchmarkConfig(ConfigBase):
     amp: str = "auto"  # auto (bf16 on GPU), bf16, off
     channels_last: bool = True  # on GPU only
     compile: bool = False
+    find_unused_parameters: bool = False  # DDP: for models with parameters that get no gradient
     seed: int = 0
 
     def __post_init__(self) -> None:

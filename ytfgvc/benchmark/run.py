@@ -34,6 +34,7 @@ from ytfgvc.data.loader import (
     device_batches,
     gpu_decode_available,
     make_loader,
+    worker_stage,
 )
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, VideoRecord, missing_frames, read_list
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
@@ -56,7 +57,7 @@ from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout, default_root, run_dir
 
 # Keys that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device")
+RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device", "find_unused_parameters")
 
 
 @dataclass
@@ -202,7 +203,9 @@ def _wrap(model: nn.Module, env: DistEnv, cfg: BenchmarkConfig) -> Callable:
     forward: Any = model
     if env.distributed:
         ids = [env.device.index] if env.device.type == "cuda" else None
-        forward = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        forward = nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters
+        )
     if cfg.compile:
         forward = torch.compile(forward)
     return forward
@@ -257,9 +260,15 @@ def _run(
     data = load_data(cfg)
     cfg = resolve(cfg, data)
     folder = run_dir(out, cfg.dataset, cfg.method, cfg.run_name)
+    ckpt_path, state = folder / "checkpoint.pt", None
+    seen = all_gather_objects(((folder / "metrics.json").is_file(), ckpt_path.is_file()), env)
+    if len(set(seen)) > 1:
+        raise YtfgvcError(
+            f"the processes see different contents in {folder}",
+            "put --out on a filesystem that every node mounts at the same path",
+        )
     if (folder / "metrics.json").is_file():
         return RunResult(folder, "already finished", json.loads((folder / "metrics.json").read_text()))
-    ckpt_path, state = folder / "checkpoint.pt", None
     if ckpt_path.is_file():
         if not resume:
             raise YtfgvcError(f"{folder} holds an unfinished run", "pass --resume to continue it, or --run-name NAME")
@@ -296,15 +305,14 @@ def _run(
 
     mean = getattr(model, "input_mean", IMAGENET_MEAN)
     std = getattr(model, "input_std", IMAGENET_STD)
-    decode_in_worker = not setup.decode_on_device
-    pin = env.device.type == "cuda" and decode_in_worker
+    pin = env.device.type == "cuda" and not setup.decode_on_device
     train_ds = RawFrameDataset(
         data.layout,
         data.train,
         FramePlan(cfg.sampling, cfg.num_segments, train=True),
         MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
         seed=cfg.seed,
-        decode=decode_in_worker,
+        stage=worker_stage(env.device, setup.decode_on_device, 1),
     )
     to_device = DeviceBatch(train_ds, env.device, kind, mean, std, setup.channels_last)
     sampler = EpochSampler(
@@ -332,7 +340,7 @@ def _run(
             forward, frozen_now = _wrap(model, env, cfg), frozen
         sampler.set_epoch(epoch)
         bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", lr=f"{lr:.1e}")
-        stats = train_one_epoch(
+        stats = _train_epoch(
             model,
             forward,
             device_batches(loader, to_device),
@@ -394,6 +402,18 @@ def _run(
     return RunResult(folder, "finished", metrics)
 
 
+def _train_epoch(model: nn.Module, *args: Any, **kw: Any):
+    try:
+        return train_one_epoch(model, *args, **kw)
+    except RuntimeError as e:
+        if "Expected to have finished reduction" in str(e):
+            raise YtfgvcError(
+                "some of the model's parameters get no gradient, which DistributedDataParallel refuses",
+                "pass --set find_unused_parameters=true",
+            ) from e
+        raise
+
+
 def _test(cfg, data, env, model, kind, mean, std, setup, progress) -> tuple[np.ndarray, np.ndarray]:
     """The test protocol over every test video; per-video logits on every rank."""
     from tqdm import tqdm
@@ -405,7 +425,7 @@ def _test(cfg, data, env, model, kind, mean, std, setup, progress) -> tuple[np.n
         FramePlan(cfg.sampling, cfg.test_segments, train=False),
         crop,
         seed=cfg.seed,
-        decode=not setup.decode_on_device,
+        stage=worker_stage(env.device, setup.decode_on_device, crop.num_views),
     )
     to_device = DeviceBatch(test_ds, env.device, kind, mean, std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)

@@ -66,18 +66,33 @@ class EpochSampler(Sampler):
             yield self.epoch, int(i)
 
 
+def worker_stage(device: torch.device, decode_on_device: bool, num_views: int) -> str:
+    """How far loader workers take a sample (see :class:`RawFrameDataset`).
+
+    JPEGs go to the GPU undecoded when it decodes them; otherwise workers decode, and crop
+    too unless there are many views per video on a GPU (10 crops of 25 frames would be
+    ten times the decoded frames to ship through shared memory).
+    """
+    if decode_on_device:
+        return "jpeg"
+    return "frames" if torch.device(device).type == "cuda" and num_views > 1 else "pixels"
+
+
 def collate(items: Sequence[dict]) -> dict:
-    """Stack items of :class:`RawFrameDataset` (decoded pixels, or JPEG bytes end to end)."""
+    """Batch items of :class:`RawFrameDataset` (cropped pixels, decoded frames, or JPEG bytes)."""
     batch = {
         "index": torch.tensor([it["index"] for it in items]),
         "label": torch.tensor([it["label"] for it in items]),
     }
     if "pixels" in items[0]:
         batch["pixels"] = torch.stack([it["pixels"] for it in items])
+    elif "frames" in items[0]:
+        batch["frames"] = [it["frames"] for it in items]
+        batch["draws"] = [it["draw"] for it in items]
     else:
         batch["jpeg"] = torch.cat([it["jpeg"] for it in items])
         batch["lengths"] = torch.cat([it["lengths"] for it in items])
-        batch["frames"] = [len(it["lengths"]) for it in items]
+        batch["counts"] = [len(it["lengths"]) for it in items]
         batch["draws"] = [it["draw"] for it in items]
     return batch
 
@@ -110,13 +125,14 @@ class DeviceBatch:
         """uint8 ``(B, V, T, 3, S, S)`` on the device."""
         if "pixels" in batch:
             return batch["pixels"].to(self.device, non_blocking=True)
-        blobs = list(torch.split(batch["jpeg"], batch["lengths"].tolist()))
-        images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=self.device)
-        clips, start = [], 0
-        for t, draw in zip(batch["frames"], batch["draws"], strict=True):
-            clips.append(crop_clip(torch.stack(images[start : start + t]), self.crop, draw))
-            start += t
-        return torch.stack(clips)
+        if "frames" in batch:
+            clips = [f.to(self.device, non_blocking=True) for f in batch["frames"]]
+        else:
+            blobs = list(torch.split(batch["jpeg"], batch["lengths"].tolist()))
+            images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=self.device)
+            starts = np.cumsum([0, *batch["counts"]])
+            clips = [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        return torch.stack([crop_clip(c, self.crop, d) for c, d in zip(clips, batch["draws"], strict=True)])
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         u8 = self.pixels(batch)

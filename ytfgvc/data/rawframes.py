@@ -29,6 +29,9 @@ from ytfgvc.layout import DatasetLayout, is_valid_video_id
 
 MAX_LIST_LINES = 10_000_000
 FRAME_KINDS = ("segments", "clip")
+# What a loader worker hands over: cropped views, decoded frames (cropped on the device),
+# or JPEG bytes (decoded and cropped on the device).
+WORKER_STAGES = ("pixels", "frames", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,14 @@ class FramePlan:
 class RawFrameDataset(Dataset):
     """Clips of prepared frames, addressed by ``(epoch, index)``.
 
-    With ``decode=True`` an item is ``{"index", "label", "pixels": uint8 (V, T, 3, S, S)}``
-    (decoded and cropped here, on the CPU, in a loader worker). With ``decode=False`` it
-    is ``{"index", "label", "jpeg": uint8 bytes of the T frames end to end, "lengths": (T,),
-    "draw": the crop draw}``, for :class:`ytfgvc.data.loader.DeviceBatch` to decode on the
-    GPU (nvjpeg) and crop there.
+    What an item holds besides ``index`` and ``label`` depends on ``stage``:
+
+    * ``"pixels"``: ``uint8 (V, T, 3, S, S)``, decoded and cropped here (in a loader worker);
+    * ``"frames"``: ``frames`` ``uint8 (T, 3, H, W)`` decoded here, and the crop ``draw``;
+    * ``"jpeg"``: ``jpeg`` (the T files' bytes end to end), ``lengths`` ``(T,)`` and ``draw``.
+
+    :class:`ytfgvc.data.loader.DeviceBatch` does the rest on the device (nvjpeg decoding
+    for ``"jpeg"``, the crops for both).
     """
 
     def __init__(
@@ -131,10 +137,12 @@ class RawFrameDataset(Dataset):
         plan: FramePlan,
         crop: MultiScaleCrop | OverSample,
         seed: int = 0,
-        decode: bool = True,
+        stage: str = "pixels",
     ):
+        if stage not in WORKER_STAGES:
+            raise ValueError(f"stage must be one of {WORKER_STAGES}, got {stage!r}")
         self.layout, self.records, self.plan, self.crop = layout, records, plan, crop
-        self.seed, self.decode = seed, decode
+        self.seed, self.stage = seed, stage
 
     def __len__(self) -> int:
         return len(self.records)
@@ -153,12 +161,15 @@ class RawFrameDataset(Dataset):
         unique, inverse = np.unique(indices, return_inverse=True)
         blobs = [_read(p) for p in self.frame_paths(record, unique)]
         item = {"index": index, "label": record.label}
-        if not self.decode:
+        if self.stage == "jpeg":
             order = [blobs[i] for i in inverse]
             item.update(jpeg=torch.cat(order), lengths=torch.tensor([len(b) for b in order]), draw=draw)
             return item
         frames = torch.stack(decode_jpeg(blobs, mode=ImageReadMode.RGB))[torch.from_numpy(inverse)]
-        item["pixels"] = crop_clip(frames, self.crop, draw)
+        if self.stage == "frames":
+            item.update(frames=frames, draw=draw)
+        else:
+            item["pixels"] = crop_clip(frames, self.crop, draw)
         return item
 
 
