@@ -197,3 +197,25 @@ def test_demo_stage_skips_without_prepared_frames(tmp_path):
     ctx = DemoContext(root=tmp_path, echo=lambda s: None)
     line = stage_benchmark(ctx)
     assert line.startswith("skipped: no prepared frames") and "benchmark" not in ctx.results
+
+
+def test_demo_stage_runs_rra_and_tsn_and_prints_the_table(tmp_path, monkeypatch):
+    """With stand-ins for the two models (the real ones come with the models package)."""
+    from ytfgvc.benchmark import config
+
+    make_prepared(tmp_path, train_per_class=2)  # 6 training videos: fewer than the smoke batch
+    for method in ("rra", "tsn"):
+        preset = config._PAPER[method] | {"model": {"name": "test_tiny_frames", "kwargs": {}}}
+        monkeypatch.setitem(config._PAPER, method, preset)
+    monkeypatch.setitem(config._SMOKE_COMMON, "input_size", 24)
+    monkeypatch.setattr("ytfgvc.models.list_models", lambda pattern="*": ["rra", "tsn"])
+    lines: list[str] = []
+    ctx = DemoContext(root=tmp_path, echo=lines.append)
+    summary = stage_benchmark(ctx)
+    assert summary.startswith("smoke runs of rra and tsn")
+    result = ctx.results["benchmark"]
+    assert set(result["predictions"]) == {"rra", "tsn"} and all(
+        Path(p).is_file() for p in result["predictions"].values()
+    )
+    assert any("| RRA | — |" in line for line in lines)
+    assert stage_benchmark(ctx) == summary  # a second demo run finds the runs finished
