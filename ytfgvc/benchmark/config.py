@@ -126,10 +126,12 @@ class BenchmarkConfig(ConfigBase):
         return f"{self.method}_{backbone}_{self.num_segments}_{self.modality}"
 
 
+# Config keys with a flag of their own on `ytfgvc benchmark`; the others are set with --set.
+_FLAGS = {"micro_batch", "batch_size", "input_size", "epochs", "workers", "seed", "lr"}
+
+
 def _flag(name: str) -> str:
-    return {"micro_batch": "--micro-batch", "batch_size": "--batch-size", "input_size": "--input-size"}.get(
-        name, f"--{name.replace('_', '-')}" if name in ("epochs", "workers", "seed") else f"--set {name}"
-    )
+    return f"--{name.replace('_', '-')}" if name in _FLAGS else f"--set {name}"
 
 
 def _model(name: str, backbone: str, **kw: Any) -> dict[str, Any]:

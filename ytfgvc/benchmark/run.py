@@ -243,6 +243,32 @@ def run_benchmark(
             shutdown_distributed(env)
 
 
+@dataclass
+class _Run:
+    """What one run carries from step to step."""
+
+    cfg: BenchmarkConfig
+    data: DataInfo
+    env: DistEnv
+    folder: Path
+    model: nn.Module
+    kind: str
+    setup: Setup
+    optimizer: torch.optim.Optimizer
+    history: list[dict[str, Any]]
+    start_epoch: int
+    elapsed: float  # seconds spent by earlier sessions of this run
+    started: str
+    session_start: float
+
+    @property
+    def mean_std(self) -> tuple[Any, Any]:
+        return getattr(self.model, "input_mean", IMAGENET_MEAN), getattr(self.model, "input_std", IMAGENET_STD)
+
+    def seconds(self) -> float:
+        return self.elapsed + time.time() - self.session_start
+
+
 def _run(
     cfg: BenchmarkConfig,
     out: Path,
@@ -252,28 +278,45 @@ def _run(
     stop_after: int | None,
     echo: Callable[[str], None],
 ) -> RunResult:
-    from tqdm import tqdm
-
-    from ytfgvc.models import create_model
-
     session_start = time.time()
     data = load_data(cfg)
     cfg = resolve(cfg, data)
     folder = run_dir(out, cfg.dataset, cfg.method, cfg.run_name)
-    ckpt_path, state = folder / "checkpoint.pt", None
-    seen = all_gather_objects(((folder / "metrics.json").is_file(), ckpt_path.is_file()), env)
+    seen = all_gather_objects(((folder / "metrics.json").is_file(), (folder / "checkpoint.pt").is_file()), env)
     if len(set(seen)) > 1:
         raise YtfgvcError(
             f"the processes see different contents in {folder}",
             "put --out on a filesystem that every node mounts at the same path",
         )
-    if (folder / "metrics.json").is_file():
+    finished, has_checkpoint = seen[0]
+    if finished:
         return RunResult(folder, "already finished", json.loads((folder / "metrics.json").read_text()))
-    if ckpt_path.is_file():
+    state = None
+    if has_checkpoint:
         if not resume:
             raise YtfgvcError(f"{folder} holds an unfinished run", "pass --resume to continue it, or --run-name NAME")
-        state = load_checkpoint(ckpt_path)
+        state = load_checkpoint(folder / "checkpoint.pt")
         _check_same_config(state["config"], cfg, folder)
+    run = _build(cfg, data, env, folder, state, session_start)
+    if state is not None:
+        echo(f"resuming {folder} after epoch {run.start_epoch} of {cfg.epochs}")
+    if env.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg.to_yaml(folder / "config.yaml")
+    barrier(env)
+    if not _train(run, state, progress, stop_after, echo):
+        return RunResult(folder, "stopped")
+    index, logits = _test(run, progress)
+    metrics = _finish(run, index, logits) if env.is_main else None
+    barrier(env)
+    if metrics is not None:
+        echo(f"{cfg.method} on {cfg.dataset}: top-1 {metrics['scores']['top1']:.2f}% -> {folder}")
+    return RunResult(folder, "finished", metrics)
+
+
+def _build(cfg, data, env, folder, state, session_start) -> _Run:
+    """The model (seeded, on the device, restored from ``state``), its optimizer and the hardware setup."""
+    from ytfgvc.models import create_model
 
     seed_everything(cfg.seed)
     model = create_model(cfg.model.name, cfg.num_classes, **cfg.model.kwargs)
@@ -283,56 +326,53 @@ def _run(
     model.to(env.device)
     setup = _setup(cfg, env, model, len(data.train))
     if setup.channels_last:
-        fmt = torch.channels_last_3d if kind == "clip" else torch.channels_last
         try:
-            model.to(memory_format=fmt)
+            model.to(memory_format=torch.channels_last_3d if kind == "clip" else torch.channels_last)
         except RuntimeError:
             setup = Setup(**{**setup.__dict__, "channels_last": False})
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if env.distributed:
         torch.manual_seed(cfg.seed + env.rank)  # different dropout on each rank
-    history: list[dict[str, Any]] = []
-    start, elapsed, started = 0, 0.0, _now()
+    run = _Run(cfg, data, env, folder, model, kind, setup, optimizer, [], 0, 0.0, _now(), session_start)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start, history, elapsed, started = state["epoch"], state["history"], state["elapsed_s"], state["started"]
-        echo(f"resuming {folder} after epoch {start} of {cfg.epochs}")
-    if env.is_main:
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg.to_yaml(folder / "config.yaml")
-    barrier(env)
+        run.history, run.start_epoch = state["history"], state["epoch"]
+        run.elapsed, run.started = state["elapsed_s"], state["started"]
+    return run
 
-    mean = getattr(model, "input_mean", IMAGENET_MEAN)
-    std = getattr(model, "input_std", IMAGENET_STD)
-    pin = env.device.type == "cuda" and not setup.decode_on_device
+
+def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None, echo: Callable) -> bool:
+    """Train from ``run.start_epoch`` to the end (True), or stop after ``stop_after`` epochs (False)."""
+    from tqdm import tqdm
+
+    cfg, env, model, setup = run.cfg, run.env, run.model, run.setup
     train_ds = RawFrameDataset(
-        data.layout,
-        data.train,
+        run.data.layout,
+        run.data.train,
         FramePlan(cfg.sampling, cfg.num_segments, train=True),
         MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
         seed=cfg.seed,
         stage=worker_stage(env.device, setup.decode_on_device, 1),
     )
-    to_device = DeviceBatch(train_ds, env.device, kind, mean, std, setup.channels_last)
-    sampler = EpochSampler(
-        len(data.train), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size
-    )
+    to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
+    sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
+    pin = env.device.type == "cuda" and not setup.decode_on_device
     loader = make_loader(train_ds, sampler, setup.micro_batch, cfg.workers, pin, cfg.seed)
-    if state is not None:
-        rngs = state["rng"]
-        if len(rngs) == env.world:
-            set_rng_state(rngs[env.rank], env)
+    if state is not None:  # last, so that nothing above draws from the restored generators
+        if len(state["rng"]) == env.world:
+            set_rng_state(state["rng"][env.rank], env)
         else:
-            echo(f"warning: the checkpoint has RNG states for {len(rngs)} processes, not {env.world}; reseeding")
+            echo(f"warning: the checkpoint has RNG states for {len(state['rng'])} processes, not {env.world}")
 
     per_epoch = len(sampler) * env.world
-    bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, unit="clip", disable=not progress, desc="train")
+    total, done = cfg.epochs * per_epoch, run.start_epoch * per_epoch
+    bar = tqdm(total=total, initial=done, unit="clip", disable=not progress, desc="train")
     forward, frozen_now = None, None
-    for epoch in range(start, cfg.epochs):
+    for epoch in range(run.start_epoch, cfg.epochs):
         frozen = epoch < cfg.freeze_epochs
         lr = cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_step)
-        for group in optimizer.param_groups:
+        for group in run.optimizer.param_groups:
             group["lr"] = lr
         model.train()
         model.freeze_pretrained(frozen)  # after train(): a model may keep frozen layers in eval mode here
@@ -344,62 +384,53 @@ def _run(
             model,
             forward,
             device_batches(loader, to_device),
-            optimizer,
+            run.optimizer,
             env,
             setup.accum_steps,
             setup.amp,
             cfg.clip_grad_norm,
             on_step=lambda n, loss: bar.update(n * env.world),
         )
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "loss": round(stats.loss, 6),
-                "accuracy": round(stats.accuracy, 4),
-                "lr": lr,
-                "frozen": frozen,
-                "clips": stats.clips,
-                "seconds": round(stats.seconds, 3),
-                "clips_per_s": round(stats.clips_per_s, 2),
-                "gpu_memory_gb": stats.peak_memory_gb,
-            }
-        )
-        rngs = all_gather_objects(rng_state(env), env)
-        elapsed_now = elapsed + time.time() - session_start
+        row = {
+            "epoch": epoch + 1,
+            "loss": round(stats.loss, 6),
+            "accuracy": round(stats.accuracy, 4),
+            "lr": lr,
+            "frozen": frozen,
+            "clips": stats.clips,
+            "seconds": round(stats.seconds, 3),
+            "clips_per_s": round(stats.clips_per_s, 2),
+            "gpu_memory_gb": stats.peak_memory_gb,
+        }
+        run.history.append(row)
+        _save(run, epoch + 1)
         if env.is_main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "rng": rngs,
-                    "config": cfg.to_dict(),
-                    "elapsed_s": elapsed_now,
-                    "started": started,
-                },
-            )
-            records.write_log(folder / "log.jsonl", history)
-            r = history[-1]
-            msg = f"epoch {r['epoch']}/{cfg.epochs}: loss {r['loss']:.4f}, train top-1 {r['accuracy']:.2f}%, "
-            (bar.write if progress else echo)(msg + f"lr {lr:.1e}, {r['clips_per_s']:.1f} clips/s")
-        barrier(env)
-        if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
+            msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, train top-1 {row['accuracy']:.2f}%, "
+            (bar.write if progress else echo)(msg + f"lr {lr:.1e}, {row['clips_per_s']:.1f} clips/s")
+        if stop_after is not None and stop_after <= epoch + 1 < cfg.epochs:
             bar.close()
-            return RunResult(folder, "stopped")
+            return False
     bar.close()
-    del loader
+    return True
 
-    index, logits = _test(cfg, data, env, model, kind, mean, std, setup, progress)
-    elapsed += time.time() - session_start
-    if env.is_main:
-        metrics = _finish(cfg, data, env, model, setup, folder, history, index, logits, elapsed, started)
-    barrier(env)
-    if not env.is_main:
-        return RunResult(folder, "finished")
-    echo(f"{cfg.method} on {cfg.dataset}: top-1 {metrics['scores']['top1']:.2f}% -> {folder}")
-    return RunResult(folder, "finished", metrics)
+
+def _save(run: _Run, epochs_done: int) -> None:
+    """Checkpoint (with every rank's RNG states) and log, by rank 0; every rank waits for it."""
+    rngs = all_gather_objects(rng_state(run.env), run.env)
+    if run.env.is_main:
+        state = {
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "epoch": epochs_done,
+            "history": run.history,
+            "rng": rngs,
+            "config": run.cfg.to_dict(),
+            "elapsed_s": run.seconds(),
+            "started": run.started,
+        }
+        save_checkpoint(run.folder / "checkpoint.pt", state)
+        records.write_log(run.folder / "log.jsonl", run.history)
+    barrier(run.env)
 
 
 def _train_epoch(model: nn.Module, *args: Any, **kw: Any):
@@ -414,10 +445,11 @@ def _train_epoch(model: nn.Module, *args: Any, **kw: Any):
         raise
 
 
-def _test(cfg, data, env, model, kind, mean, std, setup, progress) -> tuple[np.ndarray, np.ndarray]:
+def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """The test protocol over every test video; per-video logits on every rank."""
     from tqdm import tqdm
 
+    cfg, data, env, model, setup = run.cfg, run.data, run.env, run.model, run.setup
     crop = OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale)
     test_ds = RawFrameDataset(
         data.layout,
@@ -427,7 +459,7 @@ def _test(cfg, data, env, model, kind, mean, std, setup, progress) -> tuple[np.n
         seed=cfg.seed,
         stage=worker_stage(env.device, setup.decode_on_device, crop.num_views),
     )
-    to_device = DeviceBatch(test_ds, env.device, kind, mean, std, setup.channels_last)
+    to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)
     pin = env.device.type == "cuda" and not setup.decode_on_device
     loader = make_loader(test_ds, sampler, cfg.test_batch, cfg.workers, pin, cfg.seed)
@@ -447,17 +479,19 @@ def _test(cfg, data, env, model, kind, mean, std, setup, progress) -> tuple[np.n
     return index, logits
 
 
-def _finish(cfg, data, env, model, setup, folder, history, index, logits, elapsed, started) -> dict[str, Any]:
+def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     """Score, then write predictions.json, curves.png and (last, marking the run finished) metrics.json."""
     from ytfgvc.metrics import score_matrix
 
+    cfg, data, env, setup, folder, history = run.cfg, run.data, run.env, run.setup, run.folder, run.history
+    elapsed = run.seconds()
     z = logits.astype(np.float64)
     probs = np.exp(z - z.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     videos = [data.test[i] for i in index]
     targets = np.array([r.label for r in videos])
     scores = score_matrix(probs, targets, n_official=data.n_official)
-    source = getattr(model, "pretrained_source", "from scratch")
+    source = getattr(run.model, "pretrained_source", "from scratch")
     doc = records.predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, source)
     records.write_predictions(folder / "predictions.json", doc)
     records.plot_curves(folder / "curves.png", history, f"{cfg.method} on {cfg.dataset} ({cfg.run_name})")
@@ -508,7 +542,7 @@ def _finish(cfg, data, env, model, setup, folder, history, index, logits, elapse
         "device": records.device_info(env.device, env.world),
         "wall_time_s": round(elapsed, 2),
         "gpu_hours": round(elapsed * env.world / 3600, 4) if cuda else 0.0,
-        "started": started,
+        "started": run.started,
         "finished": _now(),
     }
     from ytfgvc.fsutil import write_json_atomic
