@@ -170,8 +170,8 @@ class Method:
             self.cfg = cfg = cfg.replace(sampling="clip", num_segments=32, test_segments=32, test_crops=1)
         cuda = device.type == "cuda"
         self.amp = torch.bfloat16 if args.amp == "bf16" or (args.amp == "auto" and cuda) else None
-        self.channels_last = cuda
-        if cuda:
+        self.channels_last = cuda or self.kind == "frames"  # as the benchmark engine decides
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last_3d if self.kind == "clip" else torch.channels_last)
         self.model.freeze_pretrained(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)

@@ -80,7 +80,7 @@ class BenchmarkConfig(ConfigBase):
     decode: str = "auto"  # auto (GPU when training on one), cpu, gpu
     device: str = "auto"
     amp: str = "auto"  # auto (bf16 on GPU), bf16, off
-    channels_last: bool = True  # on GPU only
+    channels_last: bool = True  # on GPU, and on CPU for frame (2D) models
     compile: bool = False
     find_unused_parameters: bool = False  # DDP: for models with parameters that get no gradient
     seed: int = 0
