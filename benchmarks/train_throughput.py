@@ -55,9 +55,9 @@ from ytfgvc.engine import all_gather_objects, autocast, barrier, init_distribute
 from ytfgvc.layout import DatasetLayout  # noqa: E402
 from ytfgvc.models import create_model  # noqa: E402
 
-# Clips per training step and videos per test forward, per GPU (the paper's batch of 256
-# is reached by accumulation; throughput is per step).
-GPU_BATCH = {"rra": (64, 2), "tsn": (64, 2), "bninception": (256, 64), "i3d": (16, 8)}
+# Clips per training step per GPU (the paper's batch of 256 is reached by accumulation;
+# throughput is per step). Videos per test forward come from the preset's test_batch.
+GPU_BATCH = {"rra": 64, "tsn": 64, "bninception": 256, "i3d": 16}
 NUM_CLASSES = 200
 
 
@@ -175,9 +175,8 @@ class Method:
             self.model.to(memory_format=torch.channels_last_3d if self.kind == "clip" else torch.channels_last)
         self.model.freeze_pretrained(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        default_batch, default_test = GPU_BATCH.get(name, (32, 2))
-        self.batch = args.batch or (default_batch if cuda else 2)
-        self.test_batch = args.test_batch or (default_test if cuda else 1)
+        self.batch = args.batch or (GPU_BATCH.get(name, 32) if cuda else 2)
+        self.test_batch = args.test_batch or (cfg.test_batch if cuda else 1)
         self.decode_on_device = cuda and args.decode != "cpu" and gpu_decode_available(device)
         self.device, self.env, self.args, self.layout = device, env, args, layout
         self.mean = getattr(self.model, "input_mean", IMAGENET_MEAN)
