@@ -143,12 +143,13 @@ def train_one_epoch(
     accum_steps: int = 1,
     amp_dtype: torch.dtype | None = None,
     clip_grad_norm: float = 0.0,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> EpochStats:
     """One pass over ``batches`` (``(x, label, index)`` on the device), stepping every ``accum_steps``.
 
     ``forward`` is the model as called (DDP and/or compiled); ``model`` the module itself
-    (its ``compute_loss``). ``on_step(clips, loss)`` reports progress after each micro-batch.
+    (its ``compute_loss``). ``on_step(clips)`` reports progress after each micro-batch.
+    Nothing here waits for the GPU until the epoch ends (statistics stay on the device).
     """
     if env.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(env.device)
@@ -173,7 +174,7 @@ def train_one_epoch(
             correct = (out.logits.argmax(1) == label).sum()
             sums += torch.stack([loss.detach().double() * n, correct.double(), sums.new_tensor(n)])
         if on_step is not None:
-            on_step(n, float(loss.detach()))
+            on_step(n)
     if step % accum_steps:
         raise RuntimeError(f"{step} micro-batches do not make whole steps of {accum_steps}")
     seconds = time.perf_counter() - t0
@@ -276,10 +277,12 @@ def find_micro_batch(per_rank: int, try_batch: Callable[[int], None], env: DistE
             break
         except torch.cuda.OutOfMemoryError:
             notes.append(f"out of GPU memory with {m} clips per step")
+        # Out of the except block, the failed attempt's tensors are gone and their memory can be released.
+        if torch.cuda.is_available():
             torch.cuda.empty_cache()
-            m = next((d for d in range(m // 2, 0, -1) if per_rank % d == 0), 0)
-            if m == 0:
-                raise YtfgvcError("one clip does not fit in GPU memory", "use a smaller --input-size") from None
+        m = next((d for d in range(m // 2, 0, -1) if per_rank % d == 0), 0)
+        if m == 0:
+            raise YtfgvcError("one clip does not fit in GPU memory", "use a smaller --input-size")
     if env.distributed:
         m_all = torch.tensor([m], device=env.device)
         dist.all_reduce(m_all, op=dist.ReduceOp.MIN)
