@@ -76,7 +76,7 @@ def test_table6_files_and_command(table6_runs, tmp_path):
     root, out, summary = table6_runs
     files = summary["table6"]
     md = Path(files["md"]).read_text()
-    assert "| TSN | — |" in md and "5 / 6 (83.3%)" in md  # synthetic: no paper number
+    assert "| TSN (resnet18) | — |" in md and "5 / 6 (83.3%)" in md  # synthetic: no paper number
     assert Path(files["png"]).read_bytes()[:4] == b"\x89PNG" and "\\toprule" in Path(files["tex"]).read_text()
     res = CliRunner().invoke(main, ["table6", str(out), "--out", str(tmp_path), "--json"])
     assert res.exit_code == 0, res.output
@@ -217,5 +217,5 @@ def test_demo_stage_runs_rra_and_tsn_and_prints_the_table(tmp_path, monkeypatch)
     assert set(result["predictions"]) == {"rra", "tsn"} and all(
         Path(p).is_file() for p in result["predictions"].values()
     )
-    assert any("| RRA | — |" in line for line in lines)
+    assert any("| RRA (resnet18) | — |" in line for line in lines)
     assert stage_benchmark(ctx) == summary  # a second demo run finds the runs finished

@@ -506,6 +506,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
         "dataset": cfg.dataset,
         "method": cfg.method,
         "model": cfg.model.name,
+        "backbone": cfg.model.kwargs.get("backbone"),
         "run": cfg.run_name,
         "preset": cfg.preset,
         "scores": scores.to_dict(),

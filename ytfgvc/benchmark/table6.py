@@ -27,7 +27,7 @@ PAPER_TABLE6: dict[str, dict[str, float]] = {
     "birds": {"bninception": 60.13, "i3d": 40.68, "tsn": 72.361, "rra": 73.205},
     "cars": {"bninception": 61.96, "i3d": 40.92, "tsn": 74.340, "rra": 77.625},
 }
-METHOD_NAMES = {"bninception": "BN-Inception", "i3d": "I3D (ResNet-50)", "tsn": "TSN", "rra": "RRA"}
+METHOD_NAMES = {"bninception": "BN-Inception", "i3d": "I3D", "tsn": "TSN", "rra": "RRA"}
 DASH = "—"
 
 
@@ -48,6 +48,7 @@ class Row:
     preset: str
     run: str
     run_dir: str
+    backbone: str | None = None
 
     @property
     def diff(self) -> float | None:
@@ -55,7 +56,8 @@ class Row:
 
     @property
     def label(self) -> str:
-        return METHOD_NAMES.get(self.method, self.method)
+        name = METHOD_NAMES.get(self.method, self.method)
+        return f"{name} ({self.backbone})" if self.backbone else name
 
 
 @dataclass
@@ -257,6 +259,7 @@ def build_table(paths: list[Path]) -> Table6:
                 preset=m.get("preset", ""),
                 run=m.get("run", ""),
                 run_dir=str(p.parent),
+                backbone=m.get("backbone"),
             )
         )
     return Table6(rows, ignored)
