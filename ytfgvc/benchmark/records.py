@@ -96,6 +96,7 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -105,6 +106,7 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> N
     b.set(xlabel="epoch", ylabel="training top-1 (%)")
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:

@@ -163,7 +163,7 @@ class Table6:
                 ax.legend(fontsize=8)
             else:
                 ax.bar(x, ours, 0.5, yerr=err, capsize=3, color="tab:blue")
-            ax.set_xticks(x, [r.label for r in rows], fontsize=8)
+            ax.set_xticks(x, [r.label.replace(" (", "\n(") for r in rows], fontsize=8)
             ax.set(title=ds, ylabel="top-1 (%)", ylim=(0, 100))
             ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
