@@ -26,24 +26,24 @@ from torch import nn
 
 from ytfgvc.benchmark import records
 from ytfgvc.benchmark.config import BenchmarkConfig
+from ytfgvc.benchmark.data import DataInfo, load_data, resolve
+from ytfgvc.benchmark.hardware import Setup, resolve_setup, wrap_model
 from ytfgvc.data.loader import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     DeviceBatch,
     EpochSampler,
     device_batches,
-    gpu_decode_available,
     make_loader,
     worker_stage,
 )
-from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, VideoRecord, missing_frames, read_list
+from ytfgvc.data.rawframes import FramePlan, RawFrameDataset
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
 from ytfgvc.engine import (
     DistEnv,
     all_gather_objects,
     barrier,
     evaluate,
-    find_micro_batch,
     init_distributed,
     load_checkpoint,
     rng_state,
@@ -54,7 +54,7 @@ from ytfgvc.engine import (
     train_one_epoch,
 )
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.layout import DatasetLayout, default_root, run_dir
+from ytfgvc.layout import run_dir
 
 # Keys that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device", "find_unused_parameters")
@@ -70,64 +70,6 @@ class RunResult:
         return {"run_dir": str(self.run_dir), "status": self.status, "metrics": self.metrics}
 
 
-@dataclass
-class DataInfo:
-    layout: DatasetLayout
-    train: list[VideoRecord]
-    test: list[VideoRecord]
-    num_classes: int
-    n_official: int | None
-    manifest: str | None
-    annotations: str | None
-
-
-def load_data(cfg: BenchmarkConfig) -> DataInfo:
-    """Read and check the lists and frames of ``cfg.dataset``; the number of classes and official test videos."""
-    from ytfgvc.annotations import annotations_hash, is_imported, load_official
-    from ytfgvc.datasets import get_card
-    from ytfgvc.records import manifest_hash
-
-    if not cfg.dataset:
-        raise YtfgvcError("no dataset given", "pass DATASET (birds, cars or synthetic)")
-    card = get_card(cfg.dataset)
-    root = Path(cfg.root) if cfg.root else default_root()
-    layout = DatasetLayout(root, cfg.dataset)
-    splits = {s: read_list(layout, s) for s in ("train", "test")}
-    for split, recs in splits.items():
-        missing = missing_frames(layout, recs)
-        if missing:
-            raise YtfgvcError(
-                f"no frames for {len(missing)} of {len(recs)} {split} videos (first: {', '.join(missing[:3])})",
-                f"run `ytfgvc prepare {cfg.dataset}` first",
-            )
-    n_official, annotations, num_classes = None, None, card.num_classes
-    if is_imported(root, cfg.dataset):
-        official = load_official(root, cfg.dataset)
-        n_official, annotations = len(official.test), annotations_hash(root, cfg.dataset)
-        num_classes = max(official.labels) + 1 if official.labels else num_classes
-        unknown = sorted({r.video_id for r in splits["test"]} - {v for v, _ in official.test})
-        if unknown:
-            raise YtfgvcError(
-                f"{len(unknown)} test videos are not in the official test list (first: {', '.join(unknown[:3])})",
-                f"run `ytfgvc prepare {cfg.dataset}` again to rewrite the lists",
-            )
-    num_classes = cfg.num_classes or num_classes
-    top = max(r.label for recs in splits.values() for r in recs)
-    if top >= num_classes:
-        raise YtfgvcError(f"label {top} in the lists, but only {num_classes} classes", "check --set num_classes")
-    return DataInfo(
-        layout, splits["train"], splits["test"], num_classes, n_official, manifest_hash(layout), annotations
-    )
-
-
-def resolve(cfg: BenchmarkConfig, data: DataInfo) -> BenchmarkConfig:
-    """Fill in what the data decides: the absolute root, the number of classes, the run name."""
-    model = cfg.model.replace(kwargs=cfg.model_kwargs())
-    return cfg.replace(
-        root=str(data.layout.root.resolve()), num_classes=data.num_classes, run=cfg.run_name, model=model
-    )
-
-
 def _check_same_config(saved: dict[str, Any], cfg: BenchmarkConfig, folder: Path) -> None:
     now = cfg.to_dict()
     diff = [k for k in sorted(set(saved) | set(now)) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)]
@@ -136,84 +78,6 @@ def _check_same_config(saved: dict[str, Any], cfg: BenchmarkConfig, folder: Path
             f"{folder} was started with a different config ({', '.join(diff)})",
             "resume with the same options (see its config.yaml), or pass --run-name NAME for a new run",
         )
-
-
-@dataclass
-class Setup:
-    """What a run resolved about its hardware."""
-
-    amp: torch.dtype | None
-    channels_last: bool
-    decode_on_device: bool
-    micro_batch: int
-    accum_steps: int
-    notes: list[str]
-
-
-def _setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: str, n_train: int) -> Setup:
-    cuda = env.device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    # Channels-last: on GPU; on CPU for 2D models only (oneDNN's 2D backward is several times
-    # faster in it, its 3D one slower).
-    channels_last = cfg.channels_last and (cuda or kind == "frames")
-    amp = torch.bfloat16 if cfg.amp == "bf16" or (cfg.amp == "auto" and cuda) else None
-    if cfg.decode == "gpu" and not cuda:
-        raise YtfgvcError("--decode gpu needs a CUDA device", "use --decode cpu or auto")
-    decode_on_device = cuda and cfg.decode != "cpu" and gpu_decode_available(env.device)
-    if cfg.decode == "gpu" and not decode_on_device:
-        raise YtfgvcError("--decode gpu: torchvision cannot decode JPEGs on this GPU (nvjpeg)", "use --decode cpu")
-    if cfg.batch_size % env.world:
-        raise YtfgvcError(f"--batch-size {cfg.batch_size} does not split over {env.world} processes")
-    if n_train < cfg.batch_size:
-        raise YtfgvcError(f"the train list has {n_train} videos, fewer than one batch", "lower --batch-size")
-    per_rank, notes = cfg.batch_size // env.world, []
-    if cfg.micro_batch:
-        if per_rank % cfg.micro_batch:
-            raise YtfgvcError(f"--micro-batch {cfg.micro_batch} does not divide the {per_rank} clips per process")
-        micro = cfg.micro_batch
-    elif cuda:
-        micro, notes = find_micro_batch(per_rank, _probe(cfg, env, model, amp), env)
-    else:
-        micro = per_rank
-    return Setup(amp, channels_last, decode_on_device, micro, per_rank // micro, notes)
-
-
-def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtype | None) -> Callable[[int], None]:
-    """A forward and backward pass on random clips, leaving weights, buffers and RNGs as they were."""
-
-    def try_batch(m: int) -> None:
-        t, s = cfg.num_segments, cfg.input_size
-        shape = (m, 3, t, s, s) if cfg.sampling == "clip" else (m, t, 3, s, s)
-        saved = {k: b.detach().clone() for k, b in model.named_buffers()}
-        with torch.random.fork_rng(devices=[env.device]):
-            model.train()
-            model.freeze_pretrained(False)
-            try:
-                with torch.autocast(env.device.type, dtype=amp, enabled=amp is not None):
-                    out = model(torch.randn(shape, device=env.device))
-                    loss = model.compute_loss(out, torch.zeros(m, dtype=torch.long, device=env.device))
-                loss.backward()
-            finally:
-                model.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    for k, b in model.named_buffers():
-                        b.copy_(saved[k])
-
-    return try_batch
-
-
-def _wrap(model: nn.Module, env: DistEnv, cfg: BenchmarkConfig) -> Callable:
-    """The callable that trains: DDP over ranks, compiled when asked; rebuilt when the frozen set changes."""
-    forward: Any = model
-    if env.distributed:
-        ids = [env.device.index] if env.device.type == "cuda" else None
-        forward = nn.parallel.DistributedDataParallel(
-            model, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters
-        )
-    if cfg.compile:
-        forward = torch.compile(forward)
-    return forward
 
 
 def run_benchmark(
@@ -329,7 +193,7 @@ def _build(cfg, data, env, folder, state, session_start) -> _Run:
     if (kind == "clip") != (cfg.sampling == "clip"):
         raise YtfgvcError(f"model {cfg.model.name!r} takes {kind} input but the config samples {cfg.sampling}")
     model.to(env.device)
-    setup = _setup(cfg, env, model, kind, len(data.train))
+    setup = resolve_setup(cfg, env, model, kind, len(data.train))
     if setup.channels_last:
         try:
             model.to(memory_format=torch.channels_last_3d if kind == "clip" else torch.channels_last)
@@ -382,7 +246,7 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
         model.train()
         model.freeze_pretrained(frozen)  # after train(): a model may keep frozen layers in eval mode here
         if frozen != frozen_now:
-            forward, frozen_now = _wrap(model, env, cfg), frozen
+            forward, frozen_now = wrap_model(model, env, cfg), frozen
         sampler.set_epoch(epoch)
         bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", lr=f"{lr:.1e}")
         stats = _train_epoch(
