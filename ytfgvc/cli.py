@@ -90,6 +90,7 @@ COMMAND_MODULES = [
     "ytfgvc.commands.download",
     "ytfgvc.commands.benchmark",
     "ytfgvc.commands.leaderboard",
+    "ytfgvc.commands.study",
 ]
 
 
