@@ -90,6 +90,10 @@ def _register() -> None:
 
     for cmd in core.COMMANDS:
         main.add_command(cmd)
+    from ytfgvc.commands import prepare
+
+    for cmd in prepare.COMMANDS:
+        main.add_command(cmd)
 
 
 _register()
