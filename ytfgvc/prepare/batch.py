@@ -186,8 +186,10 @@ def _run_jobs(jobs: list[VideoJob], workers: int, progress: bool, desc: str) -> 
             for job in jobs:
                 yield tick(prepare_video(job))
             return
-        # forkserver, not fork: OpenCV's and FFmpeg's thread pools do not survive fork().
+        # forkserver, not fork: OpenCV's and FFmpeg's thread pools do not survive fork(). The
+        # server imports the heavy modules once (before any thread starts); workers fork from it.
         ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["ytfgvc.prepare.video", "ytfgvc.prepare.flow"])
         cv_threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cv_threads,)) as pool:
             todo = iter(jobs)

@@ -319,7 +319,11 @@ class _Decode:
             "start_index": 1,
             "timestamps": [round(float(t), 6) for _, t in self.kept],
             "native_index": self.native_index(),
-            "decoder": {**decoder_versions(), "threads": "AUTO", "resize": "swscale area, then display matrix"},
+            "decoder": {
+                **decoder_versions(),
+                "threads": "auto (frame and slice)",
+                "resize": "swscale area, then display matrix",
+            },
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
 
