@@ -103,3 +103,12 @@ def read_jpeg(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert img is not None, path
     return img
+
+
+def die_on_some(job: VideoJob) -> VideoResult:
+    """A worker function that kills its process for ids starting with ``die`` (a crashing decoder)."""
+    import os
+
+    if job.video_id.startswith("die"):
+        os._exit(3)
+    return prepare_video(job)

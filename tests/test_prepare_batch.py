@@ -22,7 +22,7 @@ from ytfgvc.inventory import dataset_status
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare import NoVideosError, PrepareConfig, prepare_dataset
 
-from .prepare_utils import encode, panning_frames
+from .prepare_utils import die_on_some, encode, panning_frames
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -166,6 +166,22 @@ def test_a_killed_run_leaves_nothing_that_counts_and_the_next_run_finishes(tmp_p
     for v in (f"pan{i:08d}" for i in range(3)):
         n = json.loads((layout.frames_dir(v) / "meta.json").read_text())["num_frames"]
         assert len(list(layout.flow_dir(v).glob("flow_x_*.jpg"))) == 2 * n
+
+
+def test_a_worker_that_dies_fails_only_its_video(tmp_path: Path):
+    from ytfgvc.prepare.batch import WORKER_DIED, _run_jobs, plan_jobs
+
+    layout = _pan_root(tmp_path, 4, frames=4)
+    for i in (1, 2):  # two of them crash the worker that takes them
+        layout.video_path(f"pan{i:08d}").rename(layout.video_path(f"die{i:08d}"))
+    cfg = PrepareConfig()
+    ids = sorted(p.stem for p in layout.videos_dir.glob("*.mp4"))
+    jobs, _, _ = plan_jobs(layout, ids, cfg, cfg.video_settings(get_card("synthetic")))
+    results = {r.video_id: r for r in _run_jobs(jobs, 2, False, "test", work=die_on_some)}
+    assert set(results) == set(ids)
+    assert {v for v, r in results.items() if r.error == WORKER_DIED} >= {"die00000001", "die00000002"}
+    assert all(results[v].error is None or results[v].error == WORKER_DIED for v in ids)
+    assert not layout.frames_dir("die00000001").exists()
 
 
 def test_cli_json_and_one_line_errors(tmp_path: Path):

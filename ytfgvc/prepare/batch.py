@@ -15,8 +15,9 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from ytfgvc.prepare.flow import get_flow_backend
 from ytfgvc.prepare.lists import ListsResult, read_frames_meta, write_lists
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
 from ytfgvc.records import manifest_hash, ok_video_ids
+
+MAX_ERRORS_SHOWN = 20
 
 
 class NoVideosError(YtfgvcError):
@@ -61,10 +64,10 @@ class PrepareResult:
         return asdict(self)
 
     def summary(self) -> str:
-        flow = " and flow" if self.settings.get("flow") else ""
+        what = "frames and flow" if self.settings.get("flow") else "frames"
         lines = [
-            f"{self.dataset}: {self.prepared} of {self.videos} downloaded videos prepared{flow} "
-            f"({self.made_frames} framed, {self.made_flow} with new flow, {self.already} already done; "
+            f"{self.dataset}: {self.prepared} of {self.videos} downloaded videos prepared ({what}; "
+            f"{self.made_frames} newly framed, {self.made_flow} new flow, {self.already} already done; "
             f"{self.frames_written:,} frames, {self.flow_pairs:,} flow pairs in {self.seconds:.1f} s, "
             f"{self.jobs} worker{'s' if self.jobs != 1 else ''})"
         ]
@@ -78,7 +81,10 @@ class PrepareResult:
             )
         if self.errors:
             lines.append(f"  {len(self.errors)} failed (the rest went on):")
-            lines += [f"    {vid}: {reason}" for vid, reason in sorted(self.errors.items())]
+            shown = sorted(self.errors.items())[:MAX_ERRORS_SHOWN]
+            lines += [f"    {vid}: {reason}" for vid, reason in shown]
+            if len(self.errors) > len(shown):
+                lines.append(f"    … {len(self.errors) - len(shown)} more in lists/missing.txt (and --json)")
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.lists:
             lines.append("  " + ListsResult(**self.lists).summary())
@@ -167,8 +173,21 @@ def _init_worker(cv_threads: int) -> None:
     cv2.setNumThreads(cv_threads)
 
 
-def _run_jobs(jobs: list[VideoJob], workers: int, progress: bool, desc: str) -> Iterator[VideoResult]:
-    """Yield results as videos finish, with a progress bar (videos/s, frames/s)."""
+WORKER_DIED = "worker process died (a crash or out of memory) while preparing it; run again to retry"
+
+
+def _run_jobs(
+    jobs: list[VideoJob],
+    workers: int,
+    progress: bool,
+    desc: str,
+    work: Callable[[VideoJob], VideoResult] = prepare_video,
+) -> Iterator[VideoResult]:
+    """Yield results as videos finish, with a progress bar (videos/s, frames/s).
+
+    A worker that dies (a decoder crash on a hostile file, the OOM killer) fails only the
+    videos in flight; a fresh pool takes the rest.
+    """
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress, dynamic_ncols=True)
@@ -184,28 +203,41 @@ def _run_jobs(jobs: list[VideoJob], workers: int, progress: bool, desc: str) -> 
     try:
         if workers == 1:
             for job in jobs:
-                yield tick(prepare_video(job))
+                yield tick(work(job))
             return
         # forkserver, not fork: OpenCV's and FFmpeg's thread pools do not survive fork(). The
         # server imports the heavy modules once (before any thread starts); workers fork from it.
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["ytfgvc.prepare.video", "ytfgvc.prepare.flow"])
         cv_threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cv_threads,)) as pool:
-            todo = iter(jobs)
-            running: set[Future] = set()
-            try:
-                while True:
-                    while len(running) < 2 * workers and (job := next(todo, None)) is not None:
-                        running.add(pool.submit(prepare_video, job))
-                    if not running:
-                        break
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        yield tick(fut.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        todo = iter(jobs)
+        more = True
+        while more:
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cv_threads,)) as pool:
+                running: dict[Future, VideoJob] = {}
+                broken = False
+                try:
+                    while True:
+                        while not broken and len(running) < 2 * workers:
+                            job = next(todo, None)
+                            if job is None:
+                                more = False
+                                break
+                            running[pool.submit(work, job)] = job
+                        if not running:
+                            break
+                        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            job = running.pop(fut)
+                            try:
+                                result = fut.result()
+                            except BrokenProcessPool:
+                                broken = True
+                                result = VideoResult(job.video_id, error=WORKER_DIED)
+                            yield tick(result)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     finally:
         bar.close()
 
@@ -243,10 +275,11 @@ def prepare_dataset(
         unknown = sorted(set(video_ids) - set(ids))
         if unknown:
             raise YtfgvcError(f"{len(unknown)} requested ids are not downloaded: {', '.join(unknown[:5])}")
-        ids = [v for v in ids if v in set(video_ids)]
+        wanted = set(video_ids)
+        ids = [v for v in ids if v in wanted]
     settings = cfg.video_settings(card)
     with _dataset_lock(layout):
-        for folder in (layout.frames_root, layout.flow_root):
+        for folder in (layout.frames_root, layout.flow_root, layout.lists_dir):
             sweep_temporaries(folder)
         jobs, done, stale = plan_jobs(layout, ids, cfg, settings)
         deferred = 0
