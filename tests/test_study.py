@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from ytfgvc.study_attention import attention_on_detail, attention_on_visible_frames, crest_mask
@@ -48,7 +47,6 @@ def test_crest_mask_maps_source_pixels_to_the_centre_crop():
     assert not crest_mask([1, 10, 50, 10], (200, 100), (128, 64), 64).any()  # outside the crop
 
 
-@pytest.mark.slow
 def test_micro_study_end_to_end(synth_root: Path, tmp_path: Path):
     from ytfgvc.cli import main
 

@@ -178,7 +178,7 @@ def run_study(
         ThreadPoolExecutor(study.parallel) as pool,
         tqdm(total=len(todo), unit="run", desc="study", disable=not progress) as bar,
     ):
-        futures = {pool.submit(run, study, root, out, v, s): (v, s) for v, s in todo}
+        futures = {pool.submit(run, study, root, out, v, s, progress): (v, s) for v, s in todo}
         for fut in as_completed(futures):
             v, s = futures[fut]
             name = study.run_name(v, s)
@@ -194,16 +194,16 @@ def run_study(
     return StudyResult(study.runs_root(out), finished, failed, time.perf_counter() - t0)
 
 
-def _run_in_process(study: Study, root, out, variant: Variant, seed: int) -> None:
+def _run_in_process(study: Study, root, out, variant: Variant, seed: int, progress: bool) -> None:
     from ytfgvc.benchmark.config import load_config
     from ytfgvc.benchmark.run import run_benchmark
 
     over = study.run_overrides(root, variant, seed)
     cfg = load_config(variant.model, "paper", None, over)
-    run_benchmark(cfg, study.runs_root(out), resume=True, progress=False, echo=lambda s: None)
+    run_benchmark(cfg, study.runs_root(out), resume=True, progress=progress, echo=lambda s: None)
 
 
-def _run_in_subprocess(study: Study, root, out, variant: Variant, seed: int) -> None:
+def _run_in_subprocess(study: Study, root, out, variant: Variant, seed: int, progress: bool) -> None:
     """``python -m ytfgvc benchmark`` with the run's config (its own CUDA context; logs beside the run)."""
     over = study.run_overrides(root, variant, seed)
     folder = study.runs_root(out) / "configs"

@@ -291,7 +291,7 @@ def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path,
     seed = min(rra.folders)
     lines[0] = lines[0].format(seed=seed)
     run = rra.folders[seed]
-    # Test videos with the bird in view, in id order (a fixed choice, not a picked one).
+    # The first test videos in id order: a fixed choice, not a picked one.
     videos = sorted(rra.correct[seed])[:ATTENTION_VIDEOS]
     n = int(study.config.get("test_segments", 8))
     stats = analyse_run(run, videos, n)

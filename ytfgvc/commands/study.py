@@ -20,6 +20,7 @@ from ytfgvc.cli import emit, json_option, root_option
     default=None,
     help="The report to write [baselines/synthetic/README.md; micro: OUT/study-micro/README.md].",
 )
+@click.option("--parallel", type=int, default=None, help="Runs at a time (own processes when > 1) [the profile's].")
 @click.option("--results-only", is_flag=True, help="Only rebuild the report from the run folders under OUT.")
 @click.option("--figures/--no-figures", default=True, help="Draw the eq. 7 heat maps of two test videos.")
 @click.option("--progress/--no-progress", default=True)
@@ -30,6 +31,7 @@ def study_cmd(
     profile: str,
     out: Path,
     report: Path | None,
+    parallel: int | None,
     results_only: bool,
     figures: bool,
     progress: bool,
@@ -54,6 +56,8 @@ def study_cmd(
     from ytfgvc.study_report import build_report, write_study_record
 
     study = load_study(name, profile)
+    if parallel is not None:
+        study.parallel = max(1, parallel)
     if report is None:
         default = STUDIES["rra-vs-tsn"].parent / "README.md"
         report = study.runs_root(out) / "README.md" if profile == "micro" else default
