@@ -70,3 +70,13 @@ def test_micro_study_end_to_end(synth_root: Path, tmp_path: Path):
     res = CliRunner().invoke(main, [*args, "--results-only", "--no-figures"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "| rra | rra |" in report.read_text()
+    # Exported records (no checkpoints, no data) are enough to rebuild the same report.
+    export = tmp_path / "export"
+    res = CliRunner().invoke(main, [*args, "--results-only", "--no-figures", "--export", str(export)])
+    assert res.exit_code == 0, res.output
+    assert not list(export.rglob("checkpoint.pt"))
+    again = export / "study-micro" / "README-again.md"  # beside the exported figures
+    args2 = ["study", "rra-vs-tsn", "--profile", "micro", "--root", str(tmp_path / "none"), "--out", str(export)]
+    res = CliRunner().invoke(main, [*args2, "--results-only", "--report", str(again)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert again.read_text() == report.read_text()

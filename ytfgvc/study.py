@@ -222,3 +222,36 @@ def _run_in_subprocess(study: Study, root, out, variant: Variant, seed: int, pro
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"exit {proc.returncode}: {tail[0]} (log: {log})")
+
+
+EXPORTED = ("config.yaml", "log.jsonl", "metrics.json", "predictions.json", "curves.png")
+
+
+def export_runs(study: Study, out: Path | str, dest: Path | str, report: Path | None = None) -> Path:
+    """Copy the study's run records (not checkpoints) to ``dest`` in the same layout, and the report.
+
+    ``ytfgvc study --out DEST --results-only`` re-renders the report from the copy alone
+    (``study.json`` holds the test labels, ``attention.json`` the attention numbers).
+    """
+    import shutil
+
+    src, dst = study.runs_root(out), study.runs_root(dest)
+    for v in study.variants:
+        for seed in study.seeds:
+            folder = study.run_folder(out, v, seed)
+            target = dst / folder.relative_to(src)
+            for name in EXPORTED:
+                if (folder / name).is_file():
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(folder / name, target / name)
+    for name in ("study.json", "attention.json"):
+        if (src / name).is_file():
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / name, dst / name)
+    if (src / "configs").is_dir():
+        shutil.copytree(src / "configs", dst / "configs", dirs_exist_ok=True)
+    if report is not None and report.is_file():
+        shutil.copy2(report, dst / "README.md")
+        if (report.parent / "figures").is_dir():
+            shutil.copytree(report.parent / "figures", dst / "figures", dirs_exist_ok=True)
+    return dst

@@ -82,7 +82,14 @@ def collect(study: Study, root: Path | str, out: Path | str) -> dict[str, Varian
     """Every finished run of the study, by variant name (unfinished runs are left out)."""
     from ytfgvc.annotations import load_official
 
-    truth = dict(load_official(study.data_root(root), study.dataset).test)
+    record = study.runs_root(out) / "study.json"
+    if (study.data_root(root) / study.dataset).is_dir():
+        truth = dict(load_official(study.data_root(root), study.dataset).test)
+    elif record.is_file() and "test_labels" in json.loads(record.read_text()):
+        truth = json.loads(record.read_text())["test_labels"]  # exported runs, without the data
+    else:
+        raise YtfgvcError(f"no data under {study.data_root(root)} and no test labels in {record}",
+                          "pass the --root the study ran with")  # fmt: skip
     runs: dict[str, VariantRuns] = {}
     for v in study.variants:
         vr = runs[v.name] = VariantRuns(v.name, v.model)
@@ -124,17 +131,31 @@ def compare(a: VariantRuns, b: VariantRuns) -> dict[str, Any]:
     return out
 
 
-def write_study_record(study: Study, out: Path | str, seconds: float, device: str) -> Path:
-    """``study.json`` in the study's runs folder: the command, the device and the wall time."""
+def write_study_record(study: Study, root: Path | str, out: Path | str, seconds: float, device: str) -> Path:
+    """Write ``study.json`` in the study's runs folder: command, device, test labels, wall time.
+
+    The wall time is summed over the sessions that ran the study (a resumed study adds to it).
+    """
+    from ytfgvc.annotations import load_official
+
+    labels = dict(load_official(study.data_root(root), study.dataset).test)
     path = study.runs_root(out) / "study.json"
+    before = json.loads(path.read_text()).get("wall_time_s", 0.0) if path.is_file() else 0.0
     path.parent.mkdir(parents=True, exist_ok=True)
     command = "ytfgvc " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     write_json_atomic(
         path,
         {"study": study.name, "profile": study.profile, "command": command, "device": device,
-         "host": platform.node(), "wall_time_s": round(seconds, 1)},
+         "host": platform.node(), "wall_time_s": round(before + seconds, 1), "test_labels": labels},
     )  # fmt: skip
     return path
+
+
+def _run_root(run: Path) -> str:
+    """The data root a run was trained on (its config.yaml)."""
+    import yaml
+
+    return str((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("root", ""))
 
 
 def _fmt_interval(c: dict[str, Any]) -> str:
@@ -282,7 +303,7 @@ def _ordering(runs: dict[str, VariantRuns]) -> list[str]:
 
 
 def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path, figures: bool) -> list[str]:
-    from ytfgvc.study_attention import analyse_run
+    from ytfgvc.study_attention import VideoAttention, analyse_run
 
     lines = ["## Where the glimpses look (RRA, K = 4, seed " + "{seed})", ""]
     rra = runs.get("rra")
@@ -294,7 +315,15 @@ def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path,
     # The first test videos in id order: a fixed choice, not a picked one.
     videos = sorted(rra.correct[seed])[:ATTENTION_VIDEOS]
     n = int(study.config.get("test_segments", 8))
-    stats = analyse_run(run, videos, n)
+    saved = study.runs_root(run.parents[3]) / "attention.json"
+    if (run / "checkpoint.pt").is_file() and (Path(_run_root(run)) / study.dataset).is_dir():
+        stats = analyse_run(run, videos, n)
+        write_json_atomic(saved, {"run": str(run), "frames": n, "videos": [s.to_dict() for s in stats]})
+    elif saved.is_file():  # re-rendered from exported run folders: the numbers computed with the data
+        stats = [VideoAttention(**v) for v in json.loads(saved.read_text())["videos"]]
+        figures = False
+    else:
+        return lines + [f"Not computed: needs {run}/checkpoint.pt and the frames under the run's data root.", ""]
     k = len(stats[0].on_detail) if stats else 0
     lines += [
         f"Fraction of each glimpse's attention mass on the planted detail (the crest) over {n} test frames,"
@@ -322,12 +351,13 @@ def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path,
         ratio = ", ".join(f"g{i + 1} {v / chance:.1f}x" if chance > 0 else f"g{i + 1} n/a" for i, v in enumerate(on))
         lines += ["", f"Mean over these videos: on crest / chance = {ratio}."]
     lines.append("")
-    if figures:
-        from ytfgvc.visualize_run import visualize_run
+    fig_dir = report.parent / "figures"
+    for vid in [s.video_id for s in stats if s.visible_frames][:FIGURE_VIDEOS]:
+        png = fig_dir / f"{study.profile}-{vid}.png"
+        if figures:
+            from ytfgvc.visualize_run import visualize_run
 
-        fig_dir = report.parent / "figures"
-        shown = [s.video_id for s in stats if s.visible_frames][:FIGURE_VIDEOS]
-        for vid in shown:
-            v = visualize_run(run, vid, out=fig_dir / f"{study.profile}-{vid}.png", num_frames=n)
-            lines += [f"![eq. 7 heat maps of {vid}]({v.path.relative_to(report.parent).as_posix()})", ""]
+            visualize_run(run, vid, out=png, num_frames=n)
+        if png.is_file():
+            lines += [f"![eq. 7 heat maps of {vid}](figures/{png.name})", ""]
     return lines

@@ -22,6 +22,12 @@ from ytfgvc.cli import emit, json_option, root_option
 )
 @click.option("--parallel", type=int, default=None, help="Runs at a time (own processes when > 1) [the profile's].")
 @click.option("--results-only", is_flag=True, help="Only rebuild the report from the run folders under OUT.")
+@click.option(
+    "--export",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also copy the runs' small files (no checkpoints) and the report here, to carry them elsewhere.",
+)
 @click.option("--figures/--no-figures", default=True, help="Draw the eq. 7 heat maps of two test videos.")
 @click.option("--progress/--no-progress", default=True)
 @root_option
@@ -33,6 +39,7 @@ def study_cmd(
     report: Path | None,
     parallel: int | None,
     results_only: bool,
+    export: Path | None,
     figures: bool,
     progress: bool,
     root: Path,
@@ -66,10 +73,14 @@ def study_cmd(
     echo = (lambda s: None) if as_json else click.echo
     if not results_only:
         result = run_study(study, root, out, progress=progress and not as_json, echo=echo)
-        write_study_record(study, out, time.perf_counter() - t0, _device(study))
+        write_study_record(study, root, out, time.perf_counter() - t0, _device(study))
         summary.update(finished=len(result.finished), failed=result.failed, seconds=round(result.seconds, 1))
     build_report(study, root, out, report, figures=figures)
     summary["report"] = str(report)
+    if export is not None:
+        from ytfgvc.study import export_runs
+
+        summary["export"] = str(export_runs(study, out, export, report))
     emit(summary, as_json, f"report written to {report}" + (f"; FAILED runs: {summary['failed']}"
                                                              if summary.get("failed") else ""))  # fmt: skip
 
