@@ -134,12 +134,20 @@ def _orientation(frame, stream) -> tuple[int, bool]:
     return 0, False
 
 
+def _open_container(av, src: str):
+    """``av.open`` that tolerates undecodable metadata strings (PyAV < 19 needs asking; 19 dropped the option)."""
+    try:
+        return av.open(src, metadata_errors="ignore")
+    except TypeError:
+        return av.open(src)
+
+
 def _run(job: VideoJob, result: VideoResult) -> None:
     import av
 
     cfg = job.settings
     with ExitStack() as stack:
-        container = stack.enter_context(av.open(job.src, metadata_errors="ignore"))
+        container = stack.enter_context(_open_container(av, job.src))
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
         frames_tmp = stack.enter_context(atomic_path(Path(job.frames_dir))) if job.write_frames else None
