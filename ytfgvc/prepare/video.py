@@ -124,9 +124,16 @@ def _video_stream(container):
     return streams[0]
 
 
+def _side_data(frame):
+    """``(type, data)`` pairs: PyAV < 19 iterates SideData objects, PyAV 19 maps types to them."""
+    sdata = frame.side_data
+    for item in sdata:
+        yield (item.type, item) if hasattr(item, "type") else (item, sdata[item])
+
+
 def _orientation(frame, stream) -> tuple[int, bool]:
-    for sd in frame.side_data:
-        if "DISPLAYMATRIX" in str(sd.type).upper():
+    for kind, sd in _side_data(frame):
+        if "DISPLAYMATRIX" in str(kind).upper():
             return display_matrix_orientation(np.frombuffer(bytes(sd), dtype=np.int32)[:9])
     tag = stream.metadata.get("rotate")
     if tag and tag.lstrip("-").isdigit():
