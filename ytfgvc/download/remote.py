@@ -91,11 +91,18 @@ class RayRun:
     nodes: int = 0
     handed_back: int = 0  # videos left pending because every node that took them had stopped
     returned: int = 0  # videos whose node did not see --root: written here from the bytes it returned
+    max_parallel: int = 0  # the most requests one node had in flight at once
 
     def summary(self) -> dict[str, Any]:
         """What ``DownloadResult.cluster`` reports."""
         hosts = sorted({str(s["host"]) for s in self.tripped})
-        return {"nodes": self.nodes, "returned": self.returned, "stopped_nodes": hosts, "pending": self.handed_back}
+        return {
+            "nodes": self.nodes,
+            "returned": self.returned,
+            "max_parallel": self.max_parallel,
+            "stopped_nodes": hosts,
+            "pending": self.handed_back,
+        }
 
 
 # --------------------------------------------------------------------------- on a node
@@ -239,14 +246,14 @@ class _Pacers:
             if node_id not in self.actors:
                 self.actors[node_id] = _pacer_actor(self.spec, node_id)
 
-    def tripped(self) -> list[dict[str, Any]]:
+    def states(self) -> list[dict[str, Any]]:
+        """Each node's pacer state (slots, breaker), with the node's id and address."""
         ray = self.session.ray
         out = []
         for node_id, actor in self.actors.items():
             with contextlib.suppress(ray.exceptions.RayError):
                 state = ray.get(actor.state.remote(), timeout=10)
-                if state["tripped"]:
-                    out.append({"node": node_id, "host": self.nodes.get(node_id, {}).get("host"), **state})
+                out.append({"node": node_id, "host": self.nodes.get(node_id, {}).get("host"), **state})
         return out
 
 
@@ -316,7 +323,9 @@ def run_on_ray(
         raise
     finally:
         bar.close()
-    run.tripped = pacers.tripped()
+    states = pacers.states()
+    run.tripped = [st for st in states if st["tripped"]]
+    run.max_parallel = max((st["max_held"] for st in states), default=0)
     run.nodes = len(pacers.nodes)
     return run
 
