@@ -93,6 +93,7 @@ def two_node_cluster() -> Iterator[str]:
         procs.append(
             subprocess.Popen([*_ray_cli(), "start", "--address", address, *common], env=env, start_new_session=True)
         )
+        _wait_for_nodes(address, 2)
         yield address
     finally:
         for p in reversed(procs):
@@ -104,6 +105,16 @@ def two_node_cluster() -> Iterator[str]:
                 os.killpg(p.pid, signal.SIGKILL)  # the group this test started
                 p.wait(10)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait_for_nodes(address: str, n: int) -> None:
+    import ray
+
+    ray.init(address=address, logging_level="WARNING")
+    try:
+        wait_for(lambda: sum(1 for x in ray.nodes() if x["Alive"]) >= n, 60, f"{n} Ray nodes")
+    finally:
+        ray.shutdown()
 
 
 def _accepts(port: int) -> bool:

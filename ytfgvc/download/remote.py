@@ -92,6 +92,7 @@ class RayRun:
     handed_back: int = 0  # videos left pending because every node that took them had stopped
     returned: int = 0  # videos whose node did not see --root: written here from the bytes it returned
     max_parallel: int = 0  # the most requests one node had in flight at once
+    per_node: Counter = field(default_factory=Counter)  # videos recorded from each node's results
 
     def summary(self) -> dict[str, Any]:
         """What ``DownloadResult.cluster`` reports."""
@@ -100,6 +101,7 @@ class RayRun:
             "nodes": self.nodes,
             "returned": self.returned,
             "max_parallel": self.max_parallel,
+            "videos_per_node": sorted(self.per_node.values(), reverse=True),
             "stopped_nodes": hosts,
             "pending": self.handed_back,
         }
@@ -310,6 +312,7 @@ def run_on_ray(
             else:
                 out, version = res.outcome, res.ytdlp_version
                 run.extractions += res.extractions
+                run.per_node[res.node_id] += 1
                 if res.files is not None:
                     out = keep_returned(layout, out, res.files)
                     run.returned += 1
