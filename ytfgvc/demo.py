@@ -23,6 +23,7 @@ class DemoContext:
     jobs: int = 0
     synth: SynthConfig = field(default_factory=SynthConfig)
     results: dict[str, Any] = field(default_factory=dict)
+    echo: Callable[[str], None] = print
 
 
 def stage_synth(ctx: DemoContext) -> str:
@@ -76,12 +77,48 @@ def stage_leaderboard(ctx: DemoContext) -> str:
     from ytfgvc.leaderboard.baseline import demo_submit
 
     return demo_submit(ctx.root, DATASET, ctx.results.get("benchmark"))
+BENCHMARK_METHODS = ("rra", "tsn")
+
+
+def stage_benchmark(ctx: DemoContext) -> str:
+    """The ``smoke`` preset of RRA and TSN on the prepared synthetic frames, then Table 6."""
+    from ytfgvc.benchmark.config import load_config
+    from ytfgvc.benchmark.run import run_benchmark
+    from ytfgvc.benchmark.table6 import build_table, write_table
+    from ytfgvc.layout import DatasetLayout
+    from ytfgvc.models import list_models
+
+    layout = DatasetLayout(ctx.root, DATASET)
+    if not (layout.list_path("train").is_file() and layout.list_path("test").is_file()):
+        return f"skipped: no prepared frames and lists under {layout.base} (run `ytfgvc prepare {DATASET}`)"
+    missing = [m for m in BENCHMARK_METHODS if m not in list_models()]
+    if missing:
+        return f"skipped: models {', '.join(missing)} are not registered in ytfgvc.models"
+    runs_root = ctx.root / "runs"
+    n_train = sum(1 for line in layout.list_path("train").read_text().splitlines() if line.strip())
+    runs = []
+    for method in BENCHMARK_METHODS:
+        cfg = load_config(method, "smoke", overrides={"dataset": DATASET, "root": str(ctx.root)})
+        if 0 < n_train < cfg.batch_size:  # a tiny synthetic set (tests): one batch of everything
+            cfg = cfg.replace(batch_size=n_train)
+        runs.append(run_benchmark(cfg, runs_root, resume=True, echo=ctx.echo))
+    table = build_table([r.run_dir for r in runs])
+    files = write_table(table, runs_root / DATASET)
+    ctx.echo(table.to_markdown())
+    ctx.results["benchmark"] = {
+        "predictions": {m: str(r.run_dir / "predictions.json") for m, r in zip(BENCHMARK_METHODS, runs, strict=True)},
+        "runs": [str(r.run_dir) for r in runs],
+        "table6": files,
+    }
+    top1 = ", ".join(f"{m} {r.metrics['scores']['top1']:.1f}%" for m, r in zip(BENCHMARK_METHODS, runs, strict=True))
+    return f"smoke runs of {' and '.join(BENCHMARK_METHODS)} (top-1 {top1}); Table 6 in {files['md']}"
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("synth", stage_synth),
     ("download", stage_download),
     ("datasets", stage_datasets),
+    ("benchmark", stage_benchmark),
     ("leaderboard", stage_leaderboard),
 ]
 
@@ -90,7 +127,7 @@ def run_demo(
     root: Path, jobs: int = 0, echo: Callable[[str], None] = print, synth: SynthConfig | None = None
 ) -> DemoContext:
     """Run :data:`STAGES` in order; ``synth`` shrinks the dataset (tests use a tiny one)."""
-    ctx = DemoContext(root=Path(root), jobs=jobs, synth=synth or SynthConfig())
+    ctx = DemoContext(root=Path(root), jobs=jobs, synth=synth or SynthConfig(), echo=echo)
     t0 = time.perf_counter()
     for name, fn in STAGES:
         t = time.perf_counter()

@@ -1,0 +1,221 @@
+"""`ytfgvc benchmark` end to end (smoke preset, tiny stand-in models), its records, presets and Table 6."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ytfgvc.benchmark.config import BASELINES_DIR, METHODS, baseline_configs, baseline_yaml, load_config, parse_set
+from ytfgvc.benchmark.records import predictions
+from ytfgvc.benchmark.table6 import PAPER_TABLE6, build_table, write_table
+from ytfgvc.cli import main
+from ytfgvc.demo import DemoContext, stage_benchmark
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.metrics import score_ranked
+
+from . import tiny_models  # noqa: F401  (registers test_tiny_frames and test_tiny_clip)
+from .rawframes_utils import make_prepared
+
+# Until the real models are merged, each method's protocol runs with a tiny stand-in.
+STAND_INS = [
+    "--set", "model.name=test_tiny_frames", "--set", "i3d:model.name=test_tiny_clip",
+    "--input-size", "24", "--set", "i3d:input_size=24", "--workers", "0", "--batch-size", "4",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def table6_runs(tmp_path_factory):
+    """``ytfgvc benchmark synthetic --table6 --preset smoke`` over a prepared dataset with 1 test video missing."""
+    root = tmp_path_factory.mktemp("bench")
+    make_prepared(root, missing_test=1)
+    out = root / "runs"
+    args = ["benchmark", "synthetic", "--table6", "--preset", "smoke", "--root", str(root), "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, *STAND_INS, "--no-progress", "--json"])
+    assert res.exit_code == 0, res.output
+    return root, out, json.loads(res.output)
+
+
+def test_smoke_benchmark_of_every_method_writes_every_record(table6_runs):
+    root, out, summary = table6_runs
+    assert [Path(r["run_dir"]).parent.name for r in summary["runs"]] == list(METHODS)
+    for r in summary["runs"]:
+        d = Path(r["run_dir"])
+        assert sorted(p.name for p in d.iterdir()) == [
+            "checkpoint.pt", "config.yaml", "curves.png", "log.jsonl", "metrics.json", "predictions.json",
+        ]  # fmt: skip
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        for key in ("dataset", "root", "model", "num_classes", "num_segments", "input_size"):
+            assert key in cfg
+        assert cfg["model"]["kwargs"]["num_segments"] == cfg["num_segments"] and cfg["num_classes"] == 3
+        log = [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines()]
+        assert [e["epoch"] for e in log] == [1, 2] and [e["frozen"] for e in log] == [True, False]
+        assert {"loss", "accuracy", "lr", "clips_per_s", "gpu_memory_gb"} <= set(log[0])
+        assert log[1]["lr"] == pytest.approx(log[0]["lr"] * 0.1)  # smoke decays every epoch
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["schema"] == "ytfgvc-run-1" and m["scores"]["n_scored"] == 5 and m["scores"]["n_official"] == 6
+        assert m["scores"]["coverage"] == pytest.approx(5 / 6, abs=1e-5) and m["pretrained_source"] == "from scratch"
+        assert {"versions", "git", "device", "wall_time_s", "gpu_hours", "data", "protocol"} <= set(m)
+        assert m["versions"]["torch"] and m["gpu_hours"] == 0.0 and m["data"]["annotations"]
+        p = json.loads((d / "predictions.json").read_text())
+        assert p["version"] == "ytfgvc-predictions-1" and p["dataset"] == "synthetic" and len(p["results"]) == 5
+        for labels in p["results"].values():
+            scores = [e["score"] for e in labels]
+            assert len(labels) == 3 and scores == sorted(scores, reverse=True)
+        assert (d / "curves.png").read_bytes()[:4] == b"\x89PNG"
+        assert "model" in __import__("torch").load(d / "checkpoint.pt", weights_only=True)
+    protocols = {Path(r["run_dir"]).parent.name: r["metrics"]["protocol"] for r in summary["runs"]}
+    assert protocols["tsn"]["test_crops"] == 10 and protocols["tsn"]["test_frames"] == 3
+    assert protocols["bninception"]["test_frames"] == 1 and protocols["bninception"]["train_frames"] == 1
+    assert protocols["i3d"]["sampling"] == "clip"
+
+
+def test_table6_files_and_command(table6_runs, tmp_path):
+    root, out, summary = table6_runs
+    files = summary["table6"]
+    md = Path(files["md"]).read_text()
+    assert "| TSN (resnet18) | — |" in md and "5 / 6 (83.3%)" in md  # synthetic: no paper number
+    assert Path(files["png"]).read_bytes()[:4] == b"\x89PNG" and "\\toprule" in Path(files["tex"]).read_text()
+    res = CliRunner().invoke(main, ["table6", str(out), "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)["rows"]
+    assert [r["method"] for r in rows] == list(METHODS) and all(r["diff"] is None for r in rows)
+    assert (tmp_path / "table6.csv").read_text().splitlines()[0].startswith("dataset,method,paper_top1,top1")
+
+
+def test_a_finished_benchmark_is_not_run_again(table6_runs):
+    root, out, _ = table6_runs
+    args = ["benchmark", "synthetic", "--model", "tsn", "--preset", "smoke", "--root", str(root), "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, *STAND_INS, "--no-progress"])
+    assert res.exit_code == 0 and "already finished" in res.output
+
+
+def _metrics(dataset: str, method: str, top1: float, finished: str = "2026-01-01T00:00:00") -> dict:
+    iv = {"top1": [top1 - 1, top1 + 1], "top5": [89.0, 91.0], "mean_class": [top1 - 2, top1 + 1]}
+    scores = {"top1": top1, "top5": 90.0, "mean_class": top1 - 0.5, "intervals": iv}
+    scores |= {"n_scored": 5000, "n_official": 5684, "coverage": 5000 / 5684}
+    return {"schema": "ytfgvc-run-1", "dataset": dataset, "method": method, "preset": "paper", "run": "r",
+            "scores": scores, "finished": finished}  # fmt: skip
+
+
+def test_table6_puts_the_papers_numbers_beside_ours(tmp_path):
+    for i, (method, top1) in enumerate([("rra", 70.0), ("tsn", 72.361), ("rra", 75.0)]):
+        d = tmp_path / "birds" / method / f"r{i}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps(_metrics("birds", method, top1, f"2026-01-0{i + 1}")))
+    table = build_table([tmp_path])
+    assert [(r.method, r.top1, r.paper_top1, r.diff) for r in table.rows] == [
+        ("tsn", 72.361, 72.361, 0.0),
+        ("rra", 75.0, 73.205, 1.8),  # the latest run of a method is shown
+    ]
+    assert table.ignored == [str(tmp_path / "birds" / "rra" / "r0")]
+    md = table.to_markdown()
+    assert "| RRA | 73.21 | 75.00 [74.0, 76.0] | +1.80 |" in md and "5000 / 5684 (88.0%)" in md
+    files = write_table(table, tmp_path / "out")
+    assert Path(files["png"]).stat().st_size > 0
+    assert PAPER_TABLE6["cars"] == {"bninception": 61.96, "i3d": 40.92, "tsn": 74.34, "rra": 77.625}
+    with pytest.raises(YtfgvcError, match="no finished runs"):
+        build_table([tmp_path / "out"])
+
+
+def test_predictions_score_as_hand_computed():
+    # 4 videos, 6 classes; targets 0, 1, 2, 2
+    probs = np.array(
+        [
+            [0.50, 0.10, 0.10, 0.10, 0.10, 0.10],  # top-1 right
+            [0.30, 0.05, 0.20, 0.15, 0.20, 0.10],  # target 1 ranked last: wrong at top-5
+            [0.10, 0.10, 0.40, 0.20, 0.10, 0.10],  # top-1 right
+            [0.30, 0.25, 0.20, 0.10, 0.10, 0.05],  # target 2 third: top-5 only
+        ]
+    )
+    doc = predictions("synthetic", "abc", ["a" * 11, "b" * 11, "c" * 11, "d" * 11], probs, "from scratch")
+    assert [e["label"] for e in doc["results"]["b" * 11]] == [0, 2, 4, 3, 5, 1]  # ties: lower label first
+    assert doc["external_data"] == {"used": False, "details": ""} and doc["manifest"] == "abc"
+    ranked = np.array([[e["label"] for e in v] for v in doc["results"].values()])
+    s = score_ranked(ranked, np.array([0, 1, 2, 2]), n_official=5)
+    assert (s.top1, s.top5, s.mean_class, s.n_scored, s.coverage) == (50.0, 75.0, 50.0, 4, 0.8)
+    assert s.per_class == {0: 100.0, 1: 0.0, 2: 50.0}
+
+
+def test_baselines_are_the_paper_preset():
+    files = sorted(p.name for p in BASELINES_DIR.glob("*.yaml"))
+    expected = ["bninception_bninception_1_rgb.yaml", "i3d_resnet50_32_rgb.yaml", "rra_inceptionv3_4_rgb.yaml"]
+    assert files == sorted([*expected, "tsn_inceptionv3_4_rgb.yaml"])
+    for name, cfg in baseline_configs().items():
+        assert (BASELINES_DIR / f"{name}.yaml").read_text() == baseline_yaml(cfg), (
+            "run python -m ytfgvc.benchmark.config"
+        )
+        loaded = load_config(config_file=BASELINES_DIR / f"{name}.yaml")
+        assert loaded == cfg
+    rra = load_config("rra", "paper")
+    assert (rra.epochs, rra.lr, rra.lr_step, rra.lr_gamma, rra.freeze_epochs, rra.batch_size) == (
+        120,
+        2e-4,
+        30,
+        0.1,
+        30,
+        256,
+    )
+    assert (rra.num_segments, rra.test_segments, rra.test_crops, rra.model.kwargs["dropout"]) == (4, 25, 10, 0.7)
+    assert tuple(rra.scales) == (1.0, 0.875, 0.75, 0.66) and rra.model.kwargs["backbone"] == "inception_v3"
+    i3d = load_config("i3d", "paper")
+    assert (i3d.sampling, i3d.num_segments, i3d.test_crops, i3d.model.kwargs["backbone"]) == ("clip", 32, 1, "resnet50")
+
+
+def test_config_layers_and_errors(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("method: tsn\nepochs: 7\nmodel: {kwargs: {dropout: 0.5}}\n")
+    cfg = load_config(preset="smoke", config_file=f, overrides=parse_set(["epochs=9", "model.kwargs.backbone=x"]))
+    assert (cfg.method, cfg.preset, cfg.epochs, cfg.model.kwargs["dropout"], cfg.model.kwargs["backbone"]) == (
+        "tsn", "smoke", 9, 0.5, "x",
+    )  # fmt: skip
+    with pytest.raises(YtfgvcError, match="did you mean 'epochs'"):
+        load_config("tsn", overrides={"epoch": 3})
+    with pytest.raises(YtfgvcError, match="--micro-batch: must divide"):
+        load_config("tsn", overrides={"micro_batch": 100})
+    with pytest.raises(YtfgvcError, match="no method"):
+        load_config()
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    res = CliRunner().invoke(main, ["benchmark", "synthetic", "--model", "tsn", "--root", str(tmp_path)])
+    assert res.exit_code == 2 and "ytfgvc prepare synthetic" in res.output and "Traceback" not in res.output
+    root = tmp_path / "r"
+    lay = make_prepared(root, classes=2, train_per_class=2, test_per_class=1)
+    vid = lay.list_path("test").read_text().split()[0].split("/")[1]
+    for p in lay.frames_dir(vid).iterdir():
+        p.unlink()
+    res = CliRunner().invoke(main, ["benchmark", "synthetic", "--model", "tsn", "--root", str(root), *STAND_INS])
+    assert res.exit_code == 2 and f"no frames for 1 of 2 test videos (first: {vid})" in res.output
+    res = CliRunner().invoke(main, ["benchmark", "synthetic", "--model", "tsn", "--table6"])
+    assert res.exit_code == 2 and "drop --model" in res.output
+
+
+def test_demo_stage_skips_without_prepared_frames(tmp_path):
+    ctx = DemoContext(root=tmp_path, echo=lambda s: None)
+    line = stage_benchmark(ctx)
+    assert line.startswith("skipped: no prepared frames") and "benchmark" not in ctx.results
+
+
+def test_demo_stage_runs_rra_and_tsn_and_prints_the_table(tmp_path, monkeypatch):
+    """With stand-ins for the two models (the real ones come with the models package)."""
+    from ytfgvc.benchmark import config
+
+    make_prepared(tmp_path, train_per_class=2)  # 6 training videos: fewer than the smoke batch
+    for method in ("rra", "tsn"):
+        preset = config._PAPER[method] | {"model": {"name": "test_tiny_frames", "kwargs": {}}}
+        monkeypatch.setitem(config._PAPER, method, preset)
+    monkeypatch.setitem(config._SMOKE_COMMON, "input_size", 24)
+    monkeypatch.setattr("ytfgvc.models.list_models", lambda pattern="*": ["rra", "tsn"])
+    lines: list[str] = []
+    ctx = DemoContext(root=tmp_path, echo=lines.append)
+    summary = stage_benchmark(ctx)
+    assert summary.startswith("smoke runs of rra and tsn")
+    result = ctx.results["benchmark"]
+    assert set(result["predictions"]) == {"rra", "tsn"} and all(
+        Path(p).is_file() for p in result["predictions"].values()
+    )
+    assert any("| RRA (resnet18) | — |" in line for line in lines)
+    assert stage_benchmark(ctx) == summary  # a second demo run finds the runs finished

@@ -1,0 +1,66 @@
+"""The GPU paths (opt in with ``-m gpu``): nvjpeg decoding, the prefetch stream, bf16 and channels-last runs."""
+
+import json
+
+import pytest
+import torch
+
+from ytfgvc.benchmark.config import load_config
+from ytfgvc.benchmark.run import run_benchmark
+from ytfgvc.data.loader import DeviceBatch, collate, device_batches, gpu_decode_available
+from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list
+from ytfgvc.data.transforms import MultiScaleCrop, OverSample
+
+from . import tiny_models  # noqa: F401
+from .rawframes_utils import make_prepared
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    return make_prepared(tmp_path_factory.mktemp("gpu"), frames=(4, 30), size=(72, 96))
+
+
+def test_nvjpeg_decoding_matches_cpu_decoding(layout):
+    assert gpu_decode_available(torch.device("cuda"))
+    records = read_list(layout, "train")
+    for plan, crop in [
+        (FramePlan("segments", 4, True), MultiScaleCrop(64)),
+        (FramePlan("segments", 5, False), OverSample(64)),
+    ]:
+        cpu = RawFrameDataset(layout, records, plan, crop, seed=2, stage="pixels")
+        keys = [(0, i) for i in range(6)]
+        expected = collate([cpu[k] for k in keys])["pixels"].float()
+        for stage in ("frames", "jpeg"):
+            ds = RawFrameDataset(layout, records, plan, crop, seed=2, stage=stage)
+            got = DeviceBatch(ds, torch.device("cuda")).pixels(collate([ds[k] for k in keys])).float().cpu()
+            assert got.shape == expected.shape
+            assert (got - expected).abs().mean() < 2.0, stage  # decoders and resize kernels differ by rounding
+
+
+def test_prefetch_stream_yields_the_batches_in_order(layout):
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 3, True), MultiScaleCrop(32), stage="jpeg")
+    batches = [collate([ds[(0, i)], ds[(0, i + 1)]]) for i in range(0, 10, 2)]
+    to_dev = DeviceBatch(ds, torch.device("cuda"), channels_last=True)
+    direct = [to_dev(b) for b in batches]
+    for (x, y, i), (x2, y2, i2) in zip(device_batches(iter(batches), to_dev), direct, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(i, i2)
+
+
+@pytest.mark.parametrize("decode", ["gpu", "cpu"])
+def test_smoke_run_on_the_gpu(layout, tmp_path, decode):
+    over = {
+        "dataset": "synthetic", "root": str(layout.root), "model": {"name": "test_tiny_frames"},
+        "input_size": 32, "workers": 2, "batch_size": 4, "decode": decode, "test_segments": 3,
+    }  # fmt: skip
+    r = run_benchmark(load_config("tsn", "smoke", overrides=over), tmp_path, progress=False)
+    t = r.metrics["training"]
+    assert (t["amp"], t["channels_last"], t["decode"]) == ("bf16", True, decode)
+    assert r.metrics["device"]["type"] == "cuda" and r.metrics["gpu_hours"] > 0
+    log = [json.loads(x) for x in (r.run_dir / "log.jsonl").read_text().splitlines()]
+    assert all(e["gpu_memory_gb"] > 0 for e in log)

@@ -1,0 +1,125 @@
+"""Rawframe lists, the dataset over them, rank sharding and the device batch."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ytfgvc.data.loader import IMAGENET_MEAN, IMAGENET_STD, DeviceBatch, EpochSampler, collate, worker_stage
+from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, missing_frames, read_list
+from ytfgvc.data.transforms import MultiScaleCrop, OverSample
+from ytfgvc.errors import ValidationError, YtfgvcError
+from ytfgvc.layout import DatasetLayout
+
+from .rawframes_utils import make_prepared
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory) -> DatasetLayout:
+    return make_prepared(tmp_path_factory.mktemp("rawframes"), frames=(2, 9), size=(40, 48))
+
+
+def test_read_list_parses_rawframe_lines(layout):
+    records = read_list(layout, "train")
+    assert len(records) == 12 and all(1 <= r.num_frames <= 9 for r in records)
+    assert missing_frames(layout, records) == []
+
+
+def test_read_list_reports_every_bad_line(tmp_path):
+    lay = DatasetLayout(tmp_path, "synthetic")
+    lay.lists_dir.mkdir(parents=True)
+    lay.list_path("train").write_text(
+        "frames/aaaaaaaaaaa 10 0\n"
+        "frames/../../etc/passwd 3 1\n"
+        "frames/bbbbbbbbbbb ten 0\n"
+        "frames/aaaaaaaaaaa 4 0\n"
+        "frames/ccccccccccc 5\n"
+    )
+    with pytest.raises(ValidationError) as e:
+        read_list(lay, "train")
+    problems = "\n".join(e.value.problems)
+    assert "train.txt:2" in problems and "train.txt:3" in problems and "listed twice" in problems
+    assert "train.txt:5" in problems and len(e.value.problems) == 4
+    with pytest.raises(YtfgvcError, match="ytfgvc prepare synthetic"):
+        read_list(lay, "test")
+
+
+def test_missing_frames_are_found(tmp_path):
+    lay = make_prepared(tmp_path, classes=2, train_per_class=2, test_per_class=1)
+    rec = read_list(lay, "test")[0]
+    (lay.frames_dir(rec.video_id) / lay.frame_name(rec.num_frames)).unlink()
+    assert missing_frames(lay, read_list(lay, "test")) == [rec.video_id]
+
+
+def test_items_are_deterministic_per_epoch_and_shaped_by_the_protocol(layout):
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 4, train=True), MultiScaleCrop(32), seed=3)
+    a, b, c = ds[(0, 5)], ds[(0, 5)], ds[(1, 5)]
+    assert a["pixels"].shape == (1, 4, 3, 32, 32) and a["pixels"].dtype == torch.uint8
+    assert torch.equal(a["pixels"], b["pixels"]) and a["label"] == records[5].label
+    assert any(not torch.equal(ds[(e, 5)]["pixels"], a["pixels"]) for e in range(1, 6)) or c is None
+    test = RawFrameDataset(layout, records, FramePlan("segments", 25, train=False), OverSample(32, 10))
+    assert test[(0, 0)]["pixels"].shape == (10, 25, 3, 32, 32)
+    clip = RawFrameDataset(layout, records, FramePlan("clip", 8, train=False), OverSample(32, 1))
+    assert clip[(0, 0)]["pixels"].shape == (1, 8, 3, 32, 32)
+
+
+def test_decoding_or_cropping_on_the_device_gives_the_same_pixels(layout):
+    """The GPU paths (frames or bytes to DeviceBatch, cropped or decoded there), run on the CPU, equal the worker's."""
+    records = read_list(layout, "train")
+    plan, crop = FramePlan("segments", 3, train=True), MultiScaleCrop(24)
+    here = RawFrameDataset(layout, records, plan, crop, seed=1, stage="pixels")
+    keys = [(2, i) for i in range(4)]
+    expected = collate([here[k] for k in keys])["pixels"]
+    for stage in ("frames", "jpeg"):
+        there = RawFrameDataset(layout, records, plan, crop, seed=1, stage=stage)
+        to_dev = DeviceBatch(there, torch.device("cpu"))
+        assert torch.equal(to_dev.pixels(collate([there[k] for k in keys])), expected), stage
+
+
+def test_device_batch_normalizes_and_lays_out_frames_and_clips(layout):
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 2, train=False), OverSample(16, 10))
+    batch = collate([ds[(0, 0)], ds[(0, 1)]])
+    for channels_last in (False, True):
+        x, label, index = DeviceBatch(ds, torch.device("cpu"), "frames", channels_last=channels_last)(batch)
+        assert x.shape == (20, 2, 3, 16, 16) and index.tolist() == [0, 1]
+        u8 = batch["pixels"].view(20, 2, 3, 16, 16).float() / 255
+        mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        assert torch.allclose(x, (u8 - mean) / std, atol=1e-6)
+        assert x.view(40, 3, 16, 16).is_contiguous(memory_format=torch.channels_last) == channels_last
+    x, _, _ = DeviceBatch(ds, torch.device("cpu"), "clip", channels_last=True)(batch)
+    assert x.shape == (20, 3, 2, 16, 16) and x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_training_shards_make_the_same_global_batches_on_any_number_of_ranks():
+    one = list(EpochSampler(10, shuffle=True, seed=4, global_batch=4))
+    assert len(one) == 8 and one == list(EpochSampler(10, shuffle=True, seed=4, global_batch=4))
+    ranks = [list(EpochSampler(10, 2, r, shuffle=True, seed=4, global_batch=4)) for r in range(2)]
+    for step in range(2):  # global batch `step` = rank 0's and rank 1's micro-batches of 2
+        merged = {i for r in ranks for _, i in r[2 * step : 2 * step + 2]}
+        assert merged == {i for _, i in one[4 * step : 4 * step + 4]}
+    s = EpochSampler(10, shuffle=True, seed=4, global_batch=4)
+    s.set_epoch(1)
+    assert [i for _, i in s] != [i for _, i in one] and all(e == 1 for e, _ in s)
+
+
+def test_worker_stage_choice():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert worker_stage(cpu, False, 10) == "pixels" and worker_stage(gpu, False, 1) == "pixels"
+    assert worker_stage(gpu, False, 10) == "frames" and worker_stage(gpu, True, 1) == "jpeg"
+
+
+def test_test_shards_cover_every_video_with_padding():
+    shards = [[i for _, i in EpochSampler(5, 2, r)] for r in range(2)]
+    assert shards == [[0, 2, 4], [1, 3, 0]]
+    assert [i for _, i in EpochSampler(5)] == [0, 1, 2, 3, 4]
+
+
+def test_an_unreadable_frame_names_the_file(layout, tmp_path):
+    records = read_list(layout, "train")[:1]
+    lay = DatasetLayout(tmp_path, "synthetic")
+    ds = RawFrameDataset(lay, records, FramePlan("segments", 1, train=False), OverSample(16, 1))
+    with pytest.raises(YtfgvcError, match=f"cannot read frame .*{records[0].video_id}"):
+        ds[(0, 0)]
+    assert Path(tmp_path).is_dir()

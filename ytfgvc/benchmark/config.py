@@ -1,0 +1,277 @@
+"""The benchmark's typed config, its presets (``paper``, ``smoke``) and the baseline YAMLs.
+
+A run's config is resolved in this order, later winning: the preset of the method, a
+``--config FILE`` (any subset of the keys), then command-line flags (``--set key=value``
+for any key, dotted for nested ones: ``--set model.kwargs.dropout=0.5``). The resolved
+config is written as ``config.yaml`` beside every run and can be passed back with
+``--config`` to repeat it.
+
+``paper`` is the protocol of the paper (section 5.1 and Table 6, pinned in DESIGN.md);
+``smoke`` runs the same code at toy sizes on a CPU. ``baselines/*.yaml`` hold the
+``paper`` preset of each method, named ``{method}_{backbone}_{segments}_{modality}.yaml``
+(:func:`write_baselines` regenerates them; a test checks they match).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ytfgvc.config import ConfigBase, did_you_mean
+from ytfgvc.data.transforms import SCALES
+from ytfgvc.errors import YtfgvcError
+
+CONFIG_SCHEMA = "ytfgvc-benchmark-config-1"
+METHODS = ("bninception", "i3d", "tsn", "rra")  # Table 6's order
+PRESETS = ("paper", "smoke")
+BASELINES_DIR = Path(__file__).resolve().parent.parent.parent / "baselines"
+
+
+@dataclass
+class ModelSpec(ConfigBase):
+    """``create_model(name, num_classes, **kwargs)``."""
+
+    name: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkConfig(ConfigBase):
+    """Everything that decides a run's result (and how fast it gets there)."""
+
+    schema: str = CONFIG_SCHEMA
+    dataset: str = ""
+    root: str = ""
+    method: str = (
+        ""  # the protocol and the runs/<dataset>/<method>/ folder: rra, tsn, bninception, i3d, or a model name
+    )
+    preset: str = "paper"
+    run: str = ""  # the run's folder name; empty: "<preset>-seed<seed>"
+    model: ModelSpec = field(default_factory=ModelSpec)
+    num_classes: int = 0  # 0: from the dataset's label list
+    modality: str = "rgb"
+    # Sampling: "segments" (one frame from each of num_segments segments) or "clip"
+    # (num_segments consecutive frames).
+    sampling: str = "segments"
+    num_segments: int = 4
+    input_size: int = 299
+    scales: tuple[float, ...] = SCALES
+    max_distort: int = 1
+    more_fix_crop: bool = True
+    flip: bool = True
+    test_segments: int = 25  # segments (middle frames), or the clip length for "clip"
+    test_crops: int = 10  # 10: 4 corners + centre and their flips; 1: centre
+    test_scale: int = 0  # short side before test crops; 0: input_size * 256 // 224
+    test_batch: int = 1  # videos per forward pass, per process (does not change the results)
+    epochs: int = 120
+    lr: float = 2e-4
+    lr_step: int = 30
+    lr_gamma: float = 0.1
+    weight_decay: float = 0.0
+    clip_grad_norm: float = 0.0
+    freeze_epochs: int = 30
+    batch_size: int = 256  # clips per optimizer step, over all processes
+    micro_batch: int = 0  # clips per forward pass per process; 0: the whole share, halved on GPU OOM
+    workers: int = 8
+    decode: str = "auto"  # auto (GPU when training on one), cpu, gpu
+    device: str = "auto"
+    amp: str = "auto"  # auto (bf16 on GPU), bf16, off
+    channels_last: bool = True  # on GPU, and on CPU for frame (2D) models
+    compile: bool = False
+    find_unused_parameters: bool = False  # DDP: for models with parameters that get no gradient
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+
+        def need(ok: bool, flag: str, why: str) -> None:
+            if not ok:
+                problems.append(f"{flag}: {why}")
+
+        positive = ("num_segments", "input_size", "test_segments", "test_batch", "epochs", "lr_step", "batch_size")
+        for name in positive:
+            v = getattr(self, name)
+            need(isinstance(v, int) and v >= 1, _flag(name), f"must be a positive integer, got {v!r}")
+        for name in ("micro_batch", "workers", "freeze_epochs", "test_scale", "max_distort", "num_classes", "seed"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and v >= 0, _flag(name), f"must be a non-negative integer, got {v!r}")
+        need(self.sampling in ("segments", "clip"), "--set sampling", f"segments or clip, got {self.sampling!r}")
+        need(self.modality == "rgb", "--set modality", f"only rgb is implemented, got {self.modality!r}")
+        need(self.test_crops in (1, 10), "--set test_crops", f"1 or 10, got {self.test_crops!r}")
+        need(self.decode in ("auto", "cpu", "gpu"), "--decode", f"auto, cpu or gpu, got {self.decode!r}")
+        need(self.amp in ("auto", "bf16", "off"), "--amp", f"auto, bf16 or off, got {self.amp!r}")
+        need(self.device in ("auto", "cpu", "cuda"), "--device", f"auto, cpu or cuda, got {self.device!r}")
+        need(self.lr > 0, "--lr", "must be positive")
+        need(0 < self.lr_gamma <= 1, "--set lr_gamma", "must be in (0, 1]")
+        need(bool(self.scales) and all(0 < s <= 1 for s in self.scales), "--set scales", "each in (0, 1]")
+        ok_micro = not self.micro_batch or (self.batch_size % self.micro_batch == 0)
+        need(ok_micro, "--micro-batch", f"must divide --batch-size {self.batch_size}")
+        if problems:
+            raise YtfgvcError("bad benchmark config: " + "; ".join(problems))
+
+    @property
+    def run_name(self) -> str:
+        return self.run or f"{self.preset}-seed{self.seed}"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The builder's keyword arguments, ``num_segments`` filled in."""
+        return {"num_segments": self.num_segments, **self.model.kwargs}
+
+    def baseline_name(self) -> str:
+        backbone = str(self.model.kwargs.get("backbone", "default")).replace("_", "").replace(":", "-")
+        return f"{self.method}_{backbone}_{self.num_segments}_{self.modality}"
+
+
+# Config keys with a flag of their own on `ytfgvc benchmark`; the others are set with --set.
+_FLAGS = {"micro_batch", "batch_size", "input_size", "epochs", "workers", "seed", "lr"}
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}" if name in _FLAGS else f"--set {name}"
+
+
+def _model(name: str, backbone: str, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "kwargs": {"backbone": backbone, "pretrained": True, "weights": None, "dropout": 0.7, **kw}}
+
+
+_PAPER_FRAMES = {
+    "sampling": "segments",
+    "num_segments": 4,
+    "input_size": 299,
+    "test_segments": 25,
+    "test_crops": 10,
+    "test_batch": 2,
+}
+_PAPER: dict[str, dict[str, Any]] = {
+    "rra": {"model": _model("rra", "inception_v3"), **_PAPER_FRAMES},
+    "tsn": {"model": _model("tsn", "inception_v3"), **_PAPER_FRAMES},
+    "bninception": {
+        "model": _model("bninception", "bninception"),
+        **{"sampling": "segments", "num_segments": 1, "input_size": 224, "test_segments": 1, "test_crops": 1},
+        "test_batch": 64,
+    },
+    "i3d": {
+        "model": _model("i3d", "resnet50"),
+        **{"sampling": "clip", "num_segments": 32, "input_size": 224, "test_segments": 32, "test_crops": 1},
+        "test_batch": 8,
+    },
+}
+# The same code at toy sizes: a few minutes for all four methods on 2 CPU cores.
+_SMOKE_COMMON = {
+    "epochs": 2,
+    "lr": 1e-3,
+    "lr_step": 1,
+    "freeze_epochs": 1,
+    "batch_size": 8,
+    "workers": 1,
+    "input_size": 96,
+    "test_batch": 4,
+}
+_SMOKE: dict[str, dict[str, Any]] = {
+    "rra": {"num_segments": 3, "test_segments": 3},
+    "tsn": {"num_segments": 3, "test_segments": 3},
+    "bninception": {},
+    "i3d": {"num_segments": 4, "test_segments": 4, "input_size": 64},  # 3D convolutions cost ~T times more
+}
+
+
+def preset_dict(method: str, preset: str) -> dict[str, Any]:
+    """The preset's values for ``method`` (a model outside the four methods gets TSN's protocol)."""
+    if preset not in PRESETS:
+        raise YtfgvcError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}", f"use {' or '.join(PRESETS)}")
+    known = method in _PAPER
+    base = copy.deepcopy(_PAPER[method] if known else {"model": {"name": method, "kwargs": {}}, **_PAPER_FRAMES})
+    base.update(method=method, preset=preset)
+    if preset == "smoke":
+        base.update(copy.deepcopy(_SMOKE_COMMON))
+        base.update(copy.deepcopy(_SMOKE.get(method, _SMOKE["tsn"])))
+        if known:
+            base["model"]["kwargs"].update(backbone="resnet18", pretrained=False)
+    return base
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise YtfgvcError(f"--set {item!r}: expected KEY=VALUE", "e.g. --set model.kwargs.dropout=0.5")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as e:
+            raise YtfgvcError(f"--set {item!r}: {e}") from None
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def load_config(
+    method: str | None = None,
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> BenchmarkConfig:
+    """Resolve preset < ``config_file`` < ``overrides`` into a :class:`BenchmarkConfig`."""
+    from_file: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            from_file = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise YtfgvcError(f"cannot read config {config_file}: {e}") from None
+        if not isinstance(from_file, dict):
+            raise YtfgvcError(f"config {config_file}: expected a mapping at the top level")
+    overrides = dict(overrides or {})
+    method = method or overrides.get("method") or from_file.get("method")
+    if not method:
+        raise YtfgvcError("no method given", f"pass --model ({', '.join(METHODS)}) or a --config naming one")
+    preset = preset or overrides.get("preset") or from_file.get("preset") or "paper"
+    merged = deep_merge(deep_merge(preset_dict(method, preset), from_file), overrides)
+    merged.update(method=method, preset=preset)
+    where = str(config_file) if config_file else "config"
+    return BenchmarkConfig.from_dict(merged, where=where)
+
+
+def baseline_configs() -> dict[str, BenchmarkConfig]:
+    """The ``paper`` preset of each method, by baseline file name (without ``.yaml``)."""
+    cfgs = [load_config(m, "paper") for m in METHODS]
+    return {c.baseline_name(): c for c in cfgs}
+
+
+def baseline_yaml(cfg: BenchmarkConfig) -> str:
+    d = cfg.to_dict()
+    for k in ("dataset", "root", "run"):
+        d.pop(k)
+    use = f"ytfgvc benchmark DATASET --config baselines/{cfg.baseline_name()}.yaml"
+    head = f"# {cfg.method}: the paper's protocol ({use})\n"
+    return head + yaml.safe_dump(d, sort_keys=False)
+
+
+def write_baselines(folder: Path = BASELINES_DIR) -> list[Path]:
+    """(Re)write ``baselines/*.yaml`` from the presets."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, cfg in baseline_configs().items():
+        p = folder / f"{name}.yaml"
+        p.write_text(baseline_yaml(cfg))
+        paths.append(p)
+    return paths
+
+
+if __name__ == "__main__":
+    for p in write_baselines():
+        print(p)

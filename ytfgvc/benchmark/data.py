@@ -1,0 +1,69 @@
+"""The data a run reads: the rawframe lists and frames, checked against the official lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ytfgvc.benchmark.config import BenchmarkConfig
+from ytfgvc.data.rawframes import VideoRecord, missing_frames, read_list
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.layout import DatasetLayout, default_root
+
+
+@dataclass
+class DataInfo:
+    layout: DatasetLayout
+    train: list[VideoRecord]
+    test: list[VideoRecord]
+    num_classes: int
+    n_official: int | None
+    manifest: str | None
+    annotations: str | None
+
+
+def load_data(cfg: BenchmarkConfig) -> DataInfo:
+    """Read and check the lists and frames of ``cfg.dataset``; the number of classes and official test videos."""
+    from ytfgvc.annotations import annotations_hash, is_imported, load_official
+    from ytfgvc.datasets import get_card
+    from ytfgvc.records import manifest_hash
+
+    if not cfg.dataset:
+        raise YtfgvcError("no dataset given", "pass DATASET (birds, cars or synthetic)")
+    card = get_card(cfg.dataset)
+    root = Path(cfg.root) if cfg.root else default_root()
+    layout = DatasetLayout(root, cfg.dataset)
+    splits = {s: read_list(layout, s) for s in ("train", "test")}
+    for split, recs in splits.items():
+        missing = missing_frames(layout, recs)
+        if missing:
+            raise YtfgvcError(
+                f"no frames for {len(missing)} of {len(recs)} {split} videos (first: {', '.join(missing[:3])})",
+                f"run `ytfgvc prepare {cfg.dataset}` first",
+            )
+    n_official, annotations, num_classes = None, None, card.num_classes
+    if is_imported(root, cfg.dataset):
+        official = load_official(root, cfg.dataset)
+        n_official, annotations = len(official.test), annotations_hash(root, cfg.dataset)
+        num_classes = max(official.labels) + 1 if official.labels else num_classes
+        unknown = sorted({r.video_id for r in splits["test"]} - {v for v, _ in official.test})
+        if unknown:
+            raise YtfgvcError(
+                f"{len(unknown)} test videos are not in the official test list (first: {', '.join(unknown[:3])})",
+                f"run `ytfgvc prepare {cfg.dataset}` again to rewrite the lists",
+            )
+    num_classes = cfg.num_classes or num_classes
+    top = max(r.label for recs in splits.values() for r in recs)
+    if top >= num_classes:
+        raise YtfgvcError(f"label {top} in the lists, but only {num_classes} classes", "check --set num_classes")
+    return DataInfo(
+        layout, splits["train"], splits["test"], num_classes, n_official, manifest_hash(layout), annotations
+    )
+
+
+def resolve(cfg: BenchmarkConfig, data: DataInfo) -> BenchmarkConfig:
+    """Fill in what the data decides: the absolute root, the number of classes, the run name."""
+    model = cfg.model.replace(kwargs=cfg.model_kwargs())
+    return cfg.replace(
+        root=str(data.layout.root.resolve()), num_classes=data.num_classes, run=cfg.run_name, model=model
+    )

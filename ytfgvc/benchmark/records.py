@@ -1,0 +1,147 @@
+"""The files of a run folder ``runs/<dataset>/<method>/<run>/``, all written atomically.
+
+* ``config.yaml``: the resolved :class:`~ytfgvc.benchmark.config.BenchmarkConfig`.
+* ``log.jsonl``: one JSON object per finished epoch: ``epoch`` (1-based), ``loss``,
+  ``accuracy`` (training top-1, %), ``lr``, ``frozen`` (pretrained layers frozen),
+  ``clips``, ``seconds``, ``clips_per_s``, ``gpu_memory_gb`` (peak allocated, 0 on CPU).
+* ``checkpoint.pt``: ``{"schema", "model" (state_dict), "optimizer", "epoch", "history",
+  "rng", "config", "elapsed_s", ...}`` (see :mod:`ytfgvc.engine`).
+* ``predictions.json``: the leaderboard format (``ytfgvc-predictions-1``, DESIGN.md).
+* ``metrics.json``: schema ``ytfgvc-run-1``: ``scores`` (:meth:`ytfgvc.metrics.Scores.to_dict`),
+  the data (``manifest``, ``annotations``), the protocol, the training batch plan,
+  ``pretrained_source``, ``versions``, ``git``, ``device``, ``wall_time_s``, ``gpu_hours``.
+* ``curves.png``: training loss and accuracy per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ytfgvc import __version__
+from ytfgvc.fsutil import atomic_path, write_json_atomic, write_text_atomic
+
+METRICS_SCHEMA = "ytfgvc-run-1"
+PREDICTIONS_VERSION = "ytfgvc-predictions-1"
+TOP_K = 10  # labels kept per video in predictions.json (the leaderboard needs at least 5)
+
+
+def tool_versions() -> dict[str, str | None]:
+    import torch
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "ytfgvc": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": version("torchvision"),
+        "numpy": np.__version__,
+        "timm": version("timm"),
+        "cuda": torch.version.cuda,
+        "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None,
+    }
+
+
+def git_info(start: Path | None = None) -> dict[str, Any]:
+    """The commit of the ytfgvc source tree and whether it had local changes (None outside git)."""
+    folder = Path(start or Path(__file__).resolve().parent)
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def device_info(device: Any, world: int) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"type": device.type, "processes": world, "host": platform.node()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+        info["memory_gb"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
+    else:
+        info["name"] = platform.processor() or platform.machine()
+        info["threads"] = torch.get_num_threads()
+    return info
+
+
+def write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> None:
+    """Training loss and accuracy per epoch, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] for r in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(epochs, [r["loss"] for r in history], marker="o", ms=3)
+    a.set(xlabel="epoch", ylabel="training loss")
+    b.plot(epochs, [r["accuracy"] for r in history], marker="o", ms=3, color="tab:green")
+    b.set(xlabel="epoch", ylabel="training top-1 (%)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def predictions(
+    dataset: str,
+    manifest: str | None,
+    video_ids: list[str],
+    probabilities: np.ndarray,
+    pretrained_source: str,
+    top_k: int = TOP_K,
+) -> dict[str, Any]:
+    """The leaderboard's predictions document: the ``top_k`` labels of each video, best first.
+
+    Ties go to the lower label id (:func:`ytfgvc.metrics.rank_scores`).
+    """
+    from ytfgvc.metrics import rank_scores
+
+    ranked = rank_scores(probabilities, top_k)
+    results = {
+        vid: [{"label": int(label), "score": round(float(probabilities[i, label]), 6)} for label in ranked[i]]
+        for i, vid in enumerate(video_ids)
+    }
+    used = pretrained_source != "from scratch"
+    return {
+        "version": PREDICTIONS_VERSION,
+        "dataset": dataset,
+        "manifest": manifest,
+        "results": results,
+        "external_data": {"used": used, "details": f"initialised from {pretrained_source}" if used else ""},
+    }
+
+
+def write_predictions(path: Path, doc: dict[str, Any]) -> None:
+    write_json_atomic(path, doc, indent=None)

@@ -1,0 +1,233 @@
+"""From a :class:`~ytfgvc.data.rawframes.RawFrameDataset` to normalized tensors on the device.
+
+* :class:`EpochSampler` yields ``(epoch, index)`` keys for one rank: a permutation seeded
+  by ``(seed, epoch)`` (training) or the list order (testing), split ``rank::world``. In
+  training the permutation is cut to whole global batches (TSN's ``drop_last``), so every
+  optimizer step sees exactly ``batch_size`` videos whatever the number of ranks; in
+  testing it is padded by wrapping around, and the padding is dropped when per-video
+  scores are gathered (:func:`ytfgvc.engine.evaluate`).
+* :func:`collate` stacks items; :class:`DeviceBatch` moves a batch to the device, decodes
+  JPEGs there when the workers did not (nvjpeg via ``torchvision.io.decode_jpeg``), crops,
+  normalizes and lays the tensor out as the model wants it (``channels_last`` on GPU).
+* :func:`device_batches` runs :class:`DeviceBatch` one or two batches ahead on a side
+  CUDA stream in a thread, so decoding and cropping overlap the training step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from ytfgvc.data.rawframes import RawFrameDataset, crop_clip
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class EpochSampler(Sampler):
+    """``(epoch, index)`` keys of one rank (see the module docstring)."""
+
+    def __init__(
+        self, n: int, world: int = 1, rank: int = 0, shuffle: bool = False, seed: int = 0, global_batch: int = 0
+    ):
+        if n < 1:
+            raise ValueError("nothing to sample from: the list is empty")
+        if global_batch and global_batch % world:
+            raise ValueError(f"batch {global_batch} does not split over {world} processes")
+        self.n, self.world, self.rank = n, world, rank
+        self.shuffle, self.seed, self.global_batch = shuffle, seed, global_batch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _total(self) -> int:
+        if self.global_batch:
+            return self.n // self.global_batch * self.global_batch
+        return math.ceil(self.n / self.world) * self.world
+
+    def __len__(self) -> int:
+        return self._total() // self.world
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = (
+            np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        )
+        order = np.resize(order, self._total())  # cuts to whole batches, or pads by wrapping around
+        for i in order[self.rank :: self.world]:
+            yield self.epoch, int(i)
+
+
+def worker_stage(device: torch.device, decode_on_device: bool, num_views: int) -> str:
+    """How far loader workers take a sample (see :class:`RawFrameDataset`).
+
+    JPEGs go to the GPU undecoded when it decodes them; otherwise workers decode, and crop
+    too unless there are many views per video on a GPU (10 crops of 25 frames would be
+    ten times the decoded frames to ship through shared memory).
+    """
+    if decode_on_device:
+        return "jpeg"
+    return "frames" if torch.device(device).type == "cuda" and num_views > 1 else "pixels"
+
+
+def collate(items: Sequence[dict]) -> dict:
+    """Batch items of :class:`RawFrameDataset` (cropped pixels, decoded frames, or JPEG bytes)."""
+    batch = {
+        "index": torch.tensor([it["index"] for it in items]),
+        "label": torch.tensor([it["label"] for it in items]),
+    }
+    if "pixels" in items[0]:
+        batch["pixels"] = torch.stack([it["pixels"] for it in items])
+    elif "frames" in items[0]:
+        batch["frames"] = [it["frames"] for it in items]
+        batch["draws"] = [it["draw"] for it in items]
+    else:
+        batch["jpeg"] = torch.cat([it["jpeg"] for it in items])
+        batch["lengths"] = torch.cat([it["lengths"] for it in items])
+        batch["counts"] = [len(it["lengths"]) for it in items]
+        batch["draws"] = [it["draw"] for it in items]
+    return batch
+
+
+class DeviceBatch:
+    """Turn a collated batch into the model's input on ``device``.
+
+    Returns ``(x, label, index)``: ``x`` is ``(B·V, T, 3, S, S)`` for ``input_kind="frames"``
+    or ``(B·V, 3, T, S, S)`` for ``"clip"``, float32, normalized with ``mean``/``std``
+    (0–1 units), the ``V`` views of a video consecutive. With ``channels_last`` the memory
+    is ``(B·V, T, S, S, 3)``, so the model's ``(B·T, 3, S, S)`` view is channels-last (and a
+    clip is ``channels_last_3d``).
+    """
+
+    def __init__(
+        self,
+        dataset: RawFrameDataset,
+        device: torch.device,
+        input_kind: str = "frames",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        channels_last: bool = False,
+    ):
+        self.crop, self.device, self.input_kind = dataset.crop, torch.device(device), input_kind
+        self.mean = torch.tensor(mean, device=self.device).view(1, 1, 1, 1, 3)
+        self.std = torch.tensor(std, device=self.device).view(1, 1, 1, 1, 3)
+        self.channels_last = channels_last
+
+    def pixels(self, batch: dict) -> torch.Tensor:
+        """uint8 ``(B, V, T, 3, S, S)`` on the device."""
+        if "pixels" in batch:
+            return batch["pixels"].to(self.device, non_blocking=True)
+        if "frames" in batch:
+            clips = [f.to(self.device, non_blocking=True) for f in batch["frames"]]
+        else:
+            blobs = list(torch.split(batch["jpeg"], batch["lengths"].tolist()))
+            images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=self.device)
+            starts = np.cumsum([0, *batch["counts"]])
+            clips = [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        return torch.stack([crop_clip(c, self.crop, d) for c, d in zip(clips, batch["draws"], strict=True)])
+
+    def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        u8 = self.pixels(batch)
+        b, v, t, c, s, _ = u8.shape
+        nthwc = u8.view(b * v, t, c, s, s).permute(0, 1, 3, 4, 2)
+        if self.channels_last:
+            nthwc = nthwc.contiguous()
+        x = nthwc.float().div_(255).sub_(self.mean).div_(self.std)
+        x = x.permute(0, 4, 1, 2, 3) if self.input_kind == "clip" else x.permute(0, 1, 4, 2, 3)
+        if not self.channels_last:
+            x = x.contiguous()
+        label = batch["label"].to(self.device, non_blocking=True)
+        return x, label, batch["index"]
+
+
+def make_loader(
+    dataset: RawFrameDataset,
+    sampler: EpochSampler,
+    batch_size: int,
+    workers: int,
+    pin_memory: bool = False,
+    seed: int = 0,
+) -> DataLoader:
+    """A DataLoader over ``(epoch, index)`` keys; its own generator keeps the global RNG untouched."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def gpu_decode_available(device: torch.device) -> bool:
+    """Whether torchvision can decode JPEGs on ``device`` (nvjpeg)."""
+    from torchvision.io import encode_jpeg
+
+    if torch.device(device).type != "cuda":
+        return False
+    try:
+        decode_jpeg([encode_jpeg(torch.zeros(3, 16, 16, dtype=torch.uint8))], device=device)
+        return True
+    except (RuntimeError, TypeError):
+        return False
+
+
+_END = object()
+
+
+def device_batches(
+    batches: Iterable[dict], to_device: DeviceBatch, prefetch: int = 2
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``to_device(b)`` for each batch; on CUDA prepared ``prefetch`` batches ahead on a side stream."""
+    device = to_device.device
+    if device.type != "cuda":
+        for b in batches:
+            yield to_device(b)
+        return
+    ready: queue.Queue = queue.Queue(maxsize=prefetch)
+    stream, stop = torch.cuda.Stream(device), threading.Event()
+
+    def produce() -> None:
+        try:
+            torch.cuda.set_device(device)
+            with torch.cuda.stream(stream):
+                for b in batches:
+                    if stop.is_set():
+                        break
+                    out = to_device(b)
+                    event = torch.cuda.Event()
+                    event.record(stream)
+                    ready.put((out, event))
+            ready.put(_END)
+        except BaseException as e:  # handed to the consumer, raised there
+            ready.put(e)
+
+    worker = threading.Thread(target=produce, name="ytfgvc-prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            (x, label, index), event = item
+            current = torch.cuda.current_stream(device)
+            current.wait_event(event)
+            x.record_stream(current)  # the allocator must not reuse them while this stream reads
+            label.record_stream(current)
+            yield x, label, index
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.1)
+        worker.join()

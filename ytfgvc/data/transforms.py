@@ -1,0 +1,161 @@
+"""Where the protocol looks inside a frame: TSN's multi-scale crop (training) and the test crops.
+
+Everything here works on a whole clip at once, so every frame of a clip gets the same
+crop and the same flip (the paper: "the same multi-scale cropping and random flipping to
+each frame as TSN"). A *view* is a crop box in the frame's pixels plus a flip flag;
+:func:`apply_views` cuts views out of a ``(T, 3, H, W)`` uint8 clip on any device.
+
+Training (TSN's ``GroupMultiScaleCrop(input_size, [1, .875, .75, .66])`` with
+``max_distort=1, fix_crop=True, more_fix_crop=True``, then ``GroupRandomHorizontalFlip``):
+
+* crop sides are ``int(s * min(H, W))`` for each scale ``s`` (a side within 3 px of the
+  input size snaps to it); a (width, height) pair is two scales at most ``max_distort``
+  steps apart (10 pairs for 4 scales), drawn uniformly;
+* the offset is one of 13 fixed positions on a 4 × 4 grid of steps
+  ``((W - w) // 4, (H - h) // 4)`` (:func:`fixed_offsets`), drawn uniformly;
+* the crop is resized to ``input_size²`` and flipped with probability 1/2.
+
+Testing (TSN's ``GroupScale(scale_size)`` + ``GroupOverSample(input_size)``): frames are
+resized so the short side is ``scale_size`` (default ``input_size * 256 // 224``), then
+cut into the 4 corners and the centre (the first 5 of :func:`fixed_offsets`) and their
+horizontal flips: 10 views (:func:`ten_crop_views`); ``crops=1`` keeps only the centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+SCALES = (1.0, 0.875, 0.75, 0.66)
+
+
+@dataclass(frozen=True)
+class View:
+    """A crop box ``(x, y, w, h)`` in frame pixels, and whether to flip it horizontally."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    flip: bool = False
+
+
+def fixed_offsets(image_w: int, image_h: int, crop_w: int, crop_h: int, more_fix_crop: bool = True) -> list[tuple]:
+    """TSN's fixed crop offsets ``(x, y)``: 5 (corners and centre), or 13 with ``more_fix_crop``.
+
+    Order: upper left, upper right, lower left, lower right, centre; then centre left,
+    centre right, lower centre, upper centre and the four quarter points.
+    """
+    ws, hs = (image_w - crop_w) // 4, (image_h - crop_h) // 4
+    grid = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2)]
+    if more_fix_crop:
+        grid += [(0, 2), (4, 2), (2, 4), (2, 0), (1, 1), (3, 1), (1, 3), (3, 3)]
+    return [(i * ws, j * hs) for i, j in grid]
+
+
+def scale_pairs(num_scales: int, max_distort: int) -> list[tuple[int, int]]:
+    """Index pairs ``(i_h, j_w)`` of scales at most ``max_distort`` apart, in TSN's order."""
+    return [(i, j) for i in range(num_scales) for j in range(num_scales) if abs(i - j) <= max_distort]
+
+
+def crop_sizes(image_w: int, image_h: int, input_size: int, scales: tuple[float, ...] = SCALES) -> list[int]:
+    """Crop sides ``int(s * min(H, W))``, snapped to ``input_size`` when within 3 pixels."""
+    base = min(image_w, image_h)
+    return [input_size if abs(int(base * s) - input_size) < 3 else int(base * s) for s in scales]
+
+
+def ten_crop_views(image_w: int, image_h: int, crop: int, crops: int = 10) -> list[View]:
+    """The test views: 4 corners + centre, then the same 5 flipped (``crops=10``); the centre alone (``crops=1``)."""
+    if crops not in (1, 10):
+        raise ValueError(f"test crops must be 1 or 10, got {crops}")
+    if crop > min(image_w, image_h):
+        raise ValueError(f"a {crop} px crop does not fit a {image_w}x{image_h} frame")
+    offsets = fixed_offsets(image_w, image_h, crop, crop, more_fix_crop=False)
+    if crops == 1:
+        x, y = offsets[4]
+        return [View(x, y, crop, crop)]
+    views = [View(x, y, crop, crop) for x, y in offsets]
+    return views + [View(v.x, v.y, v.w, v.h, flip=True) for v in views]
+
+
+def scaled_size(image_w: int, image_h: int, short_side: int) -> tuple[int, int]:
+    """``(w, h)`` after resizing the short side to ``short_side`` (torchvision's ``Resize(int)`` rounding)."""
+    if image_w <= image_h:
+        return short_side, int(short_side * image_h / image_w)
+    return int(short_side * image_w / image_h), short_side
+
+
+@dataclass(frozen=True)
+class MultiScaleCrop:
+    """Multi-scale crop + flip, drawn once per clip (see the module docstring)."""
+
+    input_size: int
+    scales: tuple[float, ...] = SCALES
+    max_distort: int = 1
+    more_fix_crop: bool = True
+    flip: bool = True
+
+    num_views = 1
+
+    def sample(self, rng: np.random.Generator) -> tuple[int, int, bool]:
+        """A random draw that does not depend on the frame size: (pair index, offset index, flip)."""
+        pair = int(rng.integers(len(scale_pairs(len(self.scales), self.max_distort))))
+        offset = int(rng.integers(13 if self.more_fix_crop else 5))
+        flip = bool(rng.integers(2)) if self.flip else False
+        return pair, offset, flip
+
+    def views(self, draw: tuple[int, int, bool], image_w: int, image_h: int) -> tuple[int | None, list[View]]:
+        """``(None, [view])`` for a frame of ``image_w`` × ``image_h`` (no resize before cropping)."""
+        pair, offset, flip = draw
+        sizes = crop_sizes(image_w, image_h, self.input_size, self.scales)
+        i, j = scale_pairs(len(self.scales), self.max_distort)[pair]
+        w, h = sizes[j], sizes[i]
+        x, y = fixed_offsets(image_w, image_h, w, h, self.more_fix_crop)[offset]
+        return None, [View(x, y, w, h, flip)]
+
+
+@dataclass(frozen=True)
+class OverSample:
+    """Resize the short side to ``scale_size``, then 10 crops (or the centre one)."""
+
+    input_size: int
+    crops: int = 10
+    scale_size: int = 0  # 0: input_size * 256 // 224, as TSN
+
+    @property
+    def num_views(self) -> int:
+        return self.crops
+
+    @property
+    def short_side(self) -> int:
+        return self.scale_size or self.input_size * 256 // 224
+
+    def sample(self, rng: np.random.Generator) -> None:
+        return None
+
+    def views(self, draw: None, image_w: int, image_h: int) -> tuple[int | None, list[View]]:
+        w, h = scaled_size(image_w, image_h, self.short_side)
+        return self.short_side, ten_crop_views(w, h, self.input_size, self.crops)
+
+
+def apply_views(frames: torch.Tensor, views: list[View], out_size: int, short_side: int | None = None) -> torch.Tensor:
+    """Cut ``views`` out of a clip ``(T, 3, H, W)`` (uint8, any device) -> ``(V, T, 3, out, out)``.
+
+    ``short_side`` first resizes every frame (bilinear, antialiased) so its short side has
+    that length; the boxes are in the resized frame's pixels. Crops that are not
+    ``out_size`` square are resized to it.
+    """
+    if short_side is not None and min(frames.shape[-2:]) != short_side:
+        frames = TF.resize(frames, [short_side], antialias=True)
+    out = []
+    for v in views:
+        crop = frames[..., v.y : v.y + v.h, v.x : v.x + v.w]
+        if crop.shape[-2:] != (v.h, v.w):
+            raise ValueError(f"view {v} falls outside a {frames.shape[-1]}x{frames.shape[-2]} frame")
+        if (v.h, v.w) != (out_size, out_size):
+            crop = TF.resize(crop, [out_size, out_size], antialias=True)
+        out.append(crop.flip(-1) if v.flip else crop)
+    return torch.stack(out)
