@@ -183,14 +183,21 @@ def _node_fetcher(spec: RemoteSpec, scratch: Path) -> YtDlpFetcher | None:
     return _FETCHER[spec.token]
 
 
+def _node_pacer(spec: RemoteSpec, node_id: str) -> Any:
+    key = (spec.token, node_id)
+    if key not in _PACER:  # one lookup per worker process and run
+        _PACER.clear()
+        _PACER[key] = _pacer_actor(spec, node_id)
+    return _PACER[key]
+
+
 def download_task(spec: RemoteSpec, task: Task) -> RemoteResult:
     """Fetch and verify one video on this node (the body of the Ray task)."""
     import ray
     import yt_dlp
 
     node_id = ray.get_runtime_context().get_node_id()
-    with contextlib.ExitStack() as stack:
-        scratch = stack.enter_context(scratch_root())
+    with scratch_root() as scratch:
         root = Path(spec.root)
         shared = resolve_shared(DatasetLayout(root, spec.dataset), spec.token, spec.shared, _hostname())
         layout = DatasetLayout(root if shared else scratch / "root", spec.dataset)
@@ -200,11 +207,7 @@ def download_task(spec: RemoteSpec, task: Task) -> RemoteResult:
         fetcher = _node_fetcher(spec, scratch)
         extractions = fetcher.extractions if fetcher else 0
         worker = VideoWorker(layout, spec.source, spec.limits, fetcher, fetcher.stop if fetcher else threading.Event())
-        key = (spec.token, node_id)
-        if key not in _PACER:  # one lookup per worker process and run
-            _PACER.clear()
-            _PACER[key] = _pacer_actor(spec, node_id)
-        gate = _Gate(_PACER[key])
+        gate = _Gate(_node_pacer(spec, node_id))
         try:
             result = run_task(worker, task, spec.retries, spec.backoff_s, gate.before, gate.after)
         finally:
