@@ -119,6 +119,7 @@ COMMAND_MODULES = [
     "ytfgvc.commands.core",
     "ytfgvc.commands.models",
     "ytfgvc.commands.download",
+    "ytfgvc.commands.prepare",
     "ytfgvc.commands.benchmark",
     "ytfgvc.commands.leaderboard",
 ]

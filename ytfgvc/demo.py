@@ -22,6 +22,10 @@ class DemoContext:
     root: Path
     jobs: int = 0
     synth: SynthConfig = field(default_factory=SynthConfig)
+    # TV-L1 on a CPU takes about a second a pair: the demo shows flow on this many of the
+    # shortest videos, with this stack length (the paper's 5 is `ytfgvc prepare --flow`'s default).
+    flow_videos: int = 1
+    flow_stack: int = 1
     results: dict[str, Any] = field(default_factory=dict)
     echo: Callable[[str], None] = print
 
@@ -77,6 +81,8 @@ def stage_leaderboard(ctx: DemoContext) -> str:
     from ytfgvc.leaderboard.baseline import demo_submit
 
     return demo_submit(ctx.root, DATASET, ctx.results.get("benchmark"))
+
+
 BENCHMARK_METHODS = ("rra", "tsn")
 
 
@@ -114,9 +120,43 @@ def stage_benchmark(ctx: DemoContext) -> str:
     return f"smoke runs of {' and '.join(BENCHMARK_METHODS)} (top-1 {top1}); Table 6 in {files['md']}"
 
 
+def stage_prepare(ctx: DemoContext) -> str:
+    from ytfgvc.layout import DatasetLayout
+    from ytfgvc.prepare import NoVideosError, PrepareConfig, prepare_dataset
+    from ytfgvc.prepare.lists import read_frames_meta
+    from ytfgvc.records import ok_video_ids
+
+    try:
+        r = prepare_dataset(ctx.root, DATASET, PrepareConfig(jobs=ctx.jobs), progress=True)
+    except NoVideosError:
+        return "no downloaded videos yet (the download stage puts them in videos/): nothing to prepare"
+    ctx.results["prepare"] = r
+    layout = DatasetLayout(ctx.root, DATASET)
+    metas = {v: m for v in sorted(ok_video_ids(layout)) if (m := read_frames_meta(layout, v))}
+    ids = list(metas)
+    shortest = sorted(ids, key=lambda v: (metas[v]["source"]["native_frames"], v))[: ctx.flow_videos]
+    flow = ""
+    if shortest:
+        cfg = PrepareConfig(jobs=ctx.jobs, flow=True, flow_stack=ctx.flow_stack)
+        f = prepare_dataset(ctx.root, DATASET, cfg, progress=True, video_ids=shortest)
+        ctx.results["prepare_flow"] = f
+        flow = (
+            f"; TV-L1 flow (stack {ctx.flow_stack}) for the {len(shortest)} shortest, {f.flow_pairs} pairs"
+            f"{', ' + str(len(f.errors)) + ' failed' if f.errors else ''} (`ytfgvc prepare {DATASET} --flow` does all)"
+        )
+    lists = r.lists or {"written": {"train": 0, "test": 0}, "listed": {"train": 0, "test": 0}}
+    w, n = lists["written"], lists["listed"]
+    failed = f", {len(r.errors)} failed" if r.errors else ""
+    return (
+        f"{r.prepared} of {r.videos} videos, {sum(m['num_frames'] for m in metas.values()):,} frames{failed}{flow}; "
+        f"lists: {w['train']} of {n['train']} train, {w['test']} of {n['test']} test"
+    )
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("synth", stage_synth),
     ("download", stage_download),
+    ("prepare", stage_prepare),
     ("datasets", stage_datasets),
     ("benchmark", stage_benchmark),
     ("leaderboard", stage_leaderboard),

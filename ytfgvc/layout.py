@@ -12,7 +12,7 @@
       manifest.json           the snapshot obtained; its hash names it
       frames/<id>/img_00001.jpg … + meta.json
       flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …
-      lists/train.txt, lists/test.txt
+      lists/train.txt, lists/test.txt, lists/missing.txt, lists/meta.json
     <root>/leaderboard/        submissions/, README.md, index.html (the demo's leaderboard)
     <runs>/<dataset>/<model>/<run>/
 
@@ -162,6 +162,20 @@ class DatasetLayout:
         if split not in SPLITS:
             raise YtfgvcError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
         return self.lists_dir / f"{split}.txt"
+
+    @property
+    def missing_list_path(self) -> Path:
+        """``lists/missing.txt``: ``<id> <split> <reason>`` for each listed video without frames."""
+        return self.lists_dir / "missing.txt"
+
+    @property
+    def lists_meta_path(self) -> Path:
+        return self.lists_dir / "meta.json"
+
+    @property
+    def prepare_lock_path(self) -> Path:
+        """Held (flock) while ``ytfgvc prepare`` runs on this dataset."""
+        return self.base / ".prepare.lock"
 
     @staticmethod
     def list_entry_dir(video_id: str) -> str:

@@ -1,0 +1,318 @@
+"""``prepare_dataset``: every downloaded video of a dataset, in worker processes, resumable.
+
+A video counts as prepared when ``frames/<id>/meta.json`` exists (and, with ``flow``,
+``flow/<id>/meta.json``) and was made with the same settings: folders are written under a
+``.tmp-`` name and renamed when complete, so a killed run leaves nothing that counts.
+A second run does only what is missing; folders made with other settings are left alone
+and reported (``force`` redoes them). One bad video is one line in the summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ytfgvc.annotations import is_imported, load_official
+from ytfgvc.datasets import get_card
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.fsutil import sweep_temporaries
+from ytfgvc.layout import DatasetLayout
+from ytfgvc.prepare.config import FRAME_KEYS, PrepareConfig
+from ytfgvc.prepare.flow import get_flow_backend
+from ytfgvc.prepare.lists import ListsResult, read_frames_meta, write_lists
+from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
+from ytfgvc.records import manifest_hash, ok_video_ids
+
+MAX_ERRORS_SHOWN = 20
+
+
+class NoVideosError(YtfgvcError):
+    """Nothing downloaded yet for this dataset."""
+
+
+@dataclass
+class PrepareResult:
+    dataset: str
+    videos: int  # downloaded ("ok") videos considered
+    prepared: int  # of those, complete now (frames, and flow if asked; deferred ones not included)
+    made_frames: int
+    made_flow: int
+    already: int  # complete before this run
+    stale: list[str]  # made with other settings; left alone (use force)
+    errors: dict[str, str]
+    frames_written: int
+    flow_pairs: int
+    seconds: float
+    jobs: int
+    settings: dict[str, Any]
+    manifest: str | None
+    lists: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    deferred: int = 0  # left for a later run by ``limit``
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        what = "frames and flow" if self.settings.get("flow") else "frames"
+        lines = [
+            f"{self.dataset}: {self.prepared} of {self.videos} downloaded videos prepared ({what}; "
+            f"{self.made_frames} newly framed, {self.made_flow} new flow, {self.already} already done; "
+            f"{self.frames_written:,} frames, {self.flow_pairs:,} flow pairs in {self.seconds:.1f} s, "
+            f"{self.jobs} worker{'s' if self.jobs != 1 else ''})"
+        ]
+        if self.deferred:
+            lines.append(f"  {self.deferred} videos left for a later run (--limit)")
+        if self.stale:
+            lines.append(
+                f"  {len(self.stale)} made with other settings, left as they are (--force redoes them): "
+                + ", ".join(self.stale[:5])
+                + (" …" if len(self.stale) > 5 else "")
+            )
+        if self.errors:
+            lines.append(f"  {len(self.errors)} failed (the rest went on):")
+            shown = sorted(self.errors.items())[:MAX_ERRORS_SHOWN]
+            lines += [f"    {vid}: {reason}" for vid, reason in shown]
+            if len(self.errors) > len(shown):
+                lines.append(f"    … {len(self.errors) - len(shown)} more in lists/missing.txt (and --json)")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        if self.lists:
+            lines.append("  " + ListsResult(**self.lists).summary())
+        else:
+            lines.append(f"  manifest: {self.manifest or 'none (videos not from `ytfgvc download`)'}")
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _dataset_lock(layout: DatasetLayout) -> Iterator[None]:
+    layout.base.mkdir(parents=True, exist_ok=True)
+    with open(layout.prepare_lock_path, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise YtfgvcError(
+                f"another `ytfgvc prepare {layout.dataset}` is running on {layout.base}",
+                "wait for it to finish (its work is kept), or stop it first",
+            ) from None
+        yield
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _frames_match(meta: dict[str, Any], settings: dict[str, Any]) -> bool:
+    return all(meta.get(k) == settings[k] for k in FRAME_KEYS)
+
+
+def _flow_match(meta: dict[str, Any], settings: dict[str, Any], resolved_params: dict[str, Any]) -> bool:
+    return (
+        meta.get("backend") == settings["flow_backend"]
+        and meta.get("stack") == settings["flow_stack"]
+        and meta.get("format") == settings["flow_format"]
+        and meta.get("sample_fps") == settings["sample_fps"]
+        and meta.get("params") == resolved_params
+    )
+
+
+def plan_jobs(
+    layout: DatasetLayout, ids: list[str], cfg: PrepareConfig, settings: dict[str, Any]
+) -> tuple[list[VideoJob], list[str], list[str]]:
+    """``(jobs, already done, stale)`` for ``ids`` given what is on disk."""
+    resolved = get_flow_backend(cfg.flow_backend, **cfg.flow_params).params if cfg.flow else {}
+    jobs, done, stale = [], [], []
+    for vid in ids:
+        fmeta = read_frames_meta(layout, vid)
+        wmeta = _read_meta(layout.flow_dir(vid) / "meta.json") if cfg.flow else None
+        frames_ok = fmeta is not None and _frames_match(fmeta, settings)
+        flow_ok = wmeta is not None and _flow_match(wmeta, settings, resolved)
+        if not cfg.force and ((fmeta is not None and not frames_ok) or (wmeta is not None and not flow_ok)):
+            stale.append(vid)
+            continue
+        write_frames = cfg.force or not frames_ok
+        write_flow = cfg.flow and (cfg.force or not flow_ok)
+        if not (write_frames or write_flow):
+            done.append(vid)
+            continue
+        expect = None
+        if frames_ok and not write_frames:
+            expect = fmeta.get("native_index")
+        elif flow_ok and not write_flow:
+            expect = [s["native"] for s in wmeta.get("stacks", [])]
+        jobs.append(
+            VideoJob(
+                video_id=vid,
+                src=str(layout.video_path(vid)),
+                frames_dir=str(layout.frames_dir(vid)),
+                flow_dir=str(layout.flow_dir(vid)),
+                settings=settings,
+                write_frames=write_frames,
+                write_flow=write_flow,
+                expect_native=expect,
+            )
+        )
+    return jobs, done, stale
+
+
+def _init_worker(cv_threads: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(cv_threads)
+
+
+WORKER_DIED = "worker process died (a crash or out of memory) while preparing it; run again to retry"
+
+
+def _run_jobs(
+    jobs: list[VideoJob],
+    workers: int,
+    progress: bool,
+    desc: str,
+    work: Callable[[VideoJob], VideoResult] = prepare_video,
+) -> Iterator[VideoResult]:
+    """Yield results as videos finish, with a progress bar (videos/s, frames/s).
+
+    A worker that dies (a decoder crash on a hostile file, the OOM killer) fails only the
+    videos in flight; a fresh pool takes the rest.
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress, dynamic_ncols=True)
+    t0, frames = time.perf_counter(), 0
+
+    def tick(r: VideoResult) -> VideoResult:
+        nonlocal frames
+        frames += r.frames
+        bar.update(1)
+        bar.set_postfix_str(f"{frames / max(time.perf_counter() - t0, 1e-9):.1f} frames/s", refresh=False)
+        return r
+
+    try:
+        if workers == 1:
+            for job in jobs:
+                yield tick(work(job))
+            return
+        # forkserver, not fork: OpenCV's and FFmpeg's thread pools do not survive fork(). The
+        # server imports the heavy modules once (before any thread starts); workers fork from it.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["ytfgvc.prepare.video", "ytfgvc.prepare.flow"])
+        cv_threads = max(1, (os.cpu_count() or 1) // workers)
+        todo = iter(jobs)
+        more = True
+        while more:
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cv_threads,)) as pool:
+                running: dict[Future, VideoJob] = {}
+                broken = False
+                try:
+                    while True:
+                        while not broken and len(running) < 2 * workers:
+                            job = next(todo, None)
+                            if job is None:
+                                more = False
+                                break
+                            running[pool.submit(work, job)] = job
+                        if not running:
+                            break
+                        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            job = running.pop(fut)
+                            try:
+                                result = fut.result()
+                            except BrokenProcessPool:
+                                broken = True
+                                result = VideoResult(job.video_id, error=WORKER_DIED)
+                            yield tick(result)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        bar.close()
+
+
+def prepare_dataset(
+    root: Path,
+    dataset: str,
+    cfg: PrepareConfig | None = None,
+    progress: bool = False,
+    video_ids: list[str] | None = None,
+) -> PrepareResult:
+    """Frames (and flow) for every downloaded video of ``dataset``, then the rawframe lists.
+
+    Args:
+        root: the data folder (``--root``).
+        dataset: a dataset with a card.
+        cfg: settings; defaults to :class:`PrepareConfig()`.
+        progress: show a progress bar on stderr.
+        video_ids: restrict this run to these downloaded videos (lists still cover all).
+
+    Raises:
+        NoVideosError: nothing downloaded for ``dataset`` yet.
+    """
+    cfg = cfg or PrepareConfig()
+    card = get_card(dataset)
+    layout = DatasetLayout(Path(root), dataset)
+    t0 = time.perf_counter()
+    ids = sorted(ok_video_ids(layout))
+    if not ids:
+        raise NoVideosError(
+            f"{dataset}: no downloaded videos under {layout.videos_dir}",
+            f"run `ytfgvc download {dataset}` first (or put <id>.mp4 files there)",
+        )
+    if video_ids is not None:
+        unknown = sorted(set(video_ids) - set(ids))
+        if unknown:
+            raise YtfgvcError(f"{len(unknown)} requested ids are not downloaded: {', '.join(unknown[:5])}")
+        wanted = set(video_ids)
+        ids = [v for v in ids if v in wanted]
+    settings = cfg.video_settings(card)
+    with _dataset_lock(layout):
+        for folder in (layout.frames_root, layout.flow_root, layout.lists_dir):
+            sweep_temporaries(folder)
+        jobs, done, stale = plan_jobs(layout, ids, cfg, settings)
+        deferred = 0
+        if cfg.limit is not None and len(jobs) > cfg.limit:
+            deferred, jobs = len(jobs) - cfg.limit, jobs[: cfg.limit]
+        workers = max(1, min(cfg.jobs or os.cpu_count() or 1, len(jobs) or 1))
+        results = list(_run_jobs(jobs, workers, progress, f"prepare {dataset}"))
+        errors = {r.video_id: r.error for r in results if r.error}
+        warnings = [f"{r.video_id}: {w}" for r in results for w in r.warnings]
+        lists = None
+        if is_imported(layout.root, dataset):
+            reasons = {v: "not downloaded" for v in load_official(root, dataset).label_of() if v not in ids}
+            reasons.update({v: f"prepare failed: {e}" for v, e in errors.items()})
+            lists = write_lists(layout, reasons).to_dict()
+        else:
+            warnings.append(f"no official lists imported: lists/ not written (`ytfgvc annotations import {dataset}`)")
+    ok = [r for r in results if not r.error]
+    return PrepareResult(
+        dataset=dataset,
+        videos=len(ids),
+        prepared=len(done) + len(ok),
+        made_frames=sum(r.wrote_frames for r in ok),
+        made_flow=sum(r.wrote_flow for r in ok),
+        already=len(done),
+        stale=stale,
+        errors=errors,
+        frames_written=sum(r.frames for r in ok if r.wrote_frames),
+        flow_pairs=sum(r.flow_pairs for r in ok),
+        seconds=time.perf_counter() - t0,
+        jobs=workers,
+        settings={**settings, "flow": cfg.flow},
+        manifest=manifest_hash(layout),
+        lists=lists,
+        warnings=warnings,
+        deferred=deferred,
+    )

@@ -1,0 +1,74 @@
+"""``PrepareConfig``: the settings of ``ytfgvc prepare`` (validated here, naming the flag)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ytfgvc.config import ConfigBase
+from ytfgvc.datasets import DatasetCard
+from ytfgvc.errors import YtfgvcError
+from ytfgvc.prepare.flow import FLOW_FORMATS
+
+# The settings a finished folder must share with the current run to count as done.
+FRAME_KEYS = ("sample_fps", "short_side", "jpeg_quality")
+FLOW_KEYS = ("flow_backend", "flow_stack", "flow_format")
+
+
+@dataclass
+class PrepareConfig(ConfigBase):
+    """Parameters of ``ytfgvc prepare``.
+
+    Attributes:
+        short_side: frames are resized so their shorter side is this (never upscaled).
+        jpeg_quality: OpenCV JPEG quality of the RGB frames (flow uses its own, fixed).
+        sample_fps: frames kept per second; None takes the dataset card's ``sample_fps``.
+        flow: also compute optical flow stacks.
+        flow_backend: registered flow backend (``opencv``, ``torch``).
+        flow_format: ``jpg`` (clamped to +-20 px, 8 bit) or ``npy`` (float16, lossless).
+        flow_stack: fields per stack, anchored at each kept frame (the paper uses 5).
+        flow_params: backend parameters by the backend's own names (e.g. ``warps``).
+        jobs: worker processes; 0 means one per CPU core.
+        force: redo videos already prepared (also those made with other settings).
+        limit: prepare at most this many videos in this run (None: all).
+    """
+
+    short_side: int = 256
+    jpeg_quality: int = 95
+    sample_fps: float | None = None
+    flow: bool = False
+    flow_backend: str = "opencv"
+    flow_format: str = "jpg"
+    flow_stack: int = 5
+    flow_params: dict[str, Any] = field(default_factory=dict)
+    jobs: int = 0
+    force: bool = False
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.short_side, int) or not 16 <= self.short_side <= 4096:
+            raise YtfgvcError(f"--short-side must be an integer in 16..4096, got {self.short_side!r}")
+        if not isinstance(self.jpeg_quality, int) or not 1 <= self.jpeg_quality <= 100:
+            raise YtfgvcError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
+        if self.sample_fps is not None and not 0 < self.sample_fps <= 120:
+            raise YtfgvcError(f"--sample-fps must be in (0, 120], got {self.sample_fps!r}")
+        if self.flow_format not in FLOW_FORMATS:
+            raise YtfgvcError(f"--flow-format must be one of {', '.join(FLOW_FORMATS)}, got {self.flow_format!r}")
+        if not isinstance(self.flow_stack, int) or not 1 <= self.flow_stack <= 64:
+            raise YtfgvcError(f"--flow-stack must be an integer in 1..64, got {self.flow_stack!r}")
+        if not isinstance(self.jobs, int) or self.jobs < 0:
+            raise YtfgvcError(f"--jobs must be 0 (one per core) or a positive integer, got {self.jobs!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise YtfgvcError(f"--limit must be a positive integer, got {self.limit!r}")
+
+    def video_settings(self, card: DatasetCard) -> dict[str, Any]:
+        """What every worker needs, with the card's rate filled in (recorded in ``meta.json``)."""
+        return {
+            "sample_fps": float(self.sample_fps or card.sample_fps),
+            "short_side": self.short_side,
+            "jpeg_quality": self.jpeg_quality,
+            "flow_backend": self.flow_backend,
+            "flow_format": self.flow_format,
+            "flow_stack": self.flow_stack,
+            "flow_params": dict(self.flow_params),
+        }
