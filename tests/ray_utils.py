@@ -8,6 +8,7 @@ clusters, which live only for the test and only on this machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -19,11 +20,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ytfgvc.distributed import ClusterConfig
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.fsutil import sha256_file
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.prepare import PrepareConfig, prepare_dataset
+from ytfgvc.records import ok_video_ids
 
 TIMES = ("first_attempt", "last_attempt")
+# Small frames keep TV-L1 cheap on two shared cores; flow for the two shortest videos only.
+FRAMES = {"short_side": 64}
+FLOW = {"short_side": 64, "flow": True, "flow_stack": 1}
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
@@ -42,6 +49,39 @@ def video_hashes(root: Path, dataset: str = "synthetic") -> dict[str, str]:
     """sha256 of every finished file under videos/, and the names of any temporaries left there."""
     folder = DatasetLayout(root, dataset).videos_dir
     return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.suffix == ".mp4" or p.name.startswith(".")}
+
+
+def prepared_files(root: Path, dataset: str = "synthetic") -> dict[str, object]:
+    """Everything ``prepare`` wrote (frames, flow, lists), by path; JSON files without their ``created`` time.
+
+    Temporaries (``.tmp-*``) are included by name, so a test sees any left behind.
+    """
+    base = DatasetLayout(root, dataset).base
+    out: dict[str, object] = {}
+    for top in ("frames", "flow", "lists"):
+        for p in sorted((base / top).rglob("*")) if (base / top).is_dir() else []:
+            rel = p.relative_to(base).as_posix()
+            if p.is_dir():
+                if p.name.startswith("."):
+                    out[rel] = "temporary folder"
+                continue
+            if p.suffix == ".json":
+                obj = json.loads(p.read_text())
+                obj.pop("created", None)
+                out[rel] = obj
+            else:
+                out[rel] = p.read_bytes()
+    return out
+
+
+def prepare_both(root: Path, cluster: ClusterConfig | None = None, jobs: int = 0):
+    """Frames for every video, then flow for the two shortest: what the prepare tests compare."""
+    cluster = cluster or ClusterConfig()
+    frames = prepare_dataset(root, "synthetic", PrepareConfig(jobs=jobs, cluster=cluster, **FRAMES))
+    layout = DatasetLayout(root, "synthetic")
+    shortest = sorted(ok_video_ids(layout), key=lambda v: (layout.frames_dir(v) / "meta.json").stat().st_size)[:2]
+    flow = prepare_dataset(root, "synthetic", PrepareConfig(jobs=jobs, cluster=cluster, **FLOW), video_ids=shortest)
+    return frames, flow
 
 
 def task_pids(title: str) -> list[int]:

@@ -20,7 +20,17 @@ from ytfgvc.layout import DatasetLayout
 from ytfgvc.records import ok_video_ids
 
 from .loopback import FaultServer
-from .ray_utils import RAY_ENV, copy_root, ledger_rows, task_pids, two_node_cluster, video_hashes, wait_for
+from .ray_utils import (
+    RAY_ENV,
+    copy_root,
+    ledger_rows,
+    prepare_both,
+    prepared_files,
+    task_pids,
+    two_node_cluster,
+    video_hashes,
+    wait_for,
+)
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -42,6 +52,20 @@ def reference(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     root = copy_root(synth_root, tmp_path_factory.mktemp("local") / "root")
     download(root, DownloadConfig(dataset="synthetic"), progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def prepared_reference(reference: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_root(reference, tmp_path_factory.mktemp("prepared") / "root")
+    prepare_both(root, jobs=2)
+    return root
+
+
+def test_two_nodes_prepare_what_local_prepares(cluster, reference, prepared_reference, tmp_path):
+    root = copy_root(reference, tmp_path / "root")
+    frames, flow = prepare_both(root, ClusterConfig("ray", ray_address=cluster))
+    assert frames.made_frames == 10 and flow.made_flow == 2 and not frames.errors and not flow.errors
+    assert prepared_files(root) == prepared_files(prepared_reference)
 
 
 def test_two_nodes_download_what_local_downloads(cluster, reference, synth_root, tmp_path):

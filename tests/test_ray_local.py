@@ -16,10 +16,22 @@ import pytest
 from ytfgvc.distributed import ClusterConfig
 from ytfgvc.download import DownloadConfig, download
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.prepare import PrepareConfig, prepare_dataset
 from ytfgvc.records import ok_video_ids
 
 from .loopback import FaultServer
-from .ray_utils import RAY_ENV, copy_root, ledger_rows, task_pids, video_hashes, wait_for
+from .ray_utils import (
+    FLOW,
+    FRAMES,
+    RAY_ENV,
+    copy_root,
+    ledger_rows,
+    prepare_both,
+    prepared_files,
+    task_pids,
+    video_hashes,
+    wait_for,
+)
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -130,3 +142,50 @@ def test_worker_killed_mid_download_is_retried_and_recorded_once(local_ray, refe
     assert all(x["attempts"] == 1 for x in rows.values() if x["status"] == "ok")
     assert rows[victim]["sha256"] == ref[victim]["sha256"]  # the retry resumed into the same bytes
     assert video_hashes(root) == video_hashes(reference)
+
+
+@pytest.fixture(scope="module")
+def prepared_reference(reference: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_root(reference, tmp_path_factory.mktemp("prepared") / "root")
+    prepare_both(root, jobs=2)
+    return root
+
+
+@pytest.mark.parametrize("shared", [None, False], ids=["root-seen-by-nodes", "files-through-driver"])
+def test_ray_prepare_writes_what_local_writes(local_ray, reference, prepared_reference, tmp_path, shared):
+    root = copy_root(reference, tmp_path / "root")
+    frames, flow = prepare_both(root, ClusterConfig("ray", shared_root=shared))
+    assert frames.executor == "ray" and not frames.errors and frames.made_frames == 10
+    assert not flow.errors and flow.made_flow == 2 and flow.flow_pairs > 0
+    assert prepared_files(root) == prepared_files(prepared_reference)  # frames, flow, lists: same bytes
+    again = prepare_dataset(root, "synthetic", PrepareConfig(cluster=RAY, **FRAMES))
+    assert again.already == 10 and again.made_frames == 0
+
+
+def test_prepare_worker_killed_mid_video_is_retried_and_reported_once(
+    local_ray, reference, prepared_reference, tmp_path
+):
+    root = copy_root(reference, tmp_path / "root")
+    prepare_dataset(root, "synthetic", PrepareConfig(cluster=RAY, **FRAMES))
+    results: list = []
+    t = threading.Thread(
+        target=lambda: results.append(prepare_dataset(root, "synthetic", PrepareConfig(cluster=RAY, **FLOW))),
+        daemon=True,
+    )
+    t.start()
+    wait_for(lambda: bool(task_pids("ray::prepare_task")), 60, "a prepare task")
+    killed = task_pids("ray::prepare_task")
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    t.join(300)
+    assert not t.is_alive()
+    (r,) = results
+    assert not r.errors and r.made_flow == 10 and r.prepared == 10  # each video once, none lost
+    layout = DatasetLayout(root, "synthetic")
+    assert not [p for p in layout.flow_root.iterdir() if p.name.startswith(".")]  # the dead attempt's folder swept
+    ref = prepared_files(prepared_reference)
+    got = prepared_files(root)
+    assert {k: v for k, v in got.items() if not k.startswith("flow/")} == {
+        k: v for k, v in ref.items() if not k.startswith("flow/")
+    }
+    assert all(got[k] == v for k, v in ref.items() if k.startswith("flow/"))  # the two the reference has
