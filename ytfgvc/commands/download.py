@@ -107,6 +107,12 @@ def download(
         f"  in total:  {_counts(r.totals)}",
         f"  manifest:  {r.manifest_hash[:16]}… ({r.manifest_path})",
     ]
+    if r.cluster:
+        c = r.cluster
+        lines.append(
+            f"  cluster:   {c['nodes']} Ray node(s), videos per node {c['videos_per_node'] or [0]}"
+            + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
+        )
     emit(r.to_dict(), as_json, "\n".join(lines))
     if r.stopped == "breaker":
         click.echo(f"error: {r.message}", err=True)
