@@ -147,3 +147,18 @@ def test_returned_folders_round_trip_and_stay_inside(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         cl.write_tree(tmp_path / "evil", {"../escape": b"x"})
     assert not (tmp_path / "escape").exists() and not (tmp_path / "evil").exists()
+
+
+def test_prepare_tasks_ask_for_a_gpu_only_for_torch_flow_on_a_gpu_cluster():
+    from ytfgvc.prepare.remote import gpus_per_task
+    from ytfgvc.prepare.video import VideoJob
+
+    def jobs(backend: str, write_flow: bool = True, **params) -> list[VideoJob]:
+        settings = {"flow_backend": backend, "flow_params": params}
+        return [VideoJob("abcdefghijk", "a.mp4", "f", "w", settings, write_flow=write_flow)]
+
+    assert gpus_per_task(jobs("torch"), cluster_gpus=8) == 1
+    assert gpus_per_task(jobs("torch"), cluster_gpus=0) == 0  # runs on the CPUs
+    assert gpus_per_task(jobs("torch", device="cpu"), cluster_gpus=8) == 0
+    assert gpus_per_task(jobs("opencv"), cluster_gpus=8) == 0
+    assert gpus_per_task(jobs("torch", write_flow=False), cluster_gpus=8) == 0  # frames only

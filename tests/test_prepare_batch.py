@@ -154,7 +154,8 @@ def test_a_killed_run_leaves_nothing_that_counts_and_the_next_run_finishes(tmp_p
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    leftovers = [p for d in (layout.frames_root, layout.flow_root) for p in d.iterdir() if is_temporary(p)]
+    roots = [d for d in (layout.frames_root, layout.flow_root) if d.is_dir()]
+    leftovers = [p for d in roots for p in d.iterdir() if is_temporary(p)]
     assert leftovers  # killed mid-video
     complete = [p for p in layout.frames_root.iterdir() if not is_temporary(p)]
     assert all((p / "meta.json").is_file() for p in complete)

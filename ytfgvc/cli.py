@@ -122,6 +122,7 @@ COMMAND_MODULES = [
     "ytfgvc.commands.prepare",
     "ytfgvc.commands.benchmark",
     "ytfgvc.commands.leaderboard",
+    "ytfgvc.commands.study",
 ]
 
 

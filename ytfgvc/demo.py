@@ -134,7 +134,11 @@ def stage_prepare(ctx: DemoContext) -> str:
     layout = DatasetLayout(ctx.root, DATASET)
     metas = {v: m for v in sorted(ok_video_ids(layout)) if (m := read_frames_meta(layout, v))}
     ids = list(metas)
-    shortest = sorted(ids, key=lambda v: (metas[v]["source"]["native_frames"], v))[: ctx.flow_videos]
+
+    def cost(v: str) -> tuple:  # flow pairs grow with kept frames, then native frames
+        return metas[v]["num_frames"], metas[v]["source"]["native_frames"], v
+
+    shortest = sorted(ids, key=cost)[: ctx.flow_videos]
     flow = ""
     if shortest:
         cfg = PrepareConfig(jobs=ctx.jobs, flow=True, flow_stack=ctx.flow_stack)

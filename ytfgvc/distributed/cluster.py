@@ -69,15 +69,23 @@ class RaySession:
             self.ray.shutdown()
 
     def alive_nodes(self) -> list[dict[str, Any]]:
-        """``{"id", "host", "cpus"}`` of every live node."""
+        """``{"id", "host", "cpus", "gpus"}`` of every live node."""
         return [
-            {"id": n["NodeID"], "host": n["NodeManagerAddress"], "cpus": n.get("Resources", {}).get("CPU", 0)}
+            {
+                "id": n["NodeID"],
+                "host": n["NodeManagerAddress"],
+                "cpus": n.get("Resources", {}).get("CPU", 0),
+                "gpus": n.get("Resources", {}).get("GPU", 0),
+            }
             for n in self.ray.nodes()
             if n.get("Alive")
         ]
 
     def total_cpus(self) -> int:
         return int(sum(n["cpus"] for n in self.alive_nodes()))
+
+    def total_gpus(self) -> int:
+        return int(sum(n["gpus"] for n in self.alive_nodes()))
 
     def serving_host(self) -> str:
         """The address a server on the driver should listen on so every node reaches it.

@@ -38,12 +38,17 @@ SCHEMA = "ytfgvc-manifest-1"
 def tool_versions() -> dict[str, str]:
     """Versions of everything that shapes the bytes obtained."""
     import av
-    import yt_dlp
 
+    try:  # a folder source needs no yt-dlp, and a machine may not have it
+        import yt_dlp
+
+        ytdlp_version = yt_dlp.version.__version__
+    except ImportError:
+        ytdlp_version = "not installed"
     libav = getattr(av, "library_versions", {}).get("libavformat")
     return {
         "ytfgvc": __version__,
-        "yt_dlp": yt_dlp.version.__version__,
+        "yt_dlp": ytdlp_version,
         "av": av.__version__,
         "libavformat": ".".join(map(str, libav)) if libav else "unknown",
         "python": platform.python_version(),

@@ -173,10 +173,25 @@ def plan_jobs(
     return jobs, done, stale
 
 
-def _init_worker(cv_threads: int) -> None:
+def _default_workers(cfg: PrepareConfig) -> int:
+    """One per CPU core; with flow on GPUs (the torch backend), one process per GPU."""
+    if cfg.flow and cfg.flow_backend == "torch" and cfg.flow_params.get("device", "auto") == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def _init_worker(cv_threads: int, counter) -> None:
     import cv2
 
+    from ytfgvc.prepare.flow import set_worker_index
+
     cv2.setNumThreads(cv_threads)
+    with counter.get_lock():  # a stable index per worker: the torch flow backend picks its GPU by it
+        set_worker_index(counter.value)
+        counter.value += 1
 
 
 WORKER_DIED = "worker process died (a crash or out of memory) while preparing it; run again to retry"
@@ -219,7 +234,9 @@ def _run_jobs(
         todo = iter(jobs)
         more = True
         while more:
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cv_threads,)) as pool:
+            counter = ctx.Value("i", 0)
+            init = (cv_threads, counter)
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
                 running: dict[Future, VideoJob] = {}
                 broken = False
                 try:
@@ -299,7 +316,7 @@ def prepare_dataset(
             workers = cfg.jobs
             results = list(run_jobs_on_ray(layout, jobs, cfg.cluster, cfg.jobs, progress, f"prepare {dataset}"))
         else:
-            workers = max(1, min(cfg.jobs or os.cpu_count() or 1, len(jobs) or 1))
+            workers = max(1, min(cfg.jobs or _default_workers(cfg), len(jobs) or 1))
             results = list(_run_jobs(jobs, workers, progress, f"prepare {dataset}"))
         errors = {r.video_id: r.error for r in results if r.error}
         warnings = [f"{r.video_id}: {w}" for r in results for w in r.warnings]

@@ -91,6 +91,19 @@ class FlowBackend:
         raise NotImplementedError
 
 
+_WORKER_INDEX: int | None = None
+
+
+def set_worker_index(index: int | None) -> None:
+    """Called by each worker process of ``prepare`` (0, 1, …): GPU backends spread over GPUs by it."""
+    global _WORKER_INDEX
+    _WORKER_INDEX = index
+
+
+def current_worker_index() -> int | None:
+    return _WORKER_INDEX
+
+
 def register_flow_backend(name: str) -> Callable:
     """Decorator: register a backend factory (usually a :class:`FlowBackend` subclass) under ``name``."""
 

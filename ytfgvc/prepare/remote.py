@@ -1,7 +1,8 @@
 """``ytfgvc prepare --executor ray``: each video is a Ray task; this process writes the lists.
 
 A task (:func:`prepare_task`) runs :func:`~ytfgvc.prepare.video.prepare_video` for one
-video on whatever node Ray picks, with one CPU (OpenCV on one thread), and returns its
+video on whatever node Ray picks, with one CPU (OpenCV on one thread; and one GPU for the
+torch flow backend when the cluster has GPUs), and returns its
 :class:`~ytfgvc.prepare.video.VideoResult`. Where the node sees ``--root``
 (:mod:`ytfgvc.distributed.cluster`), it reads the video there and writes
 ``frames/<id>/`` (and ``flow/<id>/``) there under a temporary name, renamed when complete,
@@ -92,6 +93,17 @@ def prepare_task(spec: PrepareSpec, job: VideoJob, video: bytes | None) -> Remot
         )
 
 
+def gpus_per_task(jobs: list[VideoJob], cluster_gpus: int) -> int:
+    """1 when the flow is the torch backend on a GPU (as locally: one video per GPU at a time), else 0.
+
+    A Ray task that asks for no GPU sees none (Ray hides them), so the torch backend would
+    run on its CPU.
+    """
+    s = jobs[0].settings
+    torch_on_gpu = s.get("flow_backend") == "torch" and s.get("flow_params", {}).get("device", "auto") != "cpu"
+    return 1 if cluster_gpus and torch_on_gpu and any(j.write_flow for j in jobs) else 0
+
+
 def _absolute(job: VideoJob) -> VideoJob:
     return dataclasses.replace(
         job,
@@ -121,7 +133,8 @@ def run_jobs_on_ray(
     with RaySession(cluster) as session, shared_root_marker(layout) as token:
         ray = session.ray
         spec_ref = ray.put(PrepareSpec(str(layout.root.resolve()), layout.dataset, token, cluster.shared_root))
-        fn = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)(prepare_task)
+        gpus = gpus_per_task(jobs, session.total_gpus())
+        fn = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=TASK_RETRIES, retry_exceptions=False)(prepare_task)
         pool = TaskPool(fn, window or max(4, 2 * session.total_cpus()))
         by_id = {j.video_id: _absolute(j) for j in jobs}
 

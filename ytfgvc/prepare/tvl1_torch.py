@@ -434,3 +434,58 @@ class TorchTVL1:
             result = tvl1_flow(a, b, self.params, initial_flow=init, sync_every=self.sync_every, compile=self.compile)
             out[start:end] = result.permute(0, 2, 3, 1).float().cpu().numpy()
         return out
+
+
+# --------------------------------------------------------------------------- registry adapter
+
+# The `--flow-param` names of `prepare --flow-backend torch`: OpenCV's (its misspelt
+# "innnerIterations" included, so one set of parameters drives both backends), plus where to run.
+TORCH_BACKEND_DEFAULTS: dict = {
+    **{("innnerIterations" if k == "innerIterations" else k): v for k, v in asdict(TVL1Params()).items()},
+    "device": "auto",
+    "batch_size": 64,
+}
+
+
+def worker_device(worker_index: int | None) -> torch.device:
+    """``auto``: the CPU without CUDA, else GPU ``worker_index mod count`` (one process per GPU by default)."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", (worker_index or 0) % torch.cuda.device_count())
+
+
+def _register() -> None:
+    from ytfgvc.prepare.flow import (
+        FlowBackend,
+        check_pair_batch,
+        check_params,
+        current_worker_index,
+        register_flow_backend,
+    )
+
+    @register_flow_backend("torch")
+    class TorchFlowBackend(FlowBackend):
+        """TV-L1 in PyTorch (this module), batched on a GPU when present; OpenCV's parameters."""
+
+        name = "torch"
+
+        def __init__(self, **params) -> None:
+            resolved = check_params(self.name, params, TORCH_BACKEND_DEFAULTS)
+            if resolved["batch_size"] < 1:
+                from ytfgvc.errors import YtfgvcError
+
+                raise YtfgvcError(f"--flow-param batch_size must be at least 1, got {resolved['batch_size']}")
+            super().__init__(**resolved)
+            device = resolved["device"]
+            self.device = worker_device(current_worker_index()) if device == "auto" else torch.device(device)
+            self.batch_size = resolved["batch_size"]
+            kw = {("innerIterations" if k == "innnerIterations" else k): v for k, v in resolved.items()}
+            kw.update(device=self.device)
+            self._impl = TorchTVL1(**kw)
+
+        def compute(self, prev: np.ndarray, next: np.ndarray) -> np.ndarray:  # noqa: A002
+            check_pair_batch(prev, next)
+            return self._impl.compute(prev, next)
+
+
+_register()

@@ -124,9 +124,16 @@ def _video_stream(container):
     return streams[0]
 
 
+def _side_data(frame):
+    """``(type, data)`` pairs: PyAV < 19 iterates SideData objects, PyAV 19 maps types to them."""
+    sdata = frame.side_data
+    for item in sdata:
+        yield (item.type, item) if hasattr(item, "type") else (item, sdata[item])
+
+
 def _orientation(frame, stream) -> tuple[int, bool]:
-    for sd in frame.side_data:
-        if "DISPLAYMATRIX" in str(sd.type).upper():
+    for kind, sd in _side_data(frame):
+        if "DISPLAYMATRIX" in str(kind).upper():
             return display_matrix_orientation(np.frombuffer(bytes(sd), dtype=np.int32)[:9])
     tag = stream.metadata.get("rotate")
     if tag and tag.lstrip("-").isdigit():
@@ -134,12 +141,20 @@ def _orientation(frame, stream) -> tuple[int, bool]:
     return 0, False
 
 
+def _open_container(av, src: str):
+    """``av.open`` that tolerates undecodable metadata strings (PyAV < 19 needs asking; 19 dropped the option)."""
+    try:
+        return av.open(src, metadata_errors="ignore")
+    except TypeError:
+        return av.open(src)
+
+
 def _run(job: VideoJob, result: VideoResult) -> None:
     import av
 
     cfg = job.settings
     with ExitStack() as stack:
-        container = stack.enter_context(av.open(job.src, metadata_errors="ignore"))
+        container = stack.enter_context(_open_container(av, job.src))
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
         frames_tmp = stack.enter_context(atomic_path(Path(job.frames_dir))) if job.write_frames else None
