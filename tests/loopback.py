@@ -11,7 +11,7 @@ mirror) and ``/<id>.html`` pages, unless a fault is set for the id:
 * ``("cut", n)``: promise the whole file, send bytes up to offset ``n``, hang up;
 * ``("hang", n)``: send bytes up to offset ``n`` then wait until :meth:`release`.
 
-Every request is logged as ``(method, path, range header)``.
+Every request is logged as ``(method, path, range header)``, with its time in ``times``.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         with srv.lock:
             srv.log.append((self.command, self.path, self.headers.get("Range")))
+            srv.times.append(time.monotonic())
             n_seen = sum(1 for _, p, _ in srv.log if p == self.path)
         m = _PATH.match(self.path)
         if not m:
@@ -152,6 +153,7 @@ class FaultServer:
         self.httpd.faults = {}
         self.httpd.pages = {}
         self.httpd.log = []
+        self.httpd.times = []  # time.monotonic() of each request in log
         self.httpd.lock = threading.Lock()
         self.httpd.released = threading.Event()
 
@@ -176,12 +178,22 @@ class FaultServer:
         with self.httpd.lock:
             return list(self.httpd.log)
 
+    def first_requests(self) -> dict[str, float]:
+        """When each path was first requested (time.monotonic())."""
+        with self.httpd.lock:
+            pairs = list(zip(self.httpd.log, self.httpd.times, strict=True))
+        out: dict[str, float] = {}
+        for (_, path, _), t in pairs:
+            out.setdefault(path, t)
+        return out
+
     def requested(self, vid: str, ext: str = "mp4") -> list[tuple[str, str, str | None]]:
         return [r for r in self.log if r[1] == f"/{vid}.{ext}"]
 
     def clear_log(self) -> None:
         with self.httpd.lock:
             self.httpd.log.clear()
+            self.httpd.times.clear()
 
     def page(self, vid: str, duration_s: float, width: int, height: int) -> None:
         """An HTML page describing ``vid`` (schema.org JSON-LD) and pointing at its .mp4."""

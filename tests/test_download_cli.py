@@ -161,6 +161,7 @@ def test_doctor_says_what_to_install(tmp_path: Path):
         "ffmpeg CLI",
         "OpenCV TV-L1",
         "torch",
+        "ray",
         "disk",
     ]
     assert res.exit_code == (0 if out["ok"] else 1)

@@ -38,6 +38,37 @@ def root_option(f):
     return wrapper
 
 
+def cluster_options(f):
+    """``--executor``, ``--ray-address``, ``--ray-shared-root``, passed on as ``cluster`` (a ClusterConfig)."""
+
+    @click.option(
+        "--executor",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="Run each video here (local) or as a task on a Ray cluster (ray; pip install 'ytfgvc[ray]').",
+    )
+    @click.option(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join: auto (the one `ray start` runs here) or HOST:PORT (default: $RAY_ADDRESS, "
+        "else a Ray started for this run).",
+    )
+    @click.option(
+        "--ray-shared-root/--no-ray-shared-root",
+        default=None,
+        help="Whether every node sees --root at the same path (default: detect per node; where it does not, "
+        "files travel through this process).",
+    )
+    @functools.wraps(f)
+    def wrapper(*args: Any, executor: str, ray_address: str | None, ray_shared_root: bool | None, **kw: Any):
+        from ytfgvc.distributed import ClusterConfig
+
+        return f(*args, cluster=ClusterConfig(executor, ray_address, ray_shared_root), **kw)
+
+    return wrapper
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 
 

@@ -157,6 +157,20 @@ def check_torch() -> Check:
     return Check("torch", "ok", found)
 
 
+def check_ray() -> Check:
+    """Ray, for ``--executor ray`` (optional: without it, download and prepare run on this machine)."""
+    try:
+        version = importlib.metadata.version("ray")
+    except importlib.metadata.PackageNotFoundError:
+        return Check(
+            "ray",
+            "warn",
+            "not installed: --executor ray (download/prepare on a cluster) unavailable",
+            "pip install 'ytfgvc[ray]' (the same version on every node of the cluster)",
+        )
+    return Check("ray", "ok", f"{version} (--executor ray)")
+
+
 def check_disk(root: Path) -> Check:
     where = Path(root).resolve()
     while not where.exists() and where != where.parent:
@@ -179,6 +193,7 @@ def run_checks(root: Path) -> list[Check]:
         check_ffmpeg,
         check_tvl1,
         check_torch,
+        check_ray,
         lambda: check_disk(root),
     ]
     return [c() for c in checks]

@@ -123,6 +123,12 @@ class DatasetLayout:
     def manifest_path(self) -> Path:
         return self.base / "manifest.json"
 
+    def shared_root_marker(self, token: str) -> Path:
+        """The file a cluster run's driver writes so that tasks can tell whether their node sees this root."""
+        if not re.match(r"^[0-9a-f]{16,64}$", token):
+            raise YtfgvcError(f"invalid run token {token!r}")
+        return self.base / f".ytfgvc-shared-{token}"
+
     # prepare
     @property
     def frames_root(self) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ytfgvc.cli import emit, json_option, root_option
+from ytfgvc.cli import cluster_options, emit, json_option, root_option
 from ytfgvc.errors import YtfgvcError
 
 # Exit status of a run that the circuit breaker stopped (finished work is kept).
@@ -42,6 +42,7 @@ def _counts(counts: dict[str, int]) -> str:
 @click.option("--proxy", help="Proxy URL passed to yt-dlp, e.g. socks5://127.0.0.1:1080.")
 @click.option("--status", "show_status", is_flag=True, help="Print the ledger summary instead of downloading.")
 @click.option("--merge", "do_merge", is_flag=True, help="Merge the LEDGERS (shard ledgers or roots) into --root.")
+@cluster_options
 @root_option
 @json_option
 def download(
@@ -60,6 +61,7 @@ def download(
       ytfgvc download birds --jobs 2 --sleep 5-10
       ytfgvc download synthetic                      # its mirror, over loopback HTTP
       ytfgvc download cars --source 'http://mirror.lab/cars/{id}.mp4' --shard 0/4
+      ytfgvc download birds --executor ray --ray-address auto --root /shared/ytfgvc
       ytfgvc download birds --status
       ytfgvc download birds --merge shard0/ shard1/ shard2/ shard3/
     """
@@ -105,6 +107,12 @@ def download(
         f"  in total:  {_counts(r.totals)}",
         f"  manifest:  {r.manifest_hash[:16]}… ({r.manifest_path})",
     ]
+    if r.cluster:
+        c = r.cluster
+        lines.append(
+            f"  cluster:   {c['nodes']} Ray node(s), videos per node {c['videos_per_node'] or [0]}"
+            + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
+        )
     emit(r.to_dict(), as_json, "\n".join(lines))
     if r.stopped == "breaker":
         click.echo(f"error: {r.message}", err=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import yaml
 
-from ytfgvc.cli import emit, json_option, root_option
+from ytfgvc.cli import cluster_options, emit, json_option, root_option
+from ytfgvc.distributed import ClusterConfig
 from ytfgvc.errors import YtfgvcError
 
 
@@ -39,6 +40,7 @@ def _parse_params(items: tuple[str, ...]) -> dict:
 @click.option("--flow-param", multiple=True, metavar="KEY=VALUE", help="Backend parameter, e.g. warps=3 (repeat).")
 @click.option("--limit", type=int, default=None, help="Prepare at most this many videos in this run.")
 @click.option("--force", is_flag=True, help="Redo videos already prepared, also those made with other settings.")
+@cluster_options
 @root_option
 @json_option
 def prepare(
@@ -53,6 +55,7 @@ def prepare(
     flow_param: tuple[str, ...],
     limit: int | None,
     force: bool,
+    cluster: ClusterConfig,
     root: Path,
     as_json: bool,
 ) -> None:
@@ -66,6 +69,7 @@ def prepare(
     Example:
       ytfgvc prepare birds --jobs 8
       ytfgvc prepare cars --flow --flow-stack 5 --jobs 16 --json
+      ytfgvc prepare birds --flow --executor ray --ray-address auto --root /shared/ytfgvc
     """
     from ytfgvc.prepare import PrepareConfig, prepare_dataset
 
@@ -80,6 +84,7 @@ def prepare(
         jobs=jobs,
         force=force,
         limit=limit,
+        cluster=cluster,
     )
     result = prepare_dataset(root, dataset, cfg, progress=not as_json)
     emit(result.to_dict(), as_json, result.summary())

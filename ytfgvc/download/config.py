@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ytfgvc.config import ConfigBase
+from ytfgvc.distributed import ClusterConfig
 from ytfgvc.errors import YtfgvcError
 
 SPLIT_CHOICES = ("train", "test", "all")
@@ -76,6 +77,7 @@ class DownloadConfig(ConfigBase):
     retry_failed: bool = False
     cookies: Path | None = None
     proxy: str | None = None
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)  # --executor, --ray-address, --ray-shared-root
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_CHOICES:
@@ -143,4 +145,4 @@ class DownloadConfig(ConfigBase):
                 args += [flag, str(redact_url(value) if name == "proxy" else value)]
         if self.retry_failed:
             args.append("--retry-failed")
-        return shlex.join(args)
+        return shlex.join(args + self.cluster.flags())

@@ -4,13 +4,17 @@ Requests are paced globally (one start every ``--sleep`` seconds, whatever ``--j
 transient failures are retried with exponential backoff, and a circuit breaker stops the
 run after ``--breaker`` rate-limited results in a row, printing the command that resumes
 it. The ledger is written by the main thread only, one transaction per video.
+
+``--executor ray`` runs each video as a task on a Ray cluster instead of a thread here
+(:mod:`ytfgvc.download.remote`), paced per node; this process still plans, records and
+writes the manifest, the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
-import random
 import sys
 import threading
 import time
@@ -19,13 +23,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ytfgvc.annotations import annotations_hash, load_official
 from ytfgvc.datasets import get_card
+from ytfgvc.distributed import require_ray
+from ytfgvc.distributed.cluster import RaySession, shared_root_marker
 from ytfgvc.download.config import DownloadConfig, parse_sleep
 from ytfgvc.download.ledger import Ledger, utc_now
 from ytfgvc.download.manifest import write_manifest
+from ytfgvc.download.pacing import Breaker, Pacer
 from ytfgvc.download.plan import Item, listed_items, plan, select, sweep_leftovers
 from ytfgvc.download.server import MirrorServer
 from ytfgvc.download.sources import Source, parse_source
@@ -33,6 +40,9 @@ from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.records import STATUSES
+
+if TYPE_CHECKING:
+    from ytfgvc.download.remote import RayRun
 
 # Verification (probe, sha256, rename) is local CPU and disk work, done beside the requests.
 VERIFY_THREADS = 2
@@ -47,58 +57,6 @@ SHORT = {
     "corrupt": "corrupt",
     "error": "err",
 }
-
-
-class Pacer:
-    """Spaces request starts across all threads by a random wait in ``[lo, hi]`` seconds."""
-
-    def __init__(self, lo: float, hi: float, stop: threading.Event, seed: int | None = None):
-        self.lo, self.hi, self.stop = lo, hi, stop
-        self._next = 0.0
-        self._lock = threading.Lock()
-        self._rng = random.Random(seed)
-
-    def wait(self) -> bool:
-        """Block until this thread may send its request; False if the run is stopping."""
-        if self.hi <= 0:
-            return not self.stop.is_set()
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self._rng.uniform(self.lo, self.hi)
-        return not self.stop.wait(start - now) if start > now else not self.stop.is_set()
-
-
-class Breaker:
-    """Stops the run after ``limit`` rate-limit signals in a row (HTTP 429, "try again later", bot
-    checks), or after ``NETWORK_FACTOR * limit`` network errors in a row (the network is down:
-    going on would only burn retries)."""
-
-    NETWORK_FACTOR = 2
-
-    def __init__(self, limit: int, stop: threading.Event):
-        self.limit, self.stop = limit, stop
-        self.streak = 0
-        self.network_streak = 0
-        self.tripped: str | None = None  # "rate_limited" or "network"
-        self.last_reason: str | None = None
-        self._lock = threading.Lock()
-
-    def observe(self, status: str, reason: str | None) -> None:
-        with self._lock:
-            limited = status == "rate_limited" or reason == "bot check"
-            self.streak = self.streak + 1 if limited else 0
-            self.network_streak = self.network_streak + 1 if status == "network_error" else 0
-            if limited or status == "network_error":
-                self.last_reason = reason
-            if self.tripped:
-                return
-            if self.streak >= self.limit:
-                self.tripped = "rate_limited"
-            elif self.network_streak >= self.NETWORK_FACTOR * self.limit:
-                self.tripped = "network"
-            if self.tripped:
-                self.stop.set()
 
 
 @dataclass
@@ -122,25 +80,23 @@ class DownloadResult:
     message: str | None = None
     resume_command: str = ""
     notes: list[str] = field(default_factory=list)
+    cluster: dict[str, Any] | None = None  # --executor ray: nodes, videos returned through this process, stopped nodes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _fetcher(source: Source, card, cfg: DownloadConfig, stop: threading.Event) -> YtDlpFetcher | None:
+def _fetch_options(source: Source, card, cfg: DownloadConfig) -> FetchOptions | None:
     if source.kind == "dir":
         return None
-    return YtDlpFetcher(
-        FetchOptions(
-            max_duration_s=card.filters.max_duration_s,
-            min_resolution=card.filters.min_resolution,
-            timeout_s=cfg.timeout_s,
-            cookies=cfg.cookies,
-            proxy=cfg.proxy,
-            ie_key=source.ie_key,
-            js_runtimes=available_js_runtimes() if source.kind == "youtube" else None,
-        ),
-        stop,
+    return FetchOptions(
+        max_duration_s=card.filters.max_duration_s,
+        min_resolution=card.filters.min_resolution,
+        timeout_s=cfg.timeout_s,
+        cookies=cfg.cookies,
+        proxy=cfg.proxy,
+        ie_key=source.ie_key,
+        js_runtimes=available_js_runtimes() if source.kind == "youtube" else None,
     )
 
 
@@ -157,12 +113,12 @@ def _totals(ledger: Ledger, selected: list[Item]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _reachable(source: Source, needed: bool) -> Iterator[Source]:
-    """The source, reachable for the run: a mirror folder gets a loopback server until the block ends."""
+def _reachable(source: Source, needed: bool, host: str = "127.0.0.1") -> Iterator[Source]:
+    """The source, reachable for the run: a mirror folder gets a server on ``host`` until the block ends."""
     if source.kind != "mirror" or not needed:
         yield source
         return
-    with MirrorServer(source.folder) as server:
+    with MirrorServer(source.folder, host=host) as server:
         yield source.with_template(server.url_template)
 
 
@@ -196,6 +152,8 @@ def download(
         The run's summary; ``stopped == "breaker"`` when the circuit breaker ended it.
     """
     t0, started = time.perf_counter(), utc_now()
+    if cfg.cluster.is_ray:
+        require_ray()  # before anything is written
     card = get_card(cfg.dataset)
     layout = DatasetLayout(root, cfg.dataset)
     source = parse_source(cfg.source, card, layout)
@@ -214,7 +172,8 @@ def download(
     stop = threading.Event()
     breaker = Breaker(run_cfg.breaker, stop)
     pacer = Pacer(*parse_sleep(run_cfg.sleep), stop)
-    fetcher = _fetcher(source, card, run_cfg, stop)
+    options = _fetch_options(source, card, run_cfg)
+    fetcher = YtDlpFetcher(options, stop) if options else None
     version = _ytdlp_version() if fetcher else None
     limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
     tally = _Tally()
@@ -230,22 +189,29 @@ def download(
             log(f"note: {n}")
         notes += found
 
-        def record(task: Task, out: Outcome) -> None:
-            ledger.record(out.record(task, source.spec if source.kind != "dir" else str(source.folder), version))
+        def record(task: Task, out: Outcome, ytdlp_version: str | None = version) -> None:
+            ledger.record(out.record(task, source.spec if source.kind != "dir" else str(source.folder), ytdlp_version))
             tally.counts[out.status] += 1
             tally.bytes += out.bytes or 0
 
-        interrupted, described = False, source.describe()
+        interrupted, described, cluster = False, source.describe(), None
         try:
-            with _reachable(source, bool(p.tasks)) as reachable:
+            with contextlib.ExitStack() as stack:
+                session = stack.enter_context(RaySession(cfg.cluster)) if cfg.cluster.is_ray else None
+                host = session.serving_host() if session else "127.0.0.1"
+                reachable = stack.enter_context(_reachable(source, bool(p.tasks), host))
                 described = reachable.describe()
                 worker = VideoWorker(layout, reachable, limits, fetcher, stop)
-                _execute(p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, tally.counts)
+                if session is None:
+                    _execute(p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, tally.counts)
+                else:
+                    cluster = _execute_on_ray(session, p.tasks, worker, run_cfg, options, record, progress, tally)
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
             manifest = write_manifest(layout, ledger.records(), annotations_hash(root, cfg.dataset))
+            tripped = bool(cluster and cluster.tripped)
             result = DownloadResult(
                 dataset=cfg.dataset,
                 source=described,
@@ -259,12 +225,17 @@ def download(
                 seconds=round(time.perf_counter() - t0, 2),
                 manifest_hash=manifest["hash"],
                 manifest_path=str(layout.manifest_path),
-                extractions=fetcher.extractions if fetcher else 0,
-                stopped="breaker" if breaker.tripped else "interrupted" if interrupted else None,
+                extractions=(fetcher.extractions if fetcher else 0) + (cluster.extractions if cluster else 0),
+                stopped="breaker" if breaker.tripped or tripped else "interrupted" if interrupted else None,
                 message=_breaker_message(breaker, cfg, root) if breaker.tripped else None,
                 resume_command=cfg.command(root),
                 notes=notes,
+                cluster=cluster.summary() if cluster else None,
             )
+            if tripped:
+                from ytfgvc.download.remote import breaker_message
+
+                result.message = breaker_message(cluster, cfg.command(root))
             ledger.log_run(started, run_cfg.to_record(), {k: v for k, v in result.to_dict().items() if k != "notes"})
     return result
 
@@ -286,6 +257,62 @@ def _breaker_message(breaker: Breaker, cfg: DownloadConfig, root: Path) -> str:
     if breaker.last_reason == "bot check":
         text += "\n(videos answered with a bot check were marked blocked: add --retry-failed to ask for them again)"
     return text
+
+
+def _postfix(counts: Counter) -> str:
+    return " ".join(f"{SHORT[s]}={counts[s]}" for s in STATUSES if counts[s])
+
+
+def _adopt_here(tasks: list[Task], worker: VideoWorker, record: Callable[..., None]) -> list[Task]:
+    """Verify here the files found under ``videos/`` without an ok record (no request is made).
+
+    Returns the tasks left to fetch: the others, and those whose file did not pass (removed).
+    """
+    adopt = [t for t in tasks if t.adopt]
+    if not adopt:
+        return tasks
+    kept = set()
+    with ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="ytfgvc-verify") as pool:
+        for task, out in zip(adopt, pool.map(worker.adopt, adopt), strict=True):
+            if out.status == "ok":
+                out.started = out.finished = utc_now()
+                record(task, out)
+                kept.add(task.video_id)
+    return [dataclasses.replace(t, adopt=False) for t in tasks if t.video_id not in kept]
+
+
+def _execute_on_ray(
+    session: RaySession,
+    tasks: list[Task],
+    worker: VideoWorker,
+    cfg: DownloadConfig,
+    options: FetchOptions | None,
+    record: Callable[..., None],
+    progress: bool,
+    tally: _Tally,
+) -> RayRun:
+    """Run ``tasks`` as Ray tasks (see :mod:`ytfgvc.download.remote`); files found here are verified here."""
+    from ytfgvc.download.remote import RemoteSpec, run_on_ray
+
+    tasks = _adopt_here(tasks, worker, record)
+    with shared_root_marker(worker.layout) as token:
+        spec = RemoteSpec(
+            root=str(worker.layout.root.resolve()),
+            dataset=worker.layout.dataset,
+            source=worker.source,
+            limits=worker.limits,
+            fetch=dataclasses.replace(options, cookies=None, js_runtimes=None) if options else None,
+            cookies=Path(cfg.cookies).read_bytes() if cfg.cookies else None,
+            retries=cfg.retries,
+            backoff_s=float(cfg.backoff_s or 0),
+            shared=cfg.cluster.shared_root,
+            token=token,
+            jobs=int(cfg.jobs or 1),
+            sleep=parse_sleep(cfg.sleep or "0"),
+            breaker=cfg.breaker,
+        )
+        desc = f"download {worker.layout.dataset}"
+        return run_on_ray(session, spec, tasks, record, progress, desc, lambda: _postfix(tally.counts))
 
 
 def _execute(
@@ -332,7 +359,7 @@ def _execute(
             return
         if result is not None:
             record(task, result)
-            bar.set_postfix_str(" ".join(f"{SHORT[s]}={counts[s]}" for s in STATUSES if counts[s]))
+            bar.set_postfix_str(_postfix(counts))
         bar.update()
 
     def drain() -> None:

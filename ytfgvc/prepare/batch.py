@@ -1,4 +1,4 @@
-"""``prepare_dataset``: every downloaded video of a dataset, in worker processes, resumable.
+"""``prepare_dataset``: every downloaded video of a dataset, in worker processes (or Ray tasks), resumable.
 
 A video counts as prepared when ``frames/<id>/meta.json`` exists (and, with ``flow``,
 ``flow/<id>/meta.json``) and was made with the same settings: folders are written under a
@@ -24,6 +24,7 @@ from typing import Any
 
 from ytfgvc.annotations import is_imported, load_official
 from ytfgvc.datasets import get_card
+from ytfgvc.distributed import require_ray
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.fsutil import sweep_temporaries
 from ytfgvc.layout import DatasetLayout
@@ -59,6 +60,7 @@ class PrepareResult:
     lists: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     deferred: int = 0  # left for a later run by ``limit``
+    executor: str = "local"  # or "ray": ``jobs`` is then the cap on videos in progress (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,7 +71,11 @@ class PrepareResult:
             f"{self.dataset}: {self.prepared} of {self.videos} downloaded videos prepared ({what}; "
             f"{self.made_frames} newly framed, {self.made_flow} new flow, {self.already} already done; "
             f"{self.frames_written:,} frames, {self.flow_pairs:,} flow pairs in {self.seconds:.1f} s, "
-            f"{self.jobs} worker{'s' if self.jobs != 1 else ''})"
+            + (
+                f"{self.jobs} worker{'s' if self.jobs != 1 else ''})"
+                if self.executor == "local"
+                else f"on a Ray cluster{f', at most {self.jobs} at a time' if self.jobs else ''})"
+            )
         ]
         if self.deferred:
             lines.append(f"  {self.deferred} videos left for a later run (--limit)")
@@ -279,6 +285,8 @@ def prepare_dataset(
         NoVideosError: nothing downloaded for ``dataset`` yet.
     """
     cfg = cfg or PrepareConfig()
+    if cfg.cluster.is_ray:
+        require_ray()  # before anything is written
     card = get_card(dataset)
     layout = DatasetLayout(Path(root), dataset)
     t0 = time.perf_counter()
@@ -302,8 +310,14 @@ def prepare_dataset(
         deferred = 0
         if cfg.limit is not None and len(jobs) > cfg.limit:
             deferred, jobs = len(jobs) - cfg.limit, jobs[: cfg.limit]
-        workers = max(1, min(cfg.jobs or _default_workers(cfg), len(jobs) or 1))
-        results = list(_run_jobs(jobs, workers, progress, f"prepare {dataset}"))
+        if cfg.cluster.is_ray:
+            from ytfgvc.prepare.remote import run_jobs_on_ray
+
+            workers = cfg.jobs
+            results = list(run_jobs_on_ray(layout, jobs, cfg.cluster, cfg.jobs, progress, f"prepare {dataset}"))
+        else:
+            workers = max(1, min(cfg.jobs or _default_workers(cfg), len(jobs) or 1))
+            results = list(_run_jobs(jobs, workers, progress, f"prepare {dataset}"))
         errors = {r.video_id: r.error for r in results if r.error}
         warnings = [f"{r.video_id}: {w}" for r in results for w in r.warnings]
         lists = None
@@ -332,4 +346,5 @@ def prepare_dataset(
         lists=lists,
         warnings=warnings,
         deferred=deferred,
+        executor=cfg.cluster.executor,
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from ytfgvc.config import ConfigBase
 from ytfgvc.datasets import DatasetCard
+from ytfgvc.distributed import ClusterConfig
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.prepare.flow import FLOW_FORMATS
 
@@ -28,9 +29,11 @@ class PrepareConfig(ConfigBase):
         flow_format: ``jpg`` (clamped to +-20 px, 8 bit) or ``npy`` (float16, lossless).
         flow_stack: fields per stack, anchored at each kept frame (the paper uses 5).
         flow_params: backend parameters by the backend's own names (e.g. ``warps``).
-        jobs: worker processes; 0 means one per CPU core.
+        jobs: worker processes; 0 means one per CPU core. With ``--executor ray``: the most
+            videos in progress on the whole cluster (0: as many as its CPUs run).
         force: redo videos already prepared (also those made with other settings).
         limit: prepare at most this many videos in this run (None: all).
+        cluster: where the work runs (``--executor``, ``--ray-address``, ``--ray-shared-root``).
     """
 
     short_side: int = 256
@@ -44,6 +47,7 @@ class PrepareConfig(ConfigBase):
     jobs: int = 0
     force: bool = False
     limit: int | None = None
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.short_side, int) or not 16 <= self.short_side <= 4096:
