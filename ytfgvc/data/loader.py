@@ -200,7 +200,8 @@ def device_batches(
 
     def produce() -> None:
         try:
-            torch.cuda.set_device(device)
+            # set_device needs an index: "cuda" alone means the caller's current device
+            torch.cuda.set_device(device if device.index is not None else torch.cuda.current_device())
             with torch.cuda.stream(stream):
                 for b in batches:
                     if stop.is_set():
