@@ -13,16 +13,9 @@ from ytfgvc.prepare.flowstack import FlowStackWriter
 from ytfgvc.prepare.tvl1_torch import TorchTVL1, worker_device
 
 from .prepare_utils import encode, panning_frames, run_video
+from .torch_threads import one_torch_thread  # noqa: F401 - autouse
 
 FAST = {"nscales": 2, "warps": 2, "innnerIterations": 10, "outerIterations": 2}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_torch_backend_is_registered_with_opencvs_parameter_names():
