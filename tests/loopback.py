@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ytfgvc.download.server import parse_range, send_file_range
+from ytfgvc.download.server import parse_range, send_file_range, send_video_headers
 
 _PATH = re.compile(r"^/([A-Za-z0-9_-]{11})\.(mp4|html)$")
 
@@ -96,14 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         rng = parse_range(self.headers.get("Range"), size)
         if rng == "bad":
             return self._status(416)
-        start, end = rng if isinstance(rng, tuple) else (0, size - 1)
-        self.send_response(206 if isinstance(rng, tuple) else 200)
-        self.send_header("Content-Type", "video/mp4")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start + 1))
-        if isinstance(rng, tuple):
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.end_headers()
+        start, end = send_video_headers(self, rng, size)
         if not body:
             return
         try:

@@ -28,6 +28,17 @@ def did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping at the top of a YAML config file (empty file: ``{}``); errors name the file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise YtfgvcError(f"cannot read config {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise YtfgvcError(f"config {path}: expected a mapping at the top level")
+    return data
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -90,13 +101,7 @@ class ConfigBase:
 
     @classmethod
     def from_yaml(cls: type[C], path: Path) -> C:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise YtfgvcError(f"cannot read config {path}: {e}") from None
-        if not isinstance(data, dict):
-            raise YtfgvcError(f"config {path}: expected a mapping at the top level")
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(read_yaml_mapping(path), where=str(path))
 
     def replace(self: C, **changes: Any) -> C:
         return dataclasses.replace(self, **changes)

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ytfgvc.config import ConfigBase, did_you_mean
+from ytfgvc.config import ConfigBase, did_you_mean, read_yaml_mapping
 from ytfgvc.data.transforms import SCALES
 from ytfgvc.errors import YtfgvcError
 
@@ -229,12 +229,7 @@ def load_config(
     """Resolve preset < ``config_file`` < ``overrides`` into a :class:`BenchmarkConfig`."""
     from_file: dict[str, Any] = {}
     if config_file is not None:
-        try:
-            from_file = yaml.safe_load(Path(config_file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise YtfgvcError(f"cannot read config {config_file}: {e}") from None
-        if not isinstance(from_file, dict):
-            raise YtfgvcError(f"config {config_file}: expected a mapping at the top level")
+        from_file = read_yaml_mapping(config_file)
     overrides = dict(overrides or {})
     method = method or overrides.get("method") or from_file.get("method")
     if not method:

@@ -73,16 +73,25 @@ class MirrorHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        start, end = rng if isinstance(rng, tuple) else (0, size - 1)
-        self.send_response(HTTPStatus.PARTIAL_CONTENT if isinstance(rng, tuple) else HTTPStatus.OK)
-        self.send_header("Content-Type", "video/mp4")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start + 1))
-        if isinstance(rng, tuple):
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.end_headers()
+        start, end = send_video_headers(self, rng, size)
         if body:
             send_file_range(self.wfile, path, start, end)
+
+
+def send_video_headers(handler: BaseHTTPRequestHandler, rng, size: int) -> tuple[int, int]:
+    """Status and headers for an MP4 of ``size`` bytes: 206 for a range from :func:`parse_range`, else 200.
+
+    Returns the first and last byte to send.
+    """
+    start, end = rng if isinstance(rng, tuple) else (0, size - 1)
+    handler.send_response(HTTPStatus.PARTIAL_CONTENT if isinstance(rng, tuple) else HTTPStatus.OK)
+    handler.send_header("Content-Type", "video/mp4")
+    handler.send_header("Accept-Ranges", "bytes")
+    handler.send_header("Content-Length", str(end - start + 1))
+    if isinstance(rng, tuple):
+        handler.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+    handler.end_headers()
+    return start, end
 
 
 def send_file_range(out, path: Path, start: int, end: int) -> None:
