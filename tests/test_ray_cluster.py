@@ -110,10 +110,11 @@ def test_driver_killed_mid_run_resumes_from_the_ledger(cluster, reference, synth
             DownloadConfig(dataset="synthetic", source=srv.mp4, cluster=ClusterConfig("ray", ray_address=cluster)),
             progress=False,
         )
-    # Every id is settled once: recorded before the kill, fetched now, or (a file renamed into
-    # videos/ in the last second before the kill, whose ledger row was not committed yet)
-    # verified now without a request. The last case depends on when the kill lands.
-    assert r.done_before + sum(r.this_run.values()) == 12
+    # Every id is accounted for once: recorded ok before the kill, recorded as a permanent failure
+    # before the kill (not asked again), fetched now, or (a file renamed into videos/ in the last
+    # second before the kill, whose ledger row was not committed yet) verified now without a
+    # request. Which ids fall in which case depends on when the kill lands.
+    assert r.done_before + sum(r.settled.values()) + sum(r.this_run.values()) == 12
     assert r.totals == {"ok": 10, "filtered_duration": 1, "filtered_resolution": 1}
     rows, ref = ledger_rows(root), ledger_rows(reference)
     assert {v: (x["status"], x["sha256"]) for v, x in rows.items()} == {
