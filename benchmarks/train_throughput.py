@@ -74,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pretrained", action="store_true", help="load pretrained weights (no effect on speed)")
     p.add_argument("--workers", type=int, default=0, help="loader workers (default: cores per GPU, at most 12)")
     p.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--no-data-only", action="store_true", help="skip timing the data path alone (no model)")
+    p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cudnn.benchmark off")
+    p.add_argument("--profile", type=Path, default=None, help="write torch.profiler tables of pipeline steps here")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"])
     p.add_argument("--compile", action="store_true")
     p.add_argument("--frames-root", type=Path, default=None, help="where to generate frames (default: a temp dir)")
@@ -245,6 +248,13 @@ class Method:
         batches.close()
         return self.batch * world * self.args.steps / s
 
+    def data_only(self, train: bool) -> float:
+        """The data path alone: batches ready on the device per second (clips/s, or videos/s in test)."""
+        batches, _ = self.loader(train)
+        s = timed(lambda: next(batches), self.args.warmup, self.args.steps, self.device)
+        batches.close()
+        return (self.batch if train else self.test_batch) * self.args.steps / s
+
     @torch.inference_mode()
     def test_ceiling(self) -> float:
         views = self.cfg.test_crops
@@ -284,6 +294,46 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
 
 
+# Caching-allocator events that stall the GPU: a retry frees every cached block after a
+# device-wide synchronization, and so does a device free.
+ALLOCATOR_EVENTS = ("num_alloc_retries", "num_device_free", "num_sync_all_streams")
+
+
+def allocator_stats(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {}
+    stats = torch.cuda.memory_stats(device)
+    out = {k: stats.get(k, 0) for k in ALLOCATOR_EVENTS}
+    return out | {"reserved_gib": stats.get("reserved_bytes.all.current", 0) / 2**30}
+
+
+def allocator_delta(before: dict, device: torch.device) -> dict:
+    """Allocator events during a phase (and the memory reserved at its end)."""
+    after = allocator_stats(device)
+    return {k: after[k] - before[k] for k in ALLOCATOR_EVENTS if k in after} | (
+        {"reserved_gib": after["reserved_gib"]} if after else {}
+    )
+
+
+def profile_pipeline(m: Method, folder: Path, test: bool) -> None:
+    """torch.profiler over a few pipeline steps (every thread's CUDA calls, the kernels): tables in ``folder``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = [("train", m.train_pipeline), ("train-ceiling", m.train_ceiling), ("train-data", lambda: m.data_only(True))]
+    if test:
+        runs += [("test", m.test_pipeline), ("test-ceiling", m.test_ceiling), ("test-data", lambda: m.data_only(False))]
+    for kind, fn in runs:
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if m.device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            fn()
+        ka = prof.key_averages()
+        text = ka.table(sort_by="self_cpu_time_total", row_limit=40)
+        if m.device.type == "cuda":
+            text += "\n" + ka.table(sort_by="self_device_time_total", row_limit=40)
+        (folder / f"{kind}.txt").write_text(text)
+
+
 def measure(name: str, args, layout, env) -> dict:
     m = Method(name, args, layout, env.device, env)
     row = {
@@ -295,17 +345,29 @@ def measure(name: str, args, layout, env) -> dict:
         "decode": "gpu" if m.decode_on_device else "cpu (workers)",
         "workers": workers(args),
     }
-    ceiling, pipeline = m.train_ceiling(), m.train_pipeline()
+    if args.profile:
+        profile_pipeline(m, args.profile / name, not args.no_test)
+    ceiling = m.train_ceiling()
+    before = allocator_stats(m.device)
+    pipeline = m.train_pipeline()
     row["train"] = {"ceiling_clips_per_s": ceiling, "pipeline_clips_per_s": pipeline, "ratio": pipeline / ceiling}
+    row["train"]["allocator"] = allocator_delta(before, m.device)
+    if not args.no_data_only:
+        row["train"]["data_only_clips_per_s"] = m.data_only(True)
     if not args.no_test:
-        t_ceiling, t_pipeline = m.test_ceiling(), m.test_pipeline()
+        t_ceiling = m.test_ceiling()
+        before = allocator_stats(m.device)
+        t_pipeline = m.test_pipeline()
         row["test"] = {
             "views": [m.cfg.test_segments, m.cfg.test_crops],
             "batch_videos": m.test_batch,
             "ceiling_videos_per_s": t_ceiling,
             "pipeline_videos_per_s": t_pipeline,
             "ratio": t_pipeline / t_ceiling,
+            "allocator": allocator_delta(before, m.device),
         }
+        if not args.no_data_only:
+            row["test"]["data_only_videos_per_s"] = m.data_only(False)
     return row
 
 
@@ -332,7 +394,7 @@ def main(argv: list[str] | None = None) -> dict:
         importlib.import_module(mod)
     env = init_distributed(args.device)
     if env.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
     tmp = None
     if args.frames_root is None:  # rank 0's temporary folder, shared with the other ranks of this host
         tmp = tempfile.TemporaryDirectory(prefix="ytfgvc-throughput-") if env.is_main else None
@@ -388,12 +450,14 @@ def report(results: dict) -> str:
         lines.append(
             f"{name:12s} train: pipeline {t['pipeline_clips_per_s']:.1f} / ceiling {t['ceiling_clips_per_s']:.1f}"
             f" clips/s = {t['ratio']:.3f}"
+            + (f" (data path alone {t['data_only_clips_per_s']:.1f})" if "data_only_clips_per_s" in t else "")
         )
         if "test" in r:
             s = r["test"]
             lines.append(
                 f"{'':12s} test {s['views'][0]}x{s['views'][1]}: pipeline {s['pipeline_videos_per_s']:.2f} / "
                 f"ceiling {s['ceiling_videos_per_s']:.2f} videos/s = {s['ratio']:.3f}"
+                + (f" (data path alone {s['data_only_videos_per_s']:.2f})" if "data_only_videos_per_s" in s else "")
             )
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from ytfgvc.data.transforms import (
     OverSample,
     View,
     apply_views,
+    apply_views_batch,
     crop_sizes,
     fixed_offsets,
     scale_pairs,
@@ -83,3 +84,22 @@ def test_apply_views_resizes_crops_to_the_input_size():
     assert out.shape == (1, 2, 3, 16, 16) and out.dtype == torch.uint8 and int(out.min()) == int(out.max()) == 200
     with pytest.raises(ValueError, match="outside"):
         apply_views(frames, [View(40, 0, 16, 16)], out_size=16)
+
+
+def test_batched_views_equal_the_views_of_each_clip():
+    """Mixed frame sizes (landscape and portrait), crop sizes and flips: the batched path changes no pixel."""
+    g = torch.Generator().manual_seed(0)
+    sizes = [(40, 56), (40, 56), (56, 40), (40, 56), (48, 48)]
+    clips = [torch.randint(0, 256, (3, 3, h, w), generator=g, dtype=torch.uint8) for h, w in sizes]
+    rng = np.random.default_rng(1)
+    for crop in (MultiScaleCrop(24), OverSample(24, 10), OverSample(24, 1)):
+        draws = [crop.sample(rng) for _ in clips]
+        views, short = [], None
+        for c, d in zip(clips, draws, strict=True):
+            short, v = crop.views(d, c.shape[-1], c.shape[-2])
+            views.append(v)
+        expected = torch.stack([apply_views(c, v, 24, short) for c, v in zip(clips, views, strict=True)])
+        got = apply_views_batch(clips, views, 24, short)
+        assert got.shape == expected.shape and torch.equal(got, expected), crop
+    with pytest.raises(ValueError, match="outside"):
+        apply_views_batch(clips[:1], [[View(50, 0, 16, 16)]], out_size=16)

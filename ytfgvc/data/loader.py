@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from ytfgvc.data.rawframes import RawFrameDataset, crop_clip
+from ytfgvc.data.rawframes import RawFrameDataset, crop_batch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -132,7 +132,7 @@ class DeviceBatch:
             images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=self.device)
             starts = np.cumsum([0, *batch["counts"]])
             clips = [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
-        return torch.stack([crop_clip(c, self.crop, d) for c, d in zip(clips, batch["draws"], strict=True)])
+        return crop_batch(clips, self.crop, batch["draws"])
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         u8 = self.pixels(batch)

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from ytfgvc.data.sampling import sample_clip_indices, sample_test_indices, sample_train_indices
-from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views
+from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views, apply_views_batch
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import DatasetLayout, is_valid_video_id
 
@@ -178,6 +178,16 @@ def crop_clip(frames: torch.Tensor, crop: MultiScaleCrop | OverSample, draw) -> 
     h, w = frames.shape[-2:]
     short_side, views = crop.views(draw, w, h)
     return apply_views(frames, views, crop.input_size, short_side)
+
+
+def crop_batch(clips: list[torch.Tensor], crop: MultiScaleCrop | OverSample, draws: list) -> torch.Tensor:
+    """:func:`crop_clip` for each clip, batched (see :func:`apply_views_batch`): ``(B, V, T, 3, S, S)``."""
+    short_side, views = None, []
+    for frames, draw in zip(clips, draws, strict=True):
+        h, w = frames.shape[-2:]
+        short_side, clip_views = crop.views(draw, w, h)
+        views.append(clip_views)
+    return apply_views_batch(clips, views, crop.input_size, short_side)
 
 
 def _read(path: Path) -> torch.Tensor:
