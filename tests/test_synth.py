@@ -11,7 +11,7 @@ from ytfgvc.annotations import load_official
 from ytfgvc.datasets import get_card
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.synth import BODY_BGR, PALETTE, SynthConfig, generate
+from ytfgvc.synth import BODY_BGR, PALETTE, SCHEMA, SynthConfig, class_detail, generate
 
 from .conftest import TINY_SYNTH
 from .utils import decode_bgr
@@ -50,6 +50,15 @@ def test_rerun_is_a_noop_and_other_settings_need_force(synth_root: Path, tmp_pat
     assert r.generated == 0 and r.skipped == 12 and r.imported["status"] == "unchanged"
     with pytest.raises(YtfgvcError, match="--force"):
         generate(synth_root, TINY_SYNTH.replace(seed=2))
+
+
+def test_a_dataset_made_by_another_generator_version_needs_force(tmp_path: Path):
+    base = DatasetLayout(tmp_path, "synthetic").base
+    base.mkdir(parents=True)
+    (base / "synth.json").write_text(json.dumps({"schema": "ytfgvc-synth-1", "config": TINY_SYNTH.to_dict()}))
+    with pytest.raises(YtfgvcError, match=f"ytfgvc-synth-1.*{SCHEMA}") as err:
+        generate(tmp_path, TINY_SYNTH)
+    assert "--force" in err.value.hint and (base / "synth.json").is_file()
 
 
 def test_lists_follow_the_official_format_and_split_ratio(synth_root: Path):
@@ -107,3 +116,29 @@ def test_subject_is_visible_in_about_30_percent_of_frames_and_the_detail_is_smal
     assert 0.2 <= np.mean(fractions) <= 0.4, fractions
     assert all(0.1 <= fr <= 0.5 for fr in fractions), fractions
     assert 0.001 < np.median(detail_areas) <= 0.03, np.median(detail_areas)
+
+
+def test_the_crest_keeps_its_class_colour_through_encoding(synth_root: Path):
+    """In the decoded frames, the crest (per truth/) is nearest its own class colour, though distractors share them."""
+    import cv2
+
+    layout = DatasetLayout(synth_root, "synthetic")
+    palette = np.array(PALETTE, np.float32)
+    errors, right = [], 0
+    for vid, label, _ in load_official(synth_root, "synthetic").all_items():
+        assert class_detail(label)[1] == "solid"  # 3 classes: a filled disc, so its inside is all crest
+        rows = json.loads(layout.truth_path(vid).read_text())["frames"]
+        with av.open(str(layout.mirror_video(vid))) as c:
+            for frame, (visible, cx, cy, r) in zip(c.decode(video=0), rows, strict=True):
+                if not visible:
+                    continue
+                img = frame.to_ndarray(format="bgr24")
+                inside = np.zeros(img.shape[:2], np.uint8)
+                cv2.circle(inside, (cx, cy), max(1, int(0.7 * r)), 1, -1)  # away from the anti-aliased rim
+                mean = img[inside.astype(bool)].astype(np.float32).mean(axis=0)
+                dist = np.linalg.norm(palette - mean, axis=1)
+                right += int(dist.argmin() == label % len(PALETTE))
+                errors.append(dist[label % len(PALETTE)])
+    assert len(errors) > 200
+    assert right / len(errors) >= 0.99, right / len(errors)
+    assert np.mean(errors) < 15, np.mean(errors)  # the palette's colours are >= 80 apart

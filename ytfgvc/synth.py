@@ -4,15 +4,17 @@ Why it looks the way it does: RRA's claim is that in fine-grained video the evid
 rare in space *and* time. So every class shows the same "bird" (one brown body, head and
 beak); classes differ only in the colour and pattern of a crest patch on the head (well
 under 3% of the frame). The bird is on screen during one stretch covering about 30% of
-the video (the paper's figure for YouTube-Birds); elsewhere there is only a panning,
-textured background and distractor blobs painted in the very colours of the crests, so
-neither a colour histogram nor a random frame answers the question.
+the video (the paper's figure for YouTube-Birds); elsewhere there is only a textured, slightly
+defocused background, filmed by a panning, swaying hand-held camera, with distractor blobs
+painted in the very colours of the crests, so neither a colour histogram nor a random frame
+answers the question.
 
 Videos vary in length (3-30 s), frame rate (10 to 29.97 fps, including NTSC rates) and
 size (mostly >= 360p, some portrait). A few are deliberately longer than the card's
 ``max_duration_s`` or smaller than its ``min_resolution`` so that ``download`` has
 something to filter. Everything follows from ``--seed``: the same seed gives the same
-lists and the same decoded frames.
+lists and the same decoded frames. The defaults (160 videos) come to about 5 MB: flat
+content, a smooth camera and x264 settings chosen by measurement (see ``X264_OPTIONS``).
 
 Output, under ``<root>/synthetic/``:
 
@@ -21,7 +23,8 @@ Output, under ``<root>/synthetic/``:
   (``[visible, cx, cy, r]`` in source pixels), for attention studies and tests;
 * ``official/``: the three official-format files, then imported like
   ``ytfgvc annotations import``;
-* ``synth.json``: the config that made it (a different config refuses unless ``force``).
+* ``synth.json``: the generator's version (``schema``) and the config that made it; a
+  different version or config refuses unless ``force``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import json
 import multiprocessing
 import shutil
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -48,7 +52,7 @@ from ytfgvc.fsutil import atomic_path, write_json_atomic
 from ytfgvc.layout import DatasetLayout
 
 DATASET = "synthetic"
-SCHEMA = "ytfgvc-synth-1"
+SCHEMA = "ytfgvc-synth-2"  # the generator's version: bump it whenever the output changes
 
 BODY_BGR = (40, 85, 150)  # brown: used by the bird only, never by background or distractors
 BEAK_BGR = (30, 30, 30)
@@ -73,6 +77,22 @@ SIZE_WEIGHTS = [4, 3, 1, 1]
 SMALL_SIZES = [(426, 240), (320, 240)]
 VISIBLE_FRACTION = (0.25, 0.35)
 CREST_RADIUS = 0.075  # of the short side
+# x264, chosen by measuring size, time and crest colour on the decoded defaults (see the README):
+# "veryfast" keeps the defaults under a minute on 2 cores (slower presets were bigger with mbtree
+# off); "animation" suits flat, drawn content; qcomp=1 keeps the quantiser nearly constant, where
+# the default 0.6 kept re-spending bits on frames that barely change. mbtree off: with it, x264's
+# output varied from one run to the next on the same frames.
+X264_OPTIONS = {
+    "preset": "veryfast",
+    "tune": "animation",
+    "crf": "34",
+    "threads": "1",
+    "x264-params": "mbtree=0:qcomp=1",
+}
+SWAY_PX = 2.0  # hand-held camera: the frame drifts smoothly between random offsets N(0, SWAY_PX) ...
+SWAY_PERIOD_S = 0.5  # ... this far apart in time
+DEFOCUS_SIGMA = 1.0  # the background is a little out of focus (Gaussian blur, px); the bird is sharp
+TOO_LONG_FPS = Fraction(8)
 
 
 @dataclass
@@ -166,7 +186,7 @@ def plan_videos(cfg: SynthConfig, max_duration_s: float) -> list[VideoSpec]:
         lo, hi = np.log(cfg.min_duration_s), np.log(cfg.max_duration_s)
         duration = float(np.exp(r.uniform(lo, hi)))
         if kind == "too_long":
-            fps, duration = Fraction(8), max_duration_s * float(r.uniform(1.1, 1.3))
+            fps, duration = TOO_LONG_FPS, max_duration_s * float(r.uniform(1.1, 1.3))
         elif kind == "too_small":
             w, h = SMALL_SIZES[r.integers(len(SMALL_SIZES))]
         specs.append(
@@ -282,8 +302,22 @@ def render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
         cv2.setNumThreads(threads)
 
 
-def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
-    import av
+def _camera_sway(r: np.random.Generator, n: int, fps: Fraction) -> np.ndarray:
+    """Per-frame camera offsets ``(n, 2)`` in px: a smooth drift between random key offsets.
+
+    A smooth drift rather than independent per-frame jitter, which cost a third of the bytes.
+    Only +, -, * and / (no sin or exp), so the offsets are the same on every CPU.
+    """
+    step = max(1, round(float(fps) * SWAY_PERIOD_S))
+    keys = r.normal(0, SWAY_PX, size=(n // step + 2, 2))
+    k = np.arange(n) // step
+    u = (np.arange(n) % step) / step
+    u = u * u * (3 - 2 * u)  # smoothstep: no jolt at the key offsets
+    return keys[k] + (keys[k + 1] - keys[k]) * u[:, None]
+
+
+def _frames(spec: VideoSpec, seed: int) -> tuple[tuple[int, int], Iterator[tuple[np.ndarray, list[int]]]]:
+    """The video's frames before encoding: ``(visible span, iterator of (BGR frame, truth row))``."""
     import cv2
 
     r = np.random.default_rng([seed, 23, spec.index])
@@ -298,6 +332,7 @@ def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
             cv2.rectangle(world, (bx - br, by - br), (bx + br, by + br), col, -1)
         else:
             cv2.circle(world, (bx, by), br, col, -1, cv2.LINE_AA)
+    world = cv2.GaussianBlur(world, (0, 0), DEFOCUS_SIGMA)
     frac = r.uniform(*VISIBLE_FRACTION)
     vis_len = max(2, int(round(frac * n)))
     vis_start = int(r.integers(0, n - vis_len + 1))
@@ -306,15 +341,9 @@ def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
     facing = 1 if r.random() < 0.5 else -1
     p0 = np.array([r.uniform(0.3, 0.7) * w, r.uniform(0.35, 0.65) * h])
     p1 = p0 + np.array([r.uniform(-0.15, 0.15) * w, r.uniform(-0.1, 0.1) * h])
-    shake = r.normal(0, 1.5, size=(n, 2))
+    shake = _camera_sway(r, n, spec.fps)
 
-    frames_truth = []
-    with av.open(str(out_path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=spec.fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        # mbtree off: with it, x264's output varied from one run to the next on the same frames.
-        stream.options = {"preset": "veryfast", "crf": "30", "threads": "1", "x264-params": "mbtree=0"}
-        stream.codec_context.thread_count = 1
+    def frames() -> Iterator[tuple[np.ndarray, list[int]]]:
         for t in range(n):
             u = t / max(1, n - 1)
             ox = int(margin_x + pan[0] * (u - 0.5) + shake[t, 0])
@@ -323,14 +352,30 @@ def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
             if vis_start <= t < vis_start + vis_len:
                 v = (t - vis_start) / max(1, vis_len - 1)
                 x, y = p0 + (p1 - p0) * v
-                frames_truth.append(_draw_bird(img, x, y, scale, facing, colour, pattern))
+                yield img, _draw_bird(img, x, y, scale, facing, colour, pattern)
             else:
-                frames_truth.append([0, 0, 0, 0])
+                yield img, [0, 0, 0, 0]
+
+    return (vis_start, vis_start + vis_len), frames()
+
+
+def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
+    import av
+    import cv2
+
+    visible, frames = _frames(spec, seed)
+    frames_truth = []
+    with av.open(str(out_path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=spec.fps)
+        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+        stream.options = dict(X264_OPTIONS)
+        stream.codec_context.thread_count = 1
+        for img, row in frames:
+            frames_truth.append(row)
             # Convert with OpenCV rather than swscale: swscale's result depends on the buffer's
             # memory alignment, which would make "same seed, same frames" false.
             yuv = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420)
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            for packet in stream.encode(frame):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -338,12 +383,12 @@ def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
         "schema": SCHEMA,
         "id": spec.video_id,
         "label": spec.label,
-        "width": w,
-        "height": h,
+        "width": spec.width,
+        "height": spec.height,
         "fps": str(spec.fps),
-        "num_frames": n,
+        "num_frames": spec.num_frames,
         "kind": spec.kind,
-        "visible_frames": [vis_start, vis_start + vis_len],
+        "visible_frames": list(visible),
         "frames": frames_truth,
         "frame_fields": ["visible", "crest_x", "crest_y", "crest_r"],
     }
@@ -362,12 +407,14 @@ def _check_previous(layout: DatasetLayout, cfg: SynthConfig, force: bool) -> Non
     record = layout.base / "synth.json"
     if not record.is_file():
         return
-    old = json.loads(record.read_text()).get("config")
-    if old == cfg.to_dict():
+    made = json.loads(record.read_text())
+    old, generator = made.get("config"), made.get("schema")
+    if old == cfg.to_dict() and generator == SCHEMA:
         return
     if not force:
+        newer = "" if generator == SCHEMA else f"; this version's generator is {SCHEMA}"
         raise YtfgvcError(
-            f"{layout.base} was generated with a different config ({old})",
+            f"{layout.base} was generated with a different config (generator {generator}, {old}{newer})",
             "pass --force to delete the synthetic dataset and everything made from it, then regenerate",
         )
     shutil.rmtree(layout.base)
