@@ -61,6 +61,16 @@ def test_a_dataset_made_by_another_generator_version_needs_force(tmp_path: Path)
     assert "--force" in err.value.hint and (base / "synth.json").is_file()
 
 
+def test_videos_without_a_record_of_their_generator_are_not_resumed(tmp_path: Path):
+    """A run killed before the config was recorded (an older version wrote it last) is not mixed with this one's."""
+    layout = DatasetLayout(tmp_path, "synthetic")
+    layout.mirror_dir.mkdir(parents=True)
+    (layout.mirror_dir / "AAAAAAAAAAA.mp4").write_bytes(b"made by someone else")
+    with pytest.raises(YtfgvcError, match="no record of the generator") as err:
+        generate(tmp_path, TINY_SYNTH)
+    assert "--force" in err.value.hint and (layout.mirror_dir / "AAAAAAAAAAA.mp4").is_file()
+
+
 def test_lists_follow_the_official_format_and_split_ratio(synth_root: Path):
     layout = DatasetLayout(synth_root, "synthetic")
     train = json.loads(layout.official_file("train_list.json").read_text())

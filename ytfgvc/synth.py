@@ -406,6 +406,13 @@ def _render_one(args: tuple[VideoSpec, int, str]) -> int:
 def _check_previous(layout: DatasetLayout, cfg: SynthConfig, force: bool) -> None:
     record = layout.base / "synth.json"
     if not record.is_file():
+        if layout.mirror_dir.is_dir() and any(layout.mirror_dir.glob("*.mp4")) and not force:
+            raise YtfgvcError(
+                f"{layout.mirror_dir} holds videos but no record of the generator and config that made them",
+                "pass --force to delete the synthetic dataset and everything made from it, then regenerate",
+            )
+        if force and layout.base.is_dir():
+            shutil.rmtree(layout.base)
         return
     made = json.loads(record.read_text())
     old, generator = made.get("config"), made.get("schema")
@@ -431,6 +438,9 @@ def generate(
     card = get_card(DATASET)
     layout = DatasetLayout(root, DATASET)
     _check_previous(layout, cfg, force)
+    layout.base.mkdir(parents=True, exist_ok=True)
+    # Recorded first: a killed run is resumed only by the same generator and config.
+    write_json_atomic(layout.base / "synth.json", {"schema": SCHEMA, "config": cfg.to_dict()})
     specs = plan_videos(cfg, card.filters.max_duration_s)
     layout.mirror_dir.mkdir(parents=True, exist_ok=True)
     layout.truth_dir.mkdir(parents=True, exist_ok=True)
@@ -464,7 +474,6 @@ def generate(
     write_json_atomic(official / names.test, [list(p) for p in splits["test"]], indent=None)
     write_json_atomic(official / names.labels, {str(k): class_name(k) for k in range(cfg.classes)})
     imported: ImportResult = import_annotations(root, DATASET, official, force=True)
-    write_json_atomic(layout.base / "synth.json", {"schema": SCHEMA, "config": cfg.to_dict()})
     total = sum(layout.mirror_video(s.video_id).stat().st_size for s in specs)
     return SynthResult(
         root=str(layout.base),
