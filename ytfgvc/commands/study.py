@@ -18,7 +18,8 @@ from ytfgvc.cli import emit, json_option, root_option
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The report to write [baselines/synthetic/README.md; micro: OUT/study-micro/README.md].",
+    help="The report to write [gpu: baselines/synthetic/README.md; cpu: baselines/synthetic/README-cpu.md; "
+    "micro: OUT/study-micro/README.md].",
 )
 @click.option("--parallel", type=int, default=None, help="Runs at a time (own processes when > 1) [the profile's].")
 @click.option("--results-only", is_flag=True, help="Only rebuild the report from the run folders under OUT.")
@@ -66,7 +67,8 @@ def study_cmd(
     if parallel is not None:
         study.parallel = max(1, parallel)
     if report is None:
-        default = STUDIES["rra-vs-tsn"].parent / "README.md"
+        folder = STUDIES["rra-vs-tsn"].parent
+        default = folder / "README.md" if profile == "gpu" else folder / f"README-{profile}.md"
         report = study.runs_root(out) / "README.md" if profile == "micro" else default
     t0 = time.perf_counter()
     summary: dict = {"study": study.name, "profile": profile}

@@ -19,6 +19,7 @@ glimpse ignores stays cold.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,19 @@ def render_grid(
         fig.suptitle(textwrap.fill(title, int(width * 13)), fontsize=9)
     fig.tight_layout()
     out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(palette_png(buffer.getvalue()))
     return Grid(path=out, rows=normalised)
+
+
+def palette_png(png: bytes) -> bytes:
+    """The same figure as a 256-colour PNG: about half the bytes, no visible change for heat maps on frames."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    return out.getvalue()
