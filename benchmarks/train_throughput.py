@@ -294,8 +294,8 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
 
 
-# Caching-allocator events that stall the GPU: a retry frees every cached block after a
-# device-wide synchronization, and so does a device free.
+# Caching-allocator events that stall the GPU: a retry (after a failed allocation, every cached
+# block is freed) and each device free (cudaFree) synchronize the whole device.
 ALLOCATOR_EVENTS = ("num_alloc_retries", "num_device_free", "num_sync_all_streams")
 
 
