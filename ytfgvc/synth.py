@@ -404,25 +404,22 @@ def _render_one(args: tuple[VideoSpec, int, str]) -> int:
 
 
 def _check_previous(layout: DatasetLayout, cfg: SynthConfig, force: bool) -> None:
+    """Return if ``layout`` may be resumed with ``cfg``; else refuse, or with ``force`` delete it."""
     record = layout.base / "synth.json"
-    if not record.is_file():
-        if layout.mirror_dir.is_dir() and any(layout.mirror_dir.glob("*.mp4")) and not force:
-            raise YtfgvcError(
-                f"{layout.mirror_dir} holds videos but no record of the generator and config that made them",
-                "pass --force to delete the synthetic dataset and everything made from it, then regenerate",
-            )
-        if force and layout.base.is_dir():
-            shutil.rmtree(layout.base)
-        return
-    made = json.loads(record.read_text())
-    old, generator = made.get("config"), made.get("schema")
-    if old == cfg.to_dict() and generator == SCHEMA:
+    if record.is_file():
+        made = json.loads(record.read_text())
+        old, generator = made.get("config"), made.get("schema")
+        if old == cfg.to_dict() and generator == SCHEMA:
+            return
+        newer = "" if generator == SCHEMA else f"; this version's generator is {SCHEMA}"
+        problem = f"{layout.base} was generated with a different config (generator {generator}, {old}{newer})"
+    elif layout.mirror_dir.is_dir() and any(layout.mirror_dir.glob("*.mp4")):
+        problem = f"{layout.mirror_dir} holds videos but no record of the generator and config that made them"
+    else:
         return
     if not force:
-        newer = "" if generator == SCHEMA else f"; this version's generator is {SCHEMA}"
         raise YtfgvcError(
-            f"{layout.base} was generated with a different config (generator {generator}, {old}{newer})",
-            "pass --force to delete the synthetic dataset and everything made from it, then regenerate",
+            problem, "pass --force to delete the synthetic dataset and everything made from it, then regenerate"
         )
     shutil.rmtree(layout.base)
 
