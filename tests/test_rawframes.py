@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from ytfgvc.data.loader import IMAGENET_MEAN, IMAGENET_STD, DeviceBatch, EpochSampler, collate, worker_stage
+from ytfgvc.data.loader import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DeviceBatch,
+    EpochSampler,
+    collate,
+    decode_on_device,
+    worker_stage,
+)
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, missing_frames, read_list
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
 from ytfgvc.errors import ValidationError, YtfgvcError
@@ -104,10 +112,14 @@ def test_training_shards_make_the_same_global_batches_on_any_number_of_ranks():
     assert [i for _, i in s] != [i for _, i in one] and all(e == 1 for e, _ in s)
 
 
-def test_worker_stage_choice():
+def test_worker_stage_and_decode_placement():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert worker_stage(cpu, False, 10) == "pixels" and worker_stage(gpu, False, 1) == "pixels"
-    assert worker_stage(gpu, False, 10) == "frames" and worker_stage(gpu, True, 1) == "jpeg"
+    assert worker_stage(cpu, False) == "pixels" and worker_stage(gpu, False) == "frames"
+    assert worker_stage(gpu, True) == "jpeg"
+    assert not any(decode_on_device(cpu, d, "segments", True) for d in ("auto", "cpu", "gpu"))
+    assert not decode_on_device(gpu, "cpu", "segments", False)
+    # auto: the workers decode I3D's training clips whatever the GPU (checked before nvjpeg is probed)
+    assert not decode_on_device(gpu, "auto", "clip", train=True)
 
 
 def test_test_shards_cover_every_video_with_padding():

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ytfgvc.benchmark.config import BenchmarkConfig
-from ytfgvc.data.loader import gpu_decode_available
+from ytfgvc.data.loader import decode_on_device, gpu_decode_available
 from ytfgvc.engine import DistEnv, find_micro_batch
 from ytfgvc.errors import YtfgvcError
 
@@ -21,7 +21,8 @@ class Setup:
 
     amp: torch.dtype | None
     channels_last: bool
-    decode_on_device: bool
+    decode_train: bool  # JPEGs decoded on the GPU (else in the loader workers)
+    decode_test: bool
     micro_batch: int
     accum_steps: int
     notes: list[str]
@@ -38,9 +39,9 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
     amp = torch.bfloat16 if cfg.amp == "bf16" or (cfg.amp == "auto" and cuda) else None
     if cfg.decode == "gpu" and not cuda:
         raise YtfgvcError("--decode gpu needs a CUDA device", "use --decode cpu or auto")
-    decode_on_device = cuda and cfg.decode != "cpu" and gpu_decode_available(env.device)
-    if cfg.decode == "gpu" and not decode_on_device:
+    if cfg.decode == "gpu" and not gpu_decode_available(env.device):
         raise YtfgvcError("--decode gpu: torchvision cannot decode JPEGs on this GPU (nvjpeg)", "use --decode cpu")
+    decode_train, decode_test = (decode_on_device(env.device, cfg.decode, cfg.sampling, t) for t in (True, False))
     if cfg.batch_size % env.world:
         raise YtfgvcError(f"--batch-size {cfg.batch_size} does not split over {env.world} processes")
     if n_train < cfg.batch_size:
@@ -54,7 +55,7 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
         micro, notes = find_micro_batch(per_rank, _probe(cfg, env, model, amp), env)
     else:
         micro = per_rank
-    return Setup(amp, channels_last, decode_on_device, micro, per_rank // micro, notes)
+    return Setup(amp, channels_last, decode_train, decode_test, micro, per_rank // micro, notes)
 
 
 def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtype | None) -> Callable[[int], None]:

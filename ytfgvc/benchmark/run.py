@@ -222,11 +222,11 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
         FramePlan(cfg.sampling, cfg.num_segments, train=True),
         MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
         seed=cfg.seed,
-        stage=worker_stage(env.device, setup.decode_on_device, 1),
+        stage=worker_stage(env.device, setup.decode_train),
     )
     to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
-    pin = env.device.type == "cuda" and not setup.decode_on_device
+    pin = env.device.type == "cuda" and not setup.decode_train
     loader = make_loader(train_ds, sampler, setup.micro_batch, cfg.workers, pin, cfg.seed)
     if state is not None:  # last, so that nothing above draws from the restored generators
         if len(state["rng"]) == env.world:
@@ -326,11 +326,11 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         FramePlan(cfg.sampling, cfg.test_segments, train=False),
         crop,
         seed=cfg.seed,
-        stage=worker_stage(env.device, setup.decode_on_device, crop.num_views),
+        stage=worker_stage(env.device, setup.decode_test),
     )
     to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)
-    pin = env.device.type == "cuda" and not setup.decode_on_device
+    pin = env.device.type == "cuda" and not setup.decode_test
     loader = make_loader(test_ds, sampler, cfg.test_batch, cfg.workers, pin, cfg.seed)
     model.eval()
     forward = torch.compile(model) if cfg.compile else model
@@ -404,7 +404,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "amp": "bf16" if setup.amp is not None else "off",
             "channels_last": setup.channels_last,
             "compile": cfg.compile,
-            "decode": "gpu" if setup.decode_on_device else "cpu",
+            "decode": _decode_record(setup),
         },
         "pretrained_source": source,
         "versions": records.tool_versions(),
@@ -423,3 +423,9 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _decode_record(setup: Setup) -> str:
+    """Where JPEGs were decoded: "gpu", "cpu" (loader workers), or each split's place."""
+    train, test = ("gpu" if on else "cpu" for on in (setup.decode_train, setup.decode_test))
+    return train if train == test else f"{train} (train), {test} (test)"

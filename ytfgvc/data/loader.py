@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import queue
 import threading
@@ -26,7 +27,10 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder
 from ytfgvc.data.rawframes import RawFrameDataset, crop_batch
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,16 +70,33 @@ class EpochSampler(Sampler):
             yield self.epoch, int(i)
 
 
-def worker_stage(device: torch.device, decode_on_device: bool, num_views: int) -> str:
+def decode_on_device(device: torch.device, decode: str, sampling: str, train: bool) -> bool:
+    """Whether a loader's JPEGs are decoded on the GPU (nvjpeg) rather than in the loader workers.
+
+    ``decode`` is ``"auto"``, ``"cpu"`` or ``"gpu"``. ``"auto"`` decodes on the GPU except to
+    train on clips (I3D, 32 frames a clip): there, decoding on an H200 took a quarter of the
+    GPU time of each step (0.85 of the model-only throughput), while 12 workers decode the
+    7,700 frames/s on the CPU and leave the GPU only the crops (0.93). Testing a clip needs
+    21,500 frames/s, more than the workers decode, so the GPU decodes it
+    (``benchmarks/train_throughput.py``; the figures are in its results).
+    """
+    if torch.device(device).type != "cuda" or decode == "cpu":
+        return False
+    if decode == "auto" and train and sampling == "clip":
+        return False
+    return gpu_decode_available(device)
+
+
+def worker_stage(device: torch.device, decode_on_device: bool) -> str:
     """How far loader workers take a sample (see :class:`RawFrameDataset`).
 
-    JPEGs go to the GPU undecoded when it decodes them; otherwise workers decode, and crop
-    too unless there are many views per video on a GPU (10 crops of 25 frames would be
-    ten times the decoded frames to ship through shared memory).
+    JPEGs go to the GPU undecoded when it decodes them; otherwise workers decode them, and
+    crop them too on a CPU run. On a GPU the crops are left to it: resizing crops is most
+    of a worker's time, and one batched resize on the GPU costs little.
     """
     if decode_on_device:
         return "jpeg"
-    return "frames" if torch.device(device).type == "cuda" and num_views > 1 else "pixels"
+    return "frames" if torch.device(device).type == "cuda" else "pixels"
 
 
 def collate(items: Sequence[dict]) -> dict:
@@ -92,6 +113,7 @@ def collate(items: Sequence[dict]) -> dict:
     else:
         batch["jpeg"] = torch.cat([it["jpeg"] for it in items])
         batch["lengths"] = torch.cat([it["lengths"] for it in items])
+        batch["headers"] = torch.cat([it["headers"] for it in items])
         batch["counts"] = [len(it["lengths"]) for it in items]
         batch["draws"] = [it["draw"] for it in items]
     return batch
@@ -128,10 +150,7 @@ class DeviceBatch:
         if "frames" in batch:
             clips = [f.to(self.device, non_blocking=True) for f in batch["frames"]]
         else:
-            blobs = list(torch.split(batch["jpeg"], batch["lengths"].tolist()))
-            images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=self.device)
-            starts = np.cumsum([0, *batch["counts"]])
-            clips = [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+            clips = decode_clips(batch, self.device)
         return crop_batch(clips, self.crop, batch["draws"])
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -146,6 +165,38 @@ class DeviceBatch:
             x = x.contiguous()
         label = batch["label"].to(self.device, non_blocking=True)
         return x, label, batch["index"]
+
+
+def decode_clips(batch: dict, device: torch.device) -> list[torch.Tensor]:
+    """The clips of a ``"jpeg"`` batch decoded on ``device``: ``uint8 (T, 3, H, W)`` each.
+
+    nvjpeg takes the batch in one call that releases the GIL (:mod:`ytfgvc.data.nvjpeg`)
+    when every file is a baseline JPEG; otherwise, or if that call fails, or with
+    ``YTFGVC_JPEG_BACKEND=torchvision``, torchvision decodes it.
+    """
+    headers = batch["headers"].numpy()
+    decoder = batched_decoder(device) if headers[:, 2].all() else None
+    if decoder is not None:
+        try:
+            flat = decoder.decode(batch["jpeg"], batch["lengths"], headers[:, 0], headers[:, 1])
+            return _split_clips(flat, headers[:, :2], batch["counts"])
+        except NvjpegError as e:
+            log.warning("nvjpeg batched decoding failed (%s); decoding this batch with torchvision", e)
+    blobs = list(torch.split(batch["jpeg"], batch["lengths"].tolist()))
+    images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device)
+    starts = np.cumsum([0, *batch["counts"]])
+    return [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
+def _split_clips(flat: torch.Tensor, sizes: np.ndarray, counts: list[int]) -> list[torch.Tensor]:
+    """Views of the clips in images laid end to end (see :func:`ytfgvc.data.nvjpeg.image_table`)."""
+    if (sizes == sizes[0]).all() and len(set(counts)) == 1:  # the usual batch: one view, unbound
+        h, w = (int(v) for v in sizes[0])
+        return list(flat.view(len(counts), counts[0], 3, h, w).unbind(0))
+    images = list(torch.split(flat, (3 * sizes[:, 0].astype(np.int64) * sizes[:, 1]).tolist()))
+    images = [im.view(3, int(h), int(w)) for im, (h, w) in zip(images, sizes, strict=True)]
+    starts = np.cumsum([0, *counts])
+    return [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
 def make_loader(
@@ -196,7 +247,9 @@ def device_batches(
             yield to_device(b)
         return
     ready: queue.Queue = queue.Queue(maxsize=prefetch)
-    stream, stop = torch.cuda.Stream(device), threading.Event()
+    # A high-priority stream: the training kernels fill the GPU, and the small decode and crop
+    # kernels queued behind them starved the data path (I3D: 1,500 decoded frames/s instead of 38,000).
+    stream, stop = torch.cuda.Stream(device, priority=-1), threading.Event()
 
     def produce() -> None:
         try:

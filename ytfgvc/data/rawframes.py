@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.sampling import sample_clip_indices, sample_test_indices, sample_train_indices
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views, apply_views_batch
 from ytfgvc.errors import ValidationError, YtfgvcError
@@ -124,7 +125,9 @@ class RawFrameDataset(Dataset):
 
     * ``"pixels"``: ``uint8 (V, T, 3, S, S)``, decoded and cropped here (in a loader worker);
     * ``"frames"``: ``frames`` ``uint8 (T, 3, H, W)`` decoded here, and the crop ``draw``;
-    * ``"jpeg"``: ``jpeg`` (the T files' bytes end to end), ``lengths`` ``(T,)`` and ``draw``.
+    * ``"jpeg"``: ``jpeg`` (the T files' bytes end to end), ``lengths`` ``(T,)``, ``headers``
+      ``(T, 3)`` (height, width, and 1 where nvjpeg's batched GPU paths take the file; see
+      :func:`ytfgvc.data.jpeg.jpeg_header`) and ``draw``.
 
     :class:`ytfgvc.data.loader.DeviceBatch` does the rest on the device (nvjpeg decoding
     for ``"jpeg"``, the crops for both).
@@ -159,11 +162,18 @@ class RawFrameDataset(Dataset):
         draw = self.crop.sample(rng)
         # Short videos repeat frames: read (and decode) each file once.
         unique, inverse = np.unique(indices, return_inverse=True)
-        blobs = [_read(p) for p in self.frame_paths(record, unique)]
+        paths = self.frame_paths(record, unique)
+        blobs = [_read(p) for p in paths]
         item = {"index": index, "label": record.label}
         if self.stage == "jpeg":
+            headers = [_header(p, b) for p, b in zip(paths, blobs, strict=True)]
             order = [blobs[i] for i in inverse]
-            item.update(jpeg=torch.cat(order), lengths=torch.tensor([len(b) for b in order]), draw=draw)
+            item.update(
+                jpeg=torch.cat(order),
+                lengths=torch.tensor([len(b) for b in order]),
+                headers=torch.tensor([headers[i] for i in inverse], dtype=torch.int32).view(-1, 3),
+                draw=draw,
+            )
             return item
         frames = torch.stack(decode_jpeg(blobs, mode=ImageReadMode.RGB))[torch.from_numpy(inverse)]
         if self.stage == "frames":
@@ -188,6 +198,14 @@ def crop_batch(clips: list[torch.Tensor], crop: MultiScaleCrop | OverSample, dra
         short_side, clip_views = crop.views(draw, w, h)
         views.append(clip_views)
     return apply_views_batch(clips, views, crop.input_size, short_side)
+
+
+def _header(path: Path, blob: torch.Tensor) -> tuple[int, int, int]:
+    try:
+        h = jpeg_header(blob.numpy())
+    except ValueError as e:
+        raise YtfgvcError(f"frame {path}: {e}", "run `ytfgvc prepare` again to re-extract it") from None
+    return h.height, h.width, int(h.batchable)
 
 
 def _read(path: Path) -> torch.Tensor:
