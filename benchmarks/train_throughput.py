@@ -5,8 +5,9 @@ on GPU), in one process:
 
 * train ceiling: optimizer steps on random tensors already on the device (clips/s);
 * train pipeline: the same steps fed by the real data path (rawframe dataset, loader
-  workers, JPEG decoding on the GPU with nvjpeg or in the workers, multi-scale crop,
-  flip, normalization), from a frames folder this script generates;
+  workers, JPEG decoding where the engine decodes it: the GPU with nvjpeg, or the
+  workers for I3D's training clips; multi-scale crop, flip, normalization), from a
+  frames folder this script generates;
 * test ceiling and pipeline: the test protocol (25 segments × 10 crops for TSN/RRA, the
   middle frame or clip for BN-Inception/I3D) in videos/s.
 
@@ -18,6 +19,8 @@ with DistributedDataParallel; the scaling efficiency is
     python benchmarks/train_throughput.py --out results.json                  # a GPU, all four methods
     torchrun --nproc_per_node 2 benchmarks/train_throughput.py --ddp --methods tsn --out ddp.json
     python benchmarks/train_throughput.py --device cpu --tiny                 # a CPU, toy sizes
+    python benchmarks/train_throughput.py --methods i3d --jpeg-backend hardware   # nvjpeg's engines
+    python benchmarks/train_throughput.py --methods i3d --decode cpu --worker-stage pixels   # workers crop too
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ from ytfgvc.data.loader import (  # noqa: E402
     IMAGENET_STD,
     DeviceBatch,
     EpochSampler,
+    decode_on_device,
     device_batches,
-    gpu_decode_available,
     make_loader,
     worker_stage,
 )
+from ytfgvc.data.nvjpeg import JPEG_BACKENDS, jpeg_backend  # noqa: E402
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list  # noqa: E402
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample  # noqa: E402
 from ytfgvc.engine import all_gather_objects, autocast, barrier, init_distributed, shutdown_distributed  # noqa: E402
@@ -57,6 +61,7 @@ from ytfgvc.models import create_model  # noqa: E402
 
 # Clips per training step per GPU (the paper's batch of 256 is reached by accumulation;
 # throughput is per step). Videos per test forward come from the preset's test_batch.
+SPLITS = (("train", True), ("test", False))
 GPU_BATCH = {"rra": 64, "tsn": 64, "bninception": 256, "i3d": 16}
 NUM_CLASSES = 200
 
@@ -74,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pretrained", action="store_true", help="load pretrained weights (no effect on speed)")
     p.add_argument("--workers", type=int, default=0, help="loader workers (default: cores per GPU, at most 12)")
     p.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument(
+        "--jpeg-backend", default=None, choices=JPEG_BACKENDS, help="nvjpeg path for --decode gpu (YTFGVC_JPEG_BACKEND)"
+    )
+    p.add_argument(
+        "--worker-stage", default=None, choices=["pixels", "frames"], help="--decode cpu: crop in workers or GPU"
+    )
     p.add_argument("--no-data-only", action="store_true", help="skip timing the data path alone (no model)")
     p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cudnn.benchmark off")
     p.add_argument("--profile", type=Path, default=None, help="write torch.profiler tables of pipeline steps here")
@@ -180,7 +191,8 @@ class Method:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.batch = args.batch or (GPU_BATCH.get(name, 32) if cuda else 2)
         self.test_batch = args.test_batch or (cfg.test_batch if cuda else 1)
-        self.decode_on_device = cuda and args.decode != "cpu" and gpu_decode_available(device)
+        # Where JPEGs are decoded, as the benchmark engine decides (the GPU, or the loader workers)
+        self.decode = {t: decode_on_device(device, args.decode, cfg.sampling, t) for t in (True, False)}
         self.device, self.env, self.args, self.layout = device, env, args, layout
         self.mean = getattr(self.model, "input_mean", IMAGENET_MEAN)
         self.std = getattr(self.model, "input_std", IMAGENET_STD)
@@ -221,10 +233,12 @@ class Method:
         records = read_list(self.layout, "train")
         need = (self.args.warmup + self.args.steps + 8) * batch * world
         records = records * -(-need // len(records))
-        stage = worker_stage(self.device, self.decode_on_device, crop.num_views)
+        stage = worker_stage(self.device, self.decode[train])
+        if self.args.worker_stage and not self.decode[train]:
+            stage = self.args.worker_stage
         ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage)
         sampler = EpochSampler(len(ds), world, rank, shuffle=train, global_batch=batch * world if train else 0)
-        pin = self.device.type == "cuda" and not self.decode_on_device
+        pin = self.device.type == "cuda" and not self.decode[train]
         loader = make_loader(ds, sampler, batch, workers(self.args), pin)
         to_device = DeviceBatch(ds, self.device, self.kind, self.mean, self.std, self.channels_last)
         return device_batches(cycle(loader, sampler), to_device), crop.num_views
@@ -342,7 +356,7 @@ def measure(name: str, args, layout, env) -> dict:
         "input": [m.cfg.num_segments, m.cfg.input_size],
         "batch": m.batch,
         "amp": "bf16" if m.amp else "off",
-        "decode": "gpu" if m.decode_on_device else "cpu (workers)",
+        "decode": {split: f"gpu ({jpeg_backend()})" if m.decode[t] else "cpu (workers)" for split, t in SPLITS},
         "workers": workers(args),
     }
     if args.profile:
@@ -390,6 +404,8 @@ def measure_ddp(name: str, args, layout, env) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.jpeg_backend:
+        os.environ["YTFGVC_JPEG_BACKEND"] = args.jpeg_backend
     for mod in args.imports:
         importlib.import_module(mod)
     env = init_distributed(args.device)

@@ -66,7 +66,12 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
 @click.option("--pretrained/--no-pretrained", default=None, help="Load ImageNet weights (torchvision/timm).")
 @click.option("--workers", type=int, default=None, help="Data loader processes per GPU/process.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
-@click.option("--decode", type=click.Choice(["auto", "cpu", "gpu"]), default=None, help="Where JPEGs are decoded.")
+@click.option(
+    "--decode",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default=None,
+    help="Where JPEGs are decoded: loader workers (cpu), the GPU (gpu), or auto: the GPU but for training clips.",
+)
 @click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None)
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
 @click.option("--seed", type=int, default=None)
