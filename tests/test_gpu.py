@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision.io import decode_jpeg
+from torchvision.io import decode_jpeg, encode_jpeg
 
 from ytfgvc.benchmark.config import load_config
 from ytfgvc.benchmark.run import run_benchmark
 from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.loader import DeviceBatch, collate, decode_clips, device_batches, gpu_decode_available
-from ytfgvc.data.nvjpeg import batched_decoder
+from ytfgvc.data.nvjpeg import batched_decoder, image_bytes
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
 
@@ -91,6 +91,42 @@ def test_batched_decoding_matches_torchvision(backend, monkeypatch):
         else:  # another IDCT: 0.04 levels on average and at most 3 on an H200
             diff = torch.cat([(a.float() - b.float()).abs().flatten() for a, b in pairs])
             assert diff.mean() < 0.25 and diff.max() <= 6
+
+
+@pytest.mark.parametrize("backend", ["gpu_hybrid", "hardware"])
+def test_batched_decoding_never_writes_memory_that_queued_work_still_reads(backend, monkeypatch):
+    """The engines write at call time, not in stream order (torchcodec#1634): the decoder must fence them."""
+    monkeypatch.setenv("YTFGVC_JPEG_BACKEND", backend)
+    cuda = torch.device("cuda")
+    if batched_decoder(cuda) is None:
+        pytest.skip(f"no nvjpeg {backend} decoding on this GPU")
+    rng = np.random.default_rng(2)
+    images = [encode_jpeg(torch.from_numpy((rng.random((3, 64, 80)) * 255).astype(np.uint8))) for _ in range(128)]
+    batch = _jpeg_batch([i.numpy().tobytes() for i in images], [128])
+    nbytes = image_bytes(batch["headers"][:, 0].numpy(), batch["headers"][:, 1].numpy())
+    with torch.cuda.stream(torch.cuda.Stream()):
+        for _ in range(10):
+            a = torch.full((nbytes,), 7, dtype=torch.uint8, device=cuda)
+            torch.cuda._sleep(50_000_000)  # tens of ms of queued work before the sum reads `a`
+            total = a.sum(dtype=torch.int64)
+            del a  # freed while the sum is queued: the decoder's output may get its block
+            decode_clips(batch, cuda)
+            assert total.item() == 7 * nbytes
+
+
+@pytest.mark.parametrize("backend", ["gpu_hybrid", "hardware"])
+def test_work_queued_after_batched_decoding_reads_the_decoded_frames(backend, monkeypatch):
+    monkeypatch.setenv("YTFGVC_JPEG_BACKEND", backend)
+    cuda = torch.device("cuda")
+    if batched_decoder(cuda) is None:
+        pytest.skip(f"no nvjpeg {backend} decoding on this GPU")
+    rng = np.random.default_rng(3)
+    images = [encode_jpeg(torch.from_numpy((rng.random((3, 256, 340)) * 255).astype(np.uint8))) for _ in range(512)]
+    batch = _jpeg_batch([i.numpy().tobytes() for i in images], [32] * 16)
+    with torch.cuda.stream(torch.cuda.Stream()):
+        expected = torch.stack(decode_clips(batch, cuda)).sum(dtype=torch.int64).item()
+        sums = [torch.stack(decode_clips(batch, cuda)).sum(dtype=torch.int64) for _ in range(20)]  # no sync between
+        assert [t.item() for t in sums] == [expected] * 20
 
 
 def test_prefetch_stream_yields_the_batches_in_order(layout):

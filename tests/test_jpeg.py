@@ -10,7 +10,7 @@ from torchvision.io import encode_jpeg
 
 from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.loader import _split_clips, collate
-from ytfgvc.data.nvjpeg import IMAGE_WORDS, batched_decoder, image_table, jpeg_backend
+from ytfgvc.data.nvjpeg import IMAGE_WORDS, batched_decoder, image_bytes, image_table, jpeg_backend
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list
 from ytfgvc.data.transforms import MultiScaleCrop
 from ytfgvc.errors import YtfgvcError
@@ -61,8 +61,8 @@ def test_a_bad_header_says_what_is_wrong(data, message):
 
 def test_image_table_lays_planar_images_end_to_end():
     heights, widths = np.array([2, 3]), np.array([4, 5])
-    table, total = image_table(1000, heights, widths)
-    assert table.shape == (2, IMAGE_WORDS) and total == 3 * 8 + 3 * 15
+    table = image_table(1000, heights, widths)
+    assert table.shape == (2, IMAGE_WORDS) and image_bytes(heights, widths) == 3 * 8 + 3 * 15
     assert table[0, :3].tolist() == [1000, 1008, 1016] and table[1, :3].tolist() == [1024, 1039, 1054]
     assert table[:, 3].tolist() == [0, 0] and table[:, 4:7].tolist() == [[4] * 3, [5] * 3]
 

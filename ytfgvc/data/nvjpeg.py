@@ -6,9 +6,9 @@ beside I3D training on an H200, a 512-frame call took 0.4 s instead of 13 ms, wh
 stream, the allocators or the input memory, so the data path could not run ahead of the
 model (I3D's test path ran at 0.57 of the model-only throughput).
 
-The default backend here, ``gpu_hybrid``, decodes the Huffman code in CUDA kernels too, so
-the whole decode is ordinary work on the caller's stream: beside the same training it
-decoded 14,900 frames/s. It costs GPU time instead (about 20 µs per 340x256 frame on an
+The default backend here, ``gpu_hybrid``, decodes the Huffman code in CUDA kernels too,
+and its call waits only for its own work: beside the same training it decoded 14,900
+frames/s. It costs GPU time instead (about 20 µs per 340x256 frame on an
 H200), which is why I3D's training clips are decoded by the loader workers
 (:func:`ytfgvc.data.loader.decode_on_device`). A batch is one ctypes call, which releases
 the GIL: the workers read each file's size from its header
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 BACKENDS = {"gpu_hybrid": 2, "hardware": 3}  # nvjpegBackend_t
 OUTPUT_RGB = 3  # planar R, G, B (torchvision's CHW)
-STATUS_ARCH_MISMATCH = 7
 STATUS_NAMES = {
     1: "not initialized", 2: "invalid parameter", 3: "bad JPEG", 4: "JPEG not supported", 5: "allocator failure",
     6: "execution failed", 7: "architecture mismatch", 8: "internal error", 9: "implementation not supported",
@@ -80,8 +79,13 @@ def find_library() -> str | None:
     return candidates[0] if candidates else ctypes.util.find_library("nvjpeg")
 
 
-def image_table(out_ptr: int, heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, int]:
-    """nvjpegImage_t entries for planar RGB images laid end to end from ``out_ptr``, and the bytes they take.
+def image_bytes(heights: np.ndarray, widths: np.ndarray) -> int:
+    """Bytes of planar RGB images of these sizes."""
+    return int(3 * (heights.astype(np.int64) * widths.astype(np.int64)).sum())
+
+
+def image_table(out_ptr: int, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """nvjpegImage_t entries for planar RGB images laid end to end from ``out_ptr``.
 
     Image ``i`` is ``(3, h_i, w_i)`` at byte ``3 * sum(h_j * w_j for j < i)``: channel ``c``
     starts ``c * h_i * w_i`` further, with a pitch of ``w_i``.
@@ -93,17 +97,18 @@ def image_table(out_ptr: int, heights: np.ndarray, widths: np.ndarray) -> tuple[
     for c in range(3):
         table[:, c] = np.uint64(out_ptr) + starts + np.uint64(c) * plane
         table[:, 4 + c] = widths
-    return table, int(3 * plane.sum())
+    return table
 
 
 class BatchedDecoder:
     """One nvjpeg handle and batched-decode state on one GPU; :meth:`decode` is serialized by a lock.
 
-    ``backend`` is ``"gpu_hybrid"`` (Huffman decoding in CUDA kernels too: the whole decode
-    is ordinary work on the caller's stream) or ``"hardware"`` (the JPEG engines). The
-    engines' batched call writes its output when it is made, not in stream order, and
-    waits for the whole device inside (measured: 0.4 s per 512 frames beside I3D training),
-    so it is fenced by host synchronizations of the stream on both sides.
+    ``backend`` is ``"gpu_hybrid"`` (Huffman decoding in CUDA kernels too) or ``"hardware"``
+    (the JPEG engines, whose call also waits for the whole device: 0.4 s per 512 frames
+    beside I3D training). On both, the batched call writes its output out of stream order
+    (``tests/test_gpu.py`` catches it writing memory that queued work still reads; see also
+    torchcodec#1634), so the stream is synchronized before the call; on the engines after it
+    too (``tests/test_gpu.py`` checks that work queued after a GPU-hybrid call reads its output).
     """
 
     def __init__(self, library: str, device: torch.device, backend: str = "gpu_hybrid"):
@@ -142,9 +147,8 @@ class BatchedDecoder:
         np.cumsum(sizes[:-1], out=sources[1:])
         sources += np.uint64(data.data_ptr())
         with self._lock, torch.cuda.device(self.device):
-            total = int((3 * heights.astype(np.int64) * widths.astype(np.int64)).sum())
-            out = torch.empty(total, dtype=torch.uint8, device=self.device)
-            table, _ = image_table(out.data_ptr(), heights, widths)
+            out = torch.empty(image_bytes(heights, widths), dtype=torch.uint8, device=self.device)
+            table = image_table(out.data_ptr(), heights, widths)
             stream = torch.cuda.current_stream(self.device)
             if n != self._batch:
                 self._batch = 0
@@ -153,16 +157,16 @@ class BatchedDecoder:
                     self._lib.nvjpegDecodeBatchedInitialize(self._handle, self._state, n, 1, OUTPUT_RGB),
                 )
                 self._batch = n
-            fenced = self.backend == "hardware"
-            if fenced:  # `out` may be memory that queued work on this stream still reads
-                stream.synchronize()
+            # nvjpeg's batched call does not keep stream order: it may write `out` (a block that
+            # queued work on this stream may still read) before that work ran. Fence it.
+            stream.synchronize()
             status = self._lib.nvjpegDecodeBatched(
                 self._handle, self._state, sources.ctypes.data, sizes.ctypes.data, table.ctypes.data, stream.cuda_stream
             )
             if status:
                 self._batch = 0  # nvjpeg asks for a fresh initialization after a failed batch
                 raise NvjpegError("nvjpegDecodeBatched", status)
-            if fenced:
+            if self.backend == "hardware":  # the engines' work is not on `stream` either
                 stream.synchronize()
         return out
 
