@@ -12,6 +12,7 @@ from ytfgvc.data.loader import (
     EpochSampler,
     collate,
     decode_on_device,
+    make_loader,
     worker_stage,
 )
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, missing_frames, read_list
@@ -135,3 +136,20 @@ def test_an_unreadable_frame_names_the_file(layout, tmp_path):
     with pytest.raises(YtfgvcError, match=f"cannot read frame .*{records[0].video_id}"):
         ds[(0, 0)]
     assert Path(tmp_path).is_dir()
+
+
+def test_frames_batches_are_one_shared_tensor_from_the_workers(layout):
+    """Clips of one shape travel as one tensor, written in shared memory by the worker; mixed shapes as a list."""
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 3, train=True), MultiScaleCrop(24), stage="frames")
+    loader = make_loader(ds, EpochSampler(len(ds)), batch_size=4, workers=1)
+    batch = next(iter(loader))
+    assert isinstance(batch["frames"], torch.Tensor) and batch["frames"].is_shared()
+    expected = collate([ds[(0, i)] for i in range(4)])
+    assert torch.equal(batch["frames"], expected["frames"])
+    odd = [dict(ds[(0, 0)]), dict(ds[(0, 1)])]
+    odd[1]["frames"] = odd[1]["frames"][..., :-2]  # another frame size
+    mixed = collate(odd)
+    assert isinstance(mixed["frames"], list)
+    pixels = DeviceBatch(ds, torch.device("cpu")).pixels(mixed)
+    assert pixels.shape == (2, 1, 3, 3, 24, 24)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder
@@ -106,9 +106,12 @@ def collate(items: Sequence[dict]) -> dict:
         "label": torch.tensor([it["label"] for it in items]),
     }
     if "pixels" in items[0]:
-        batch["pixels"] = torch.stack([it["pixels"] for it in items])
+        batch["pixels"] = _stack_shared([it["pixels"] for it in items])
     elif "frames" in items[0]:
-        batch["frames"] = [it["frames"] for it in items]
+        frames = [it["frames"] for it in items]
+        # One tensor when the clips agree in shape (the usual batch): one shared-memory segment,
+        # one pinned copy and one transfer instead of one per clip.
+        batch["frames"] = _stack_shared(frames) if len({f.shape for f in frames}) == 1 else frames
         batch["draws"] = [it["draw"] for it in items]
     else:
         batch["jpeg"] = torch.cat([it["jpeg"] for it in items])
@@ -117,6 +120,16 @@ def collate(items: Sequence[dict]) -> dict:
         batch["counts"] = [len(it["lengths"]) for it in items]
         batch["draws"] = [it["draw"] for it in items]
     return batch
+
+
+def _stack_shared(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, written straight into shared memory in a loader worker (no copy when it is sent)."""
+    out = None
+    if get_worker_info() is not None:
+        first = tensors[0]
+        storage = first.untyped_storage()._new_shared(len(tensors) * first.numel() * first.element_size())
+        out = first.new_empty(0).set_(storage).view(len(tensors), *first.shape)
+    return torch.stack(list(tensors), out=out)
 
 
 class DeviceBatch:
@@ -148,7 +161,11 @@ class DeviceBatch:
         if "pixels" in batch:
             return batch["pixels"].to(self.device, non_blocking=True)
         if "frames" in batch:
-            clips = [f.to(self.device, non_blocking=True) for f in batch["frames"]]
+            frames = batch["frames"]
+            if isinstance(frames, torch.Tensor):
+                clips = list(frames.to(self.device, non_blocking=True).unbind(0))
+            else:
+                clips = [f.to(self.device, non_blocking=True) for f in frames]
         else:
             clips = decode_clips(batch, self.device)
         return crop_batch(clips, self.crop, batch["draws"])

@@ -175,7 +175,9 @@ class RawFrameDataset(Dataset):
                 draw=draw,
             )
             return item
-        frames = torch.stack(decode_jpeg(blobs, mode=ImageReadMode.RGB))[torch.from_numpy(inverse)]
+        frames = torch.stack(decode_jpeg(blobs, mode=ImageReadMode.RGB))
+        if len(unique) < len(indices) or not np.array_equal(unique, indices):  # else no copy
+            frames = frames[torch.from_numpy(inverse)]
         if self.stage == "frames":
             item.update(frames=frames, draw=draw)
         else:
