@@ -61,13 +61,24 @@ def _jpeg_batch(images: list[bytes], counts: list[int]) -> dict:
     }
 
 
-@pytest.mark.parametrize("backend", ["gpu_hybrid", "hardware"])
-def test_batched_decoding_matches_torchvision(backend, monkeypatch):
+@pytest.fixture(params=["gpu_hybrid", "hardware"])
+def backend(request, monkeypatch):
+    """Each nvjpeg backend in turn, chosen as a user would (YTFGVC_JPEG_BACKEND); skipped where missing."""
+    monkeypatch.setenv("YTFGVC_JPEG_BACKEND", request.param)
+    if batched_decoder(torch.device("cuda")) is None:
+        pytest.skip(f"no nvjpeg {request.param} decoding on this GPU")
+    return request.param
+
+
+def _noise_jpegs(n: int, h: int, w: int, seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    images = (torch.from_numpy((rng.random((3, h, w)) * 255).astype(np.uint8)) for _ in range(n))
+    return [encode_jpeg(i).numpy().tobytes() for i in images]
+
+
+def test_batched_decoding_matches_torchvision(backend):
     """Uniform batches, mixed sizes, a progressive file (torchvision's path); the engines give its exact output."""
-    monkeypatch.setenv("YTFGVC_JPEG_BACKEND", backend)
     cuda = torch.device("cuda")
-    if batched_decoder(cuda) is None:
-        pytest.skip(f"no nvjpeg {backend} decoding on this GPU")
     rng = np.random.default_rng(1)
 
     def encode(h, w, progressive=False):
@@ -93,16 +104,10 @@ def test_batched_decoding_matches_torchvision(backend, monkeypatch):
             assert diff.mean() < 0.25 and diff.max() <= 6
 
 
-@pytest.mark.parametrize("backend", ["gpu_hybrid", "hardware"])
-def test_batched_decoding_never_writes_memory_that_queued_work_still_reads(backend, monkeypatch):
-    """The engines write at call time, not in stream order (torchcodec#1634): the decoder must fence them."""
-    monkeypatch.setenv("YTFGVC_JPEG_BACKEND", backend)
+def test_batched_decoding_never_writes_memory_that_queued_work_still_reads(backend):
+    """nvjpeg writes out of stream order (see torchcodec#1634): the decoder must fence its call."""
     cuda = torch.device("cuda")
-    if batched_decoder(cuda) is None:
-        pytest.skip(f"no nvjpeg {backend} decoding on this GPU")
-    rng = np.random.default_rng(2)
-    images = [encode_jpeg(torch.from_numpy((rng.random((3, 64, 80)) * 255).astype(np.uint8))) for _ in range(128)]
-    batch = _jpeg_batch([i.numpy().tobytes() for i in images], [128])
+    batch = _jpeg_batch(_noise_jpegs(128, 64, 80, seed=2), [128])
     nbytes = image_bytes(batch["headers"][:, 0].numpy(), batch["headers"][:, 1].numpy())
     with torch.cuda.stream(torch.cuda.Stream()):
         for _ in range(10):
@@ -114,15 +119,9 @@ def test_batched_decoding_never_writes_memory_that_queued_work_still_reads(backe
             assert total.item() == 7 * nbytes
 
 
-@pytest.mark.parametrize("backend", ["gpu_hybrid", "hardware"])
-def test_work_queued_after_batched_decoding_reads_the_decoded_frames(backend, monkeypatch):
-    monkeypatch.setenv("YTFGVC_JPEG_BACKEND", backend)
+def test_work_queued_after_batched_decoding_reads_the_decoded_frames(backend):
     cuda = torch.device("cuda")
-    if batched_decoder(cuda) is None:
-        pytest.skip(f"no nvjpeg {backend} decoding on this GPU")
-    rng = np.random.default_rng(3)
-    images = [encode_jpeg(torch.from_numpy((rng.random((3, 256, 340)) * 255).astype(np.uint8))) for _ in range(512)]
-    batch = _jpeg_batch([i.numpy().tobytes() for i in images], [32] * 16)
+    batch = _jpeg_batch(_noise_jpegs(512, 256, 340, seed=3), [32] * 16)
     with torch.cuda.stream(torch.cuda.Stream()):
         expected = torch.stack(decode_clips(batch, cuda)).sum(dtype=torch.int64).item()
         sums = [torch.stack(decode_clips(batch, cuda)).sum(dtype=torch.int64) for _ in range(20)]  # no sync between

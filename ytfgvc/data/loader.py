@@ -200,9 +200,7 @@ def decode_clips(batch: dict, device: torch.device) -> list[torch.Tensor]:
         except NvjpegError as e:
             log.warning("nvjpeg batched decoding failed (%s); decoding this batch with torchvision", e)
     blobs = list(torch.split(batch["jpeg"], batch["lengths"].tolist()))
-    images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device)
-    starts = np.cumsum([0, *batch["counts"]])
-    return [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    return _group(decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device), batch["counts"])
 
 
 def _split_clips(flat: torch.Tensor, sizes: np.ndarray, counts: list[int]) -> list[torch.Tensor]:
@@ -211,7 +209,11 @@ def _split_clips(flat: torch.Tensor, sizes: np.ndarray, counts: list[int]) -> li
         h, w = (int(v) for v in sizes[0])
         return list(flat.view(len(counts), counts[0], 3, h, w).unbind(0))
     images = list(torch.split(flat, (3 * sizes[:, 0].astype(np.int64) * sizes[:, 1]).tolist()))
-    images = [im.view(3, int(h), int(w)) for im, (h, w) in zip(images, sizes, strict=True)]
+    return _group([im.view(3, int(h), int(w)) for im, (h, w) in zip(images, sizes, strict=True)], counts)
+
+
+def _group(images: list[torch.Tensor], counts: list[int]) -> list[torch.Tensor]:
+    """Consecutive images stacked into clips of ``counts`` frames."""
     starts = np.cumsum([0, *counts])
     return [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
