@@ -1,9 +1,11 @@
 """Rawframe lists, the dataset over them, rank sharding and the device batch."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from torchvision.io import encode_jpeg
 
 from ytfgvc.data.loader import (
     IMAGENET_MEAN,
@@ -15,7 +17,7 @@ from ytfgvc.data.loader import (
     make_loader,
     worker_stage,
 )
-from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, missing_frames, read_list
+from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, clip_views, missing_frames, read_list
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import DatasetLayout
@@ -138,18 +140,40 @@ def test_an_unreadable_frame_names_the_file(layout, tmp_path):
     assert Path(tmp_path).is_dir()
 
 
-def test_frames_batches_are_one_shared_tensor_from_the_workers(layout):
-    """Clips of one shape travel as one tensor, written in shared memory by the worker; mixed shapes as a list."""
+def test_frames_batches_are_one_shared_buffer_from_the_workers(layout):
+    """A worker decodes a batch's frames straight into one shared buffer, whatever the frame sizes."""
     records = read_list(layout, "train")
     ds = RawFrameDataset(layout, records, FramePlan("segments", 3, train=True), MultiScaleCrop(24), stage="frames")
     loader = make_loader(ds, EpochSampler(len(ds)), batch_size=4, workers=1)
     batch = next(iter(loader))
-    assert isinstance(batch["frames"], torch.Tensor) and batch["frames"].is_shared()
-    expected = collate([ds[(0, i)] for i in range(4)])
-    assert torch.equal(batch["frames"], expected["frames"])
-    odd = [dict(ds[(0, 0)]), dict(ds[(0, 1)])]
-    odd[1]["frames"] = odd[1]["frames"][..., :-2]  # another frame size
+    assert batch["frames"].is_shared() and batch["frames"].dim() == 1
+    items = [ds[(0, i)] for i in range(4)]
+    expected = collate(items)
+    assert torch.equal(batch["frames"], expected["frames"]) and torch.equal(batch["shapes"], expected["shapes"])
+    for view, item in zip(clip_views(batch["frames"], batch["shapes"]), items, strict=True):
+        assert torch.equal(view, item["frames"])
+    direct = collate(ds.__getitems__([(0, i) for i in range(4)]))  # the batched fetch, outside a worker
+    assert torch.equal(direct["frames"], expected["frames"]) and direct["draws"] == expected["draws"]
+    odd = [dict(items[0]), dict(items[1])]
+    odd[1]["frames"] = odd[1]["frames"][:, :-2]  # another frame size
     mixed = collate(odd)
-    assert isinstance(mixed["frames"], list)
+    assert mixed["shapes"].tolist() == [list(odd[0]["frames"].shape[:3]), list(odd[1]["frames"].shape[:3])]
     pixels = DeviceBatch(ds, torch.device("cpu")).pixels(mixed)
     assert pixels.shape == (2, 1, 3, 3, 24, 24)
+
+
+def test_a_frame_of_another_size_in_a_clip_names_the_file(layout, tmp_path):
+    records = read_list(layout, "train")[:1]
+    lay = DatasetLayout(tmp_path, "synthetic")
+    src, dst = layout.frames_dir(records[0].video_id), lay.frames_dir(records[0].video_id)
+    shutil.copytree(src, dst)
+    odd = dst / lay.frame_name(records[0].num_frames)
+    odd.write_bytes(encode_jpeg(torch.zeros(3, 8, 8, dtype=torch.uint8)).numpy().tobytes())
+    ds = RawFrameDataset(
+        lay, records, FramePlan("clip", records[0].num_frames, False), OverSample(8, 1), stage="frames"
+    )
+    with pytest.raises(YtfgvcError, match=f"frame .*{odd.name} is 8x8"):
+        ds.__getitems__([(0, 0)])
+    odd.write_bytes(b"\xff\xd8\xff\xdb\x00\x43" + bytes(40))  # truncated
+    with pytest.raises(YtfgvcError, match=f"{odd.name}.*prepare"):
+        ds[(0, 0)]

@@ -24,11 +24,11 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder
-from ytfgvc.data.rawframes import RawFrameDataset, crop_batch
+from ytfgvc.data.rawframes import RawFrameDataset, batch_buffer, clip_views, crop_batch, frames_batch
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,14 @@ def worker_stage(device: torch.device, decode_on_device: bool) -> str:
     return "frames" if torch.device(device).type == "cuda" else "pixels"
 
 
-def collate(items: Sequence[dict]) -> dict:
-    """Batch items of :class:`RawFrameDataset` (cropped pixels, decoded frames, or JPEG bytes)."""
+def collate(items: Sequence[dict] | dict) -> dict:
+    """Batch items of :class:`RawFrameDataset` (cropped pixels, decoded frames, or JPEG bytes).
+
+    A dict is a batch the dataset fetched and collated itself
+    (:meth:`RawFrameDataset.__getitems__`) and is returned as it is.
+    """
+    if isinstance(items, dict):
+        return items
     batch = {
         "index": torch.tensor([it["index"] for it in items]),
         "label": torch.tensor([it["label"] for it in items]),
@@ -108,10 +114,7 @@ def collate(items: Sequence[dict]) -> dict:
     if "pixels" in items[0]:
         batch["pixels"] = _stack_shared([it["pixels"] for it in items])
     elif "frames" in items[0]:
-        frames = [it["frames"] for it in items]
-        # One tensor when the clips agree in shape (the usual batch): one shared-memory segment,
-        # one pinned copy and one transfer instead of one per clip.
-        batch["frames"] = _stack_shared(frames) if len({f.shape for f in frames}) == 1 else frames
+        batch["frames"], batch["shapes"] = frames_batch([it["frames"] for it in items])
         batch["draws"] = [it["draw"] for it in items]
     else:
         batch["jpeg"] = torch.cat([it["jpeg"] for it in items])
@@ -124,11 +127,8 @@ def collate(items: Sequence[dict]) -> dict:
 
 def _stack_shared(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.stack``, written straight into shared memory in a loader worker (no copy when it is sent)."""
-    out = None
-    if get_worker_info() is not None:
-        first = tensors[0]
-        storage = first.untyped_storage()._new_shared(len(tensors) * first.numel() * first.element_size())
-        out = first.new_empty(0).set_(storage).view(len(tensors), *first.shape)
+    first = tensors[0]
+    out = batch_buffer(len(tensors) * first.numel(), first.dtype).view(len(tensors), *first.shape)
     return torch.stack(list(tensors), out=out)
 
 
@@ -161,11 +161,7 @@ class DeviceBatch:
         if "pixels" in batch:
             return batch["pixels"].to(self.device, non_blocking=True)
         if "frames" in batch:
-            frames = batch["frames"]
-            if isinstance(frames, torch.Tensor):
-                clips = list(frames.to(self.device, non_blocking=True).unbind(0))
-            else:
-                clips = [f.to(self.device, non_blocking=True) for f in frames]
+            clips = channels_first(batch["frames"].to(self.device, non_blocking=True), batch["shapes"])
         else:
             clips = decode_clips(batch, self.device)
         return crop_batch(clips, self.crop, batch["draws"])
@@ -182,6 +178,14 @@ class DeviceBatch:
             x = x.contiguous()
         label = batch["label"].to(self.device, non_blocking=True)
         return x, label, batch["index"]
+
+
+def channels_first(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tensor]:
+    """The clips of a ``"frames"`` batch (see :func:`frames_batch`) as contiguous ``(T, 3, H, W)``."""
+    if (shapes == shapes[0]).all():  # the usual batch: one transposing copy
+        t, h, w = shapes[0].tolist()
+        return list(flat.view(len(shapes), t, h, w, 3).permute(0, 1, 4, 2, 3).contiguous().unbind(0))
+    return [clip.permute(0, 3, 1, 2).contiguous() for clip in clip_views(flat, shapes)]
 
 
 def decode_clips(batch: dict, device: torch.device) -> list[torch.Tensor]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from ytfgvc.data.jpeg import jpeg_header
@@ -124,13 +124,16 @@ class RawFrameDataset(Dataset):
     What an item holds besides ``index`` and ``label`` depends on ``stage``:
 
     * ``"pixels"``: ``uint8 (V, T, 3, S, S)``, decoded and cropped here (in a loader worker);
-    * ``"frames"``: ``frames`` ``uint8 (T, 3, H, W)`` decoded here, and the crop ``draw``;
+    * ``"frames"``: ``frames`` ``uint8 (T, H, W, 3)`` decoded here (channels last, as the
+      decoder writes them: no transposing copy on the CPU), and the crop ``draw``;
     * ``"jpeg"``: ``jpeg`` (the T files' bytes end to end), ``lengths`` ``(T,)``, ``headers``
       ``(T, 3)`` (height, width, and 1 where nvjpeg's batched GPU paths take the file; see
       :func:`ytfgvc.data.jpeg.jpeg_header`) and ``draw``.
 
     :class:`ytfgvc.data.loader.DeviceBatch` does the rest on the device (nvjpeg decoding
-    for ``"jpeg"``, the crops for both).
+    for ``"jpeg"``, the crops for both). With ``"frames"``, a loader worker fetches a whole
+    batch at once (:meth:`__getitems__`) and decodes every frame straight into the batch's
+    one shared-memory buffer.
     """
 
     def __init__(
@@ -154,7 +157,8 @@ class RawFrameDataset(Dataset):
         d = self.layout.frames_dir(record.video_id)
         return [d / self.layout.frame_name(int(i) + 1) for i in indices]
 
-    def __getitem__(self, key: tuple[int, int] | int) -> dict:
+    def _sample(self, key: tuple[int, int] | int) -> tuple[int, np.ndarray, object, list[Path], np.ndarray]:
+        """``(index, indices, draw, paths, inverse)``: the frames to show (``indices``), the files to read once each."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
         record = self.records[index]
         rng = np.random.default_rng([self.seed, epoch, index])
@@ -162,9 +166,12 @@ class RawFrameDataset(Dataset):
         draw = self.crop.sample(rng)
         # Short videos repeat frames: read (and decode) each file once.
         unique, inverse = np.unique(indices, return_inverse=True)
-        paths = self.frame_paths(record, unique)
+        return index, indices, draw, self.frame_paths(record, unique), inverse
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict:
+        index, indices, draw, paths, inverse = self._sample(key)
         blobs = [_read(p) for p in paths]
-        item = {"index": index, "label": record.label}
+        item = {"index": index, "label": self.records[index].label}
         if self.stage == "jpeg":
             headers = [_header(p, b) for p, b in zip(paths, blobs, strict=True)]
             order = [blobs[i] for i in inverse]
@@ -175,14 +182,75 @@ class RawFrameDataset(Dataset):
                 draw=draw,
             )
             return item
-        frames = torch.stack(decode_jpeg(blobs, mode=ImageReadMode.RGB))
-        if len(unique) < len(indices) or not np.array_equal(unique, indices):  # else no copy
+        frames = torch.stack([_decode(p, b).permute(1, 2, 0) for p, b in zip(paths, blobs, strict=True)])
+        if len(paths) < len(indices):  # else no copy
             frames = frames[torch.from_numpy(inverse)]
         if self.stage == "frames":
             item.update(frames=frames, draw=draw)
         else:
-            item["pixels"] = crop_clip(frames, self.crop, draw)
+            item["pixels"] = crop_clip(frames.permute(0, 3, 1, 2).contiguous(), self.crop, draw)
         return item
+
+    def __getitems__(self, keys: list) -> list[dict] | dict:
+        """A batch's items at once (the DataLoader's batched fetch; its ``collate_fn`` gets the result).
+
+        With ``stage="frames"``: the batch, collated as :func:`frames_batch` lays it out, every
+        frame decoded straight into its place (in a loader worker, in shared memory). Other
+        stages: the items.
+        """
+        if self.stage != "frames":
+            return [self[k] for k in keys]
+        samples = [self._sample(k) for k in keys]
+        blobs = [[_read(p) for p in paths] for _, _, _, paths, _ in samples]
+        # Every frame of a video has one size (checked as it is decoded)
+        sizes = [_header(s[3][0], b[0])[:2] for s, b in zip(samples, blobs, strict=True)]
+        shapes = torch.tensor([(len(s[1]), h, w) for s, (h, w) in zip(samples, sizes, strict=True)])
+        flat = batch_buffer(int((shapes.prod(1) * 3).sum()))
+        for clip, (_, _, _, paths, inverse), files in zip(clip_views(flat, shapes), samples, blobs, strict=True):
+            for i, (path, blob) in enumerate(zip(paths, files, strict=True)):
+                image = _decode(path, blob).permute(1, 2, 0)  # libjpeg's own HWC memory: a plain copy
+                if image.shape != clip.shape[1:]:
+                    raise YtfgvcError(
+                        f"frame {path} is {image.shape[1]}x{image.shape[0]}, the video's first frame "
+                        f"{clip.shape[2]}x{clip.shape[1]}",
+                        "run `ytfgvc prepare` again to re-extract the video's frames",
+                    )
+                for t in np.flatnonzero(inverse == i):
+                    clip[t].copy_(image)
+        return {
+            "index": torch.tensor([s[0] for s in samples]),
+            "label": torch.tensor([self.records[s[0]].label for s in samples]),
+            "frames": flat,
+            "shapes": shapes,
+            "draws": [s[2] for s in samples],
+        }
+
+
+def batch_buffer(numel: int, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    """An empty 1-D tensor for a batch; in a loader worker, in shared memory (sent without a copy)."""
+    if get_worker_info() is None:
+        return torch.empty(numel, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(numel * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage).view(numel)
+
+
+def frames_batch(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoded clips ``(T, H, W, 3)`` end to end in one flat buffer, and their ``(T, H, W)`` shapes.
+
+    One buffer whatever the frame sizes (videos differ in aspect ratio): one shared-memory
+    segment, one pinned copy and one transfer per batch. :func:`clip_views` undoes it.
+    """
+    shapes = torch.tensor([c.shape[:3] for c in clips])
+    flat = batch_buffer(int((shapes.prod(1) * 3).sum()))
+    for view, clip in zip(clip_views(flat, shapes), clips, strict=True):
+        view.copy_(clip)
+    return flat, shapes
+
+
+def clip_views(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tensor]:
+    """The ``(T, H, W, 3)`` clips laid end to end in ``flat`` (see :func:`frames_batch`)."""
+    sizes = (shapes.prod(1) * 3).tolist()
+    return [v.view(*s, 3) for v, s in zip(torch.split(flat, sizes), shapes.tolist(), strict=True)]
 
 
 def crop_clip(frames: torch.Tensor, crop: MultiScaleCrop | OverSample, draw) -> torch.Tensor:
@@ -208,6 +276,14 @@ def _header(path: Path, blob: torch.Tensor) -> tuple[int, int, int]:
     except ValueError as e:
         raise YtfgvcError(f"frame {path}: {e}", "run `ytfgvc prepare` again to re-extract it") from None
     return h.height, h.width, int(h.batchable)
+
+
+def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
+    """``uint8 (3, H, W)``; a file libjpeg cannot decode is named with the fix."""
+    try:
+        return decode_jpeg(blob, mode=ImageReadMode.RGB)
+    except RuntimeError as e:
+        raise YtfgvcError(f"cannot decode frame {path}: {e}", "run `ytfgvc prepare` again to re-extract it") from None
 
 
 def _read(path: Path) -> torch.Tensor:
