@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -94,6 +95,15 @@ def missing_frames(layout: DatasetLayout, records: list[VideoRecord]) -> list[st
     return missing
 
 
+class Sample(NamedTuple):
+    """What an item shows: frame ``t`` of the sample is file ``paths[inverse[t]]`` (each file read once)."""
+
+    index: int
+    draw: object
+    paths: list[Path]
+    inverse: np.ndarray
+
+
 @dataclass(frozen=True)
 class FramePlan:
     """Which frames a sample holds: ``segments`` (TSN, RRA, BN-Inception) or one ``clip`` (I3D).
@@ -157,8 +167,7 @@ class RawFrameDataset(Dataset):
         d = self.layout.frames_dir(record.video_id)
         return [d / self.layout.frame_name(int(i) + 1) for i in indices]
 
-    def _sample(self, key: tuple[int, int] | int) -> tuple[int, np.ndarray, object, list[Path], np.ndarray]:
-        """``(index, indices, draw, paths, inverse)``: the frames to show (``indices``), the files to read once each."""
+    def _sample(self, key: tuple[int, int] | int) -> Sample:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         record = self.records[index]
         rng = np.random.default_rng([self.seed, epoch, index])
@@ -166,10 +175,10 @@ class RawFrameDataset(Dataset):
         draw = self.crop.sample(rng)
         # Short videos repeat frames: read (and decode) each file once.
         unique, inverse = np.unique(indices, return_inverse=True)
-        return index, indices, draw, self.frame_paths(record, unique), inverse
+        return Sample(index, draw, self.frame_paths(record, unique), inverse)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
-        index, indices, draw, paths, inverse = self._sample(key)
+        index, draw, paths, inverse = self._sample(key)
         blobs = [_read(p) for p in paths]
         item = {"index": index, "label": self.records[index].label}
         if self.stage == "jpeg":
@@ -183,7 +192,7 @@ class RawFrameDataset(Dataset):
             )
             return item
         frames = torch.stack([_decode(p, b).permute(1, 2, 0) for p, b in zip(paths, blobs, strict=True)])
-        if len(paths) < len(indices):  # else no copy
+        if not np.array_equal(inverse, np.arange(len(inverse))):  # else no copy
             frames = frames[torch.from_numpy(inverse)]
         if self.stage == "frames":
             item.update(frames=frames, draw=draw)
@@ -201,13 +210,13 @@ class RawFrameDataset(Dataset):
         if self.stage != "frames":
             return [self[k] for k in keys]
         samples = [self._sample(k) for k in keys]
-        blobs = [[_read(p) for p in paths] for _, _, _, paths, _ in samples]
+        blobs = [[_read(p) for p in s.paths] for s in samples]
         # Every frame of a video has one size (checked as it is decoded)
-        sizes = [_header(s[3][0], b[0])[:2] for s, b in zip(samples, blobs, strict=True)]
-        shapes = torch.tensor([(len(s[1]), h, w) for s, (h, w) in zip(samples, sizes, strict=True)])
+        sizes = [_header(s.paths[0], b[0])[:2] for s, b in zip(samples, blobs, strict=True)]
+        shapes = torch.tensor([(len(s.inverse), h, w) for s, (h, w) in zip(samples, sizes, strict=True)])
         flat = batch_buffer(int((shapes.prod(1) * 3).sum()))
-        for clip, (_, _, _, paths, inverse), files in zip(clip_views(flat, shapes), samples, blobs, strict=True):
-            for i, (path, blob) in enumerate(zip(paths, files, strict=True)):
+        for clip, sample, files in zip(clip_views(flat, shapes), samples, blobs, strict=True):
+            for i, (path, blob) in enumerate(zip(sample.paths, files, strict=True)):
                 image = _decode(path, blob).permute(1, 2, 0)  # libjpeg's own HWC memory: a plain copy
                 if image.shape != clip.shape[1:]:
                     raise YtfgvcError(
@@ -215,14 +224,14 @@ class RawFrameDataset(Dataset):
                         f"{clip.shape[2]}x{clip.shape[1]}",
                         "run `ytfgvc prepare` again to re-extract the video's frames",
                     )
-                for t in np.flatnonzero(inverse == i):
+                for t in np.flatnonzero(sample.inverse == i):
                     clip[t].copy_(image)
         return {
-            "index": torch.tensor([s[0] for s in samples]),
-            "label": torch.tensor([self.records[s[0]].label for s in samples]),
+            "index": torch.tensor([s.index for s in samples]),
+            "label": torch.tensor([self.records[s.index].label for s in samples]),
             "frames": flat,
             "shapes": shapes,
-            "draws": [s[2] for s in samples],
+            "draws": [s.draw for s in samples],
         }
 
 
