@@ -5,8 +5,8 @@ on GPU), in one process:
 
 * train ceiling: optimizer steps on random tensors already on the device (clips/s);
 * train pipeline: the same steps fed by the real data path (rawframe dataset, loader
-  workers, JPEG decoding where the engine decodes it: the GPU with nvjpeg, or the
-  workers for I3D's training clips; multi-scale crop, flip, normalization), from a
+  workers, JPEG decoding where the engine decodes it: nvjpeg on CPU threads and the GPU,
+  or the workers with ``--decode cpu``; multi-scale crop, flip, normalization), from a
   frames folder this script generates;
 * test ceiling and pipeline: the test protocol (25 segments × 10 crops for TSN/RRA, the
   middle frame or clip for BN-Inception/I3D) in videos/s.
@@ -20,6 +20,7 @@ with DistributedDataParallel; the scaling efficiency is
     torchrun --nproc_per_node 2 benchmarks/train_throughput.py --ddp --methods tsn --out ddp.json
     python benchmarks/train_throughput.py --device cpu --tiny                 # a CPU, toy sizes
     python benchmarks/train_throughput.py --methods i3d --jpeg-backend hardware   # nvjpeg's engines
+    python benchmarks/train_throughput.py --methods bninception --jpeg-threads 4  # hybrid decoder threads
     python benchmarks/train_throughput.py --methods i3d --decode cpu --worker-stage pixels   # workers crop too
 """
 
@@ -52,7 +53,7 @@ from ytfgvc.data.loader import (  # noqa: E402
     make_loader,
     worker_stage,
 )
-from ytfgvc.data.nvjpeg import JPEG_BACKENDS, jpeg_backend  # noqa: E402
+from ytfgvc.data.nvjpeg import JPEG_BACKENDS, jpeg_backend, jpeg_threads  # noqa: E402
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list  # noqa: E402
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample  # noqa: E402
 from ytfgvc.engine import all_gather_objects, autocast, barrier, init_distributed, shutdown_distributed  # noqa: E402
@@ -82,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--jpeg-backend", default=None, choices=JPEG_BACKENDS, help="nvjpeg path for --decode gpu (YTFGVC_JPEG_BACKEND)"
     )
+    p.add_argument("--jpeg-threads", type=int, default=0, help="hybrid decoder CPU threads (YTFGVC_JPEG_THREADS)")
     p.add_argument(
         "--worker-stage", default=None, choices=["pixels", "frames"], help="--decode cpu: crop in workers or GPU"
     )
@@ -192,7 +194,7 @@ class Method:
         self.batch = args.batch or (GPU_BATCH.get(name, 32) if cuda else 2)
         self.test_batch = args.test_batch or (cfg.test_batch if cuda else 1)
         # Where JPEGs are decoded, as the benchmark engine decides (the GPU, or the loader workers)
-        self.decode = {t: decode_on_device(device, args.decode, cfg.sampling, t) for t in (True, False)}
+        self.decode = {t: decode_on_device(device, args.decode) for t in (True, False)}
         self.device, self.env, self.args, self.layout = device, env, args, layout
         self.mean = getattr(self.model, "input_mean", IMAGENET_MEAN)
         self.std = getattr(self.model, "input_std", IMAGENET_STD)
@@ -356,7 +358,8 @@ def measure(name: str, args, layout, env) -> dict:
         "input": [m.cfg.num_segments, m.cfg.input_size],
         "batch": m.batch,
         "amp": "bf16" if m.amp else "off",
-        "decode": {split: f"gpu ({jpeg_backend()})" if m.decode[t] else "cpu (workers)" for split, t in SPLITS},
+        "decode": {split: f"gpu ({jpeg_backend(t)})" if m.decode[t] else "cpu (workers)" for split, t in SPLITS},
+        "jpeg_threads": jpeg_threads(),
         "workers": workers(args),
     }
     if args.profile:
@@ -406,6 +409,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.jpeg_backend:
         os.environ["YTFGVC_JPEG_BACKEND"] = args.jpeg_backend
+    if args.jpeg_threads:
+        os.environ["YTFGVC_JPEG_THREADS"] = str(args.jpeg_threads)
     for mod in args.imports:
         importlib.import_module(mod)
     env = init_distributed(args.device)

@@ -10,7 +10,7 @@ from torchvision.io import encode_jpeg
 
 from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.loader import _split_clips, collate
-from ytfgvc.data.nvjpeg import IMAGE_WORDS, batched_decoder, image_bytes, image_table, jpeg_backend
+from ytfgvc.data.nvjpeg import IMAGE_WORDS, batched_decoder, image_bytes, image_table, jpeg_backend, jpeg_threads
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list
 from ytfgvc.data.transforms import MultiScaleCrop
 from ytfgvc.errors import YtfgvcError
@@ -83,13 +83,24 @@ def test_no_batched_decoder_off_the_gpu():
 
 def test_backend_choice_from_the_environment(monkeypatch):
     monkeypatch.delenv("YTFGVC_JPEG_BACKEND", raising=False)
-    assert jpeg_backend() == "gpu_hybrid"
+    assert jpeg_backend(train=True) == "hybrid" and jpeg_backend(train=False) == "gpu_hybrid"
     monkeypatch.setenv("YTFGVC_JPEG_BACKEND", "hardware")
-    assert jpeg_backend() == "hardware"
+    assert jpeg_backend(train=True) == jpeg_backend(train=False) == "hardware"
     monkeypatch.setenv("YTFGVC_JPEG_BACKEND", "fast")
     with pytest.raises(YtfgvcError, match="'fast' is not a JPEG decoding backend") as e:
         batched_decoder(torch.device("cpu"))
-    assert "gpu_hybrid, hardware, torchvision" in e.value.hint
+    assert "gpu_hybrid, hybrid, hardware, torchvision" in e.value.hint
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.delenv("YTFGVC_JPEG_THREADS", raising=False)
+    assert 1 <= jpeg_threads() <= 12
+    monkeypatch.setenv("YTFGVC_JPEG_THREADS", "6")
+    assert jpeg_threads() == 6
+    for bad in ("0", "many", "-1"):
+        monkeypatch.setenv("YTFGVC_JPEG_THREADS", bad)
+        with pytest.raises(YtfgvcError, match="is not a thread count"):
+            jpeg_threads()
 
 
 def test_jpeg_items_carry_each_frame_header(tmp_path):

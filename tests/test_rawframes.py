@@ -119,10 +119,8 @@ def test_worker_stage_and_decode_placement():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert worker_stage(cpu, False) == "pixels" and worker_stage(gpu, False) == "frames"
     assert worker_stage(gpu, True) == "jpeg"
-    assert not any(decode_on_device(cpu, d, "segments", True) for d in ("auto", "cpu", "gpu"))
-    assert not decode_on_device(gpu, "cpu", "segments", False)
-    # auto: the workers decode I3D's training clips whatever the GPU (checked before nvjpeg is probed)
-    assert not decode_on_device(gpu, "auto", "clip", train=True)
+    assert not any(decode_on_device(cpu, d) for d in ("auto", "cpu", "gpu"))
+    assert not decode_on_device(gpu, "cpu")
 
 
 def test_test_shards_cover_every_video_with_padding():

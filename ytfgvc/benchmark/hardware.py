@@ -21,8 +21,7 @@ class Setup:
 
     amp: torch.dtype | None
     channels_last: bool
-    decode_train: bool  # JPEGs decoded on the GPU (else in the loader workers)
-    decode_test: bool
+    decode_on_gpu: bool  # JPEGs decoded on the GPU path (else in the loader workers)
     micro_batch: int
     accum_steps: int
     notes: list[str]
@@ -41,7 +40,7 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
         raise YtfgvcError("--decode gpu needs a CUDA device", "use --decode cpu or auto")
     if cfg.decode == "gpu" and not gpu_decode_available(env.device):
         raise YtfgvcError("--decode gpu: torchvision cannot decode JPEGs on this GPU (nvjpeg)", "use --decode cpu")
-    decode_train, decode_test = (decode_on_device(env.device, cfg.decode, cfg.sampling, t) for t in (True, False))
+    decode_on_gpu = decode_on_device(env.device, cfg.decode)
     if cfg.batch_size % env.world:
         raise YtfgvcError(f"--batch-size {cfg.batch_size} does not split over {env.world} processes")
     if n_train < cfg.batch_size:
@@ -55,7 +54,7 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
         micro, notes = find_micro_batch(per_rank, _probe(cfg, env, model, amp), env)
     else:
         micro = per_rank
-    return Setup(amp, channels_last, decode_train, decode_test, micro, per_rank // micro, notes)
+    return Setup(amp, channels_last, decode_on_gpu, micro, per_rank // micro, notes)
 
 
 def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtype | None) -> Callable[[int], None]:

@@ -37,6 +37,7 @@ from ytfgvc.data.loader import (
     make_loader,
     worker_stage,
 )
+from ytfgvc.data.nvjpeg import jpeg_backend
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
 from ytfgvc.engine import (
@@ -222,11 +223,11 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
         FramePlan(cfg.sampling, cfg.num_segments, train=True),
         MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
         seed=cfg.seed,
-        stage=worker_stage(env.device, setup.decode_train),
+        stage=worker_stage(env.device, setup.decode_on_gpu),
     )
     to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
-    pin = env.device.type == "cuda" and not setup.decode_train
+    pin = env.device.type == "cuda" and not setup.decode_on_gpu
     loader = make_loader(train_ds, sampler, setup.micro_batch, cfg.workers, pin, cfg.seed)
     if state is not None:  # last, so that nothing above draws from the restored generators
         if len(state["rng"]) == env.world:
@@ -326,11 +327,11 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         FramePlan(cfg.sampling, cfg.test_segments, train=False),
         crop,
         seed=cfg.seed,
-        stage=worker_stage(env.device, setup.decode_test),
+        stage=worker_stage(env.device, setup.decode_on_gpu),
     )
     to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)
-    pin = env.device.type == "cuda" and not setup.decode_test
+    pin = env.device.type == "cuda" and not setup.decode_on_gpu
     loader = make_loader(test_ds, sampler, cfg.test_batch, cfg.workers, pin, cfg.seed)
     model.eval()
     forward = torch.compile(model) if cfg.compile else model
@@ -426,6 +427,7 @@ def _now() -> str:
 
 
 def _decode_record(setup: Setup) -> str:
-    """Where JPEGs were decoded: "gpu", "cpu" (loader workers), or each split's place."""
-    train, test = ("gpu" if on else "cpu" for on in (setup.decode_train, setup.decode_test))
-    return train if train == test else f"{train} (train), {test} (test)"
+    """Where JPEGs were decoded: "cpu" (loader workers), or "gpu" and nvjpeg's backend for each split."""
+    if not setup.decode_on_gpu:
+        return "cpu"
+    return f"gpu (train {jpeg_backend(True)}, test {jpeg_backend(False)})"

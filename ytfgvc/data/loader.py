@@ -7,7 +7,7 @@
   testing it is padded by wrapping around, and the padding is dropped when per-video
   scores are gathered (:func:`ytfgvc.engine.evaluate`).
 * :func:`collate` stacks items; :class:`DeviceBatch` moves a batch to the device, decodes
-  JPEGs there when the workers did not (nvjpeg via ``torchvision.io.decode_jpeg``), crops,
+  JPEGs there when the workers did not (nvjpeg: :mod:`ytfgvc.data.nvjpeg`), crops,
   normalizes and lays the tensor out as the model wants it (``channels_last`` on GPU).
 * :func:`device_batches` runs :class:`DeviceBatch` one or two batches ahead on a side
   CUDA stream in a thread, so decoding and cropping overlap the training step.
@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder
+from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder, jpeg_backend
 from ytfgvc.data.rawframes import RawFrameDataset, batch_buffer, clip_views, crop_batch, frames_batch
 
 log = logging.getLogger(__name__)
@@ -70,19 +70,14 @@ class EpochSampler(Sampler):
             yield self.epoch, int(i)
 
 
-def decode_on_device(device: torch.device, decode: str, sampling: str, train: bool) -> bool:
+def decode_on_device(device: torch.device, decode: str) -> bool:
     """Whether a loader's JPEGs are decoded on the GPU (nvjpeg) rather than in the loader workers.
 
-    ``decode`` is ``"auto"``, ``"cpu"`` or ``"gpu"``. ``"auto"`` decodes on the GPU except to
-    train on clips (I3D, 32 frames a clip): there, decoding on an H200 took a quarter of the
-    GPU time of each step (0.85 of the model-only throughput), while 12 workers decode the
-    7,700 frames/s on the CPU and leave the GPU only the crops (0.93). Testing a clip needs
-    21,500 frames/s, more than the workers decode, so the GPU decodes it
-    (``benchmarks/train_throughput.py``; the figures are in its results).
+    ``decode`` is ``"auto"``, ``"cpu"`` or ``"gpu"``; ``"auto"`` is the GPU path wherever
+    there is one (training batches with their Huffman code decoded on CPU threads, test
+    batches wholly on the GPU: :func:`ytfgvc.data.nvjpeg.jpeg_backend`).
     """
     if torch.device(device).type != "cuda" or decode == "cpu":
-        return False
-    if decode == "auto" and train and sampling == "clip":
         return False
     return gpu_decode_available(device)
 
@@ -155,6 +150,7 @@ class DeviceBatch:
         self.mean = torch.tensor(mean, device=self.device).view(1, 1, 1, 1, 3)
         self.std = torch.tensor(std, device=self.device).view(1, 1, 1, 1, 3)
         self.channels_last = channels_last
+        self.jpeg_backend = jpeg_backend(dataset.plan.train)
 
     def pixels(self, batch: dict) -> torch.Tensor:
         """uint8 ``(B, V, T, 3, S, S)`` on the device."""
@@ -163,7 +159,7 @@ class DeviceBatch:
         if "frames" in batch:
             clips = channels_first(batch["frames"].to(self.device, non_blocking=True), batch["shapes"])
         else:
-            clips = decode_clips(batch, self.device)
+            clips = decode_clips(batch, self.device, self.jpeg_backend)
         return crop_batch(clips, self.crop, batch["draws"])
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -188,15 +184,15 @@ def channels_first(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tenso
     return [clip.permute(0, 3, 1, 2).contiguous() for clip in clip_views(flat, shapes)]
 
 
-def decode_clips(batch: dict, device: torch.device) -> list[torch.Tensor]:
+def decode_clips(batch: dict, device: torch.device, backend: str | None = None) -> list[torch.Tensor]:
     """The clips of a ``"jpeg"`` batch decoded on ``device``: ``uint8 (T, 3, H, W)`` each.
 
-    nvjpeg takes the batch in one call that releases the GIL (:mod:`ytfgvc.data.nvjpeg`)
-    when every file is a baseline JPEG; otherwise, or if that call fails, or with
-    ``YTFGVC_JPEG_BACKEND=torchvision``, torchvision decodes it.
+    nvjpeg's ``backend`` (default :func:`ytfgvc.data.nvjpeg.jpeg_backend`) takes the batch
+    in calls that release the GIL when every file is a baseline JPEG; otherwise, or if that
+    fails, or with the ``torchvision`` backend, torchvision decodes it.
     """
     headers = batch["headers"].numpy()
-    decoder = batched_decoder(device) if headers[:, 2].all() else None
+    decoder = batched_decoder(device, backend) if headers[:, 2].all() else None
     if decoder is not None:
         try:
             flat = decoder.decode(batch["jpeg"], batch["lengths"], headers[:, 0], headers[:, 1])
