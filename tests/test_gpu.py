@@ -1,5 +1,6 @@
 """The GPU paths (opt in with ``-m gpu``): nvjpeg decoding, the prefetch stream, bf16 and channels-last runs."""
 
+import contextlib
 import io
 import json
 
@@ -126,6 +127,19 @@ def test_work_queued_after_batched_decoding_reads_the_decoded_frames(backend):
         expected = torch.stack(decode_clips(batch, cuda)).sum(dtype=torch.int64).item()
         sums = [torch.stack(decode_clips(batch, cuda)).sum(dtype=torch.int64) for _ in range(20)]  # no sync between
         assert [t.item() for t in sums] == [expected] * 20
+
+
+def test_a_bad_batch_leaves_the_decoder_working(backend):
+    """A file whose header is whole but whose data is cut: an error or frames, never a broken decoder."""
+    cuda = torch.device("cuda")
+    good = _noise_jpegs(128, 64, 80, seed=5)
+    expected = torch.stack(decode_clips(_jpeg_batch(good, [128]), cuda))
+    bad = list(good)
+    bad[70] = bad[70][: len(bad[70]) // 2]
+    # Decoded (nvjpeg and libjpeg fill a cut scan), or refused by nvjpeg and then by torchvision's decoder
+    with contextlib.suppress(RuntimeError):
+        assert len(decode_clips(_jpeg_batch(bad, [128]), cuda)[0]) == 128
+    assert torch.equal(torch.stack(decode_clips(_jpeg_batch(good, [128]), cuda)), expected)
 
 
 def test_prefetch_stream_yields_the_batches_in_order(layout):
