@@ -194,7 +194,7 @@ class Method:
         self.batch = args.batch or (GPU_BATCH.get(name, 32) if cuda else 2)
         self.test_batch = args.test_batch or (cfg.test_batch if cuda else 1)
         # Where JPEGs are decoded, as the benchmark engine decides (the GPU, or the loader workers)
-        self.decode = {t: decode_on_device(device, args.decode) for t in (True, False)}
+        self.decode_on_gpu = decode_on_device(device, args.decode)
         self.device, self.env, self.args, self.layout = device, env, args, layout
         self.mean = getattr(self.model, "input_mean", IMAGENET_MEAN)
         self.std = getattr(self.model, "input_std", IMAGENET_STD)
@@ -235,12 +235,12 @@ class Method:
         records = read_list(self.layout, "train")
         need = (self.args.warmup + self.args.steps + 8) * batch * world
         records = records * -(-need // len(records))
-        stage = worker_stage(self.device, self.decode[train])
-        if self.args.worker_stage and not self.decode[train]:
+        stage = worker_stage(self.device, self.decode_on_gpu)
+        if self.args.worker_stage and not self.decode_on_gpu:
             stage = self.args.worker_stage
         ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage)
         sampler = EpochSampler(len(ds), world, rank, shuffle=train, global_batch=batch * world if train else 0)
-        pin = self.device.type == "cuda" and not self.decode[train]
+        pin = self.device.type == "cuda" and not self.decode_on_gpu
         loader = make_loader(ds, sampler, batch, workers(self.args), pin)
         to_device = DeviceBatch(ds, self.device, self.kind, self.mean, self.std, self.channels_last)
         return device_batches(cycle(loader, sampler), to_device), crop.num_views
@@ -358,7 +358,7 @@ def measure(name: str, args, layout, env) -> dict:
         "input": [m.cfg.num_segments, m.cfg.input_size],
         "batch": m.batch,
         "amp": "bf16" if m.amp else "off",
-        "decode": {split: f"gpu ({jpeg_backend(t)})" if m.decode[t] else "cpu (workers)" for split, t in SPLITS},
+        "decode": {split: f"gpu ({jpeg_backend(t)})" if m.decode_on_gpu else "cpu (workers)" for split, t in SPLITS},
         "jpeg_threads": jpeg_threads(),
         "workers": workers(args),
     }

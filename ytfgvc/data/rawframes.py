@@ -214,8 +214,8 @@ class RawFrameDataset(Dataset):
         # Every frame of a video has one size (checked as it is decoded)
         sizes = [_header(s.paths[0], b[0])[:2] for s, b in zip(samples, blobs, strict=True)]
         shapes = torch.tensor([(len(s.inverse), h, w) for s, (h, w) in zip(samples, sizes, strict=True)])
-        flat = batch_buffer(int((shapes.prod(1) * 3).sum()))
-        for clip, sample, files in zip(clip_views(flat, shapes), samples, blobs, strict=True):
+        flat, clips = frames_buffer(shapes)
+        for clip, sample, files in zip(clips, samples, blobs, strict=True):
             for i, (path, blob) in enumerate(zip(sample.paths, files, strict=True)):
                 image = _decode(path, blob).permute(1, 2, 0)  # libjpeg's own HWC memory: a plain copy
                 if image.shape != clip.shape[1:]:
@@ -250,10 +250,16 @@ def frames_batch(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     segment, one pinned copy and one transfer per batch. :func:`clip_views` undoes it.
     """
     shapes = torch.tensor([c.shape[:3] for c in clips])
-    flat = batch_buffer(int((shapes.prod(1) * 3).sum()))
-    for view, clip in zip(clip_views(flat, shapes), clips, strict=True):
+    flat, views = frames_buffer(shapes)
+    for view, clip in zip(views, clips, strict=True):
         view.copy_(clip)
     return flat, shapes
+
+
+def frames_buffer(shapes: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """An empty :func:`frames_batch` buffer for clips of ``shapes`` ``(T, H, W)``, and its clips' views."""
+    flat = batch_buffer(int((shapes.prod(1) * 3).sum()))
+    return flat, clip_views(flat, shapes)
 
 
 def clip_views(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tensor]:
