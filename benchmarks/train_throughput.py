@@ -85,8 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--jpeg-threads", type=int, default=0, help="hybrid decoder CPU threads (YTFGVC_JPEG_THREADS)")
     p.add_argument(
-        "--worker-stage", default=None, choices=["pixels", "frames"], help="--decode cpu: crop in workers or GPU"
+        "--worker-stage", default=None, choices=["pixels", "frames"], help="workers decoding: crop there or on the GPU"
     )
+    p.add_argument("--no-ring", action="store_true", help="workers decoding: new segments, not slots")
     p.add_argument("--no-data-only", action="store_true", help="skip timing the data path alone (no model)")
     p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cudnn.benchmark off")
     p.add_argument("--profile", type=Path, default=None, help="write torch.profiler tables of pipeline steps here")
@@ -241,7 +242,8 @@ class Method:
         ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage)
         sampler = EpochSampler(len(ds), world, rank, shuffle=train, global_batch=batch * world if train else 0)
         pin = self.device.type == "cuda" and not self.decode_on_gpu
-        loader = make_loader(ds, sampler, batch, workers(self.args), pin)
+        loader = make_loader(ds, sampler, batch, workers(self.args), pin, ring=pin and not self.args.no_ring)
+        self.dataset = ds
         to_device = DeviceBatch(ds, self.device, self.kind, self.mean, self.std, self.channels_last)
         return device_batches(cycle(loader, sampler), to_device), crop.num_views
 
@@ -331,6 +333,12 @@ def allocator_delta(before: dict, device: torch.device) -> dict:
     )
 
 
+def ring_info(ds: RawFrameDataset) -> dict | None:
+    """The slot ring the workers decoded into (``None`` without one): its size and the batches that missed it."""
+    ring = ds.ring
+    return None if ring is None else {"slots": len(ring.buffers), "gb": ring.nbytes / 1e9, "misses": ring.misses}
+
+
 def profile_pipeline(m: Method, folder: Path, test: bool) -> None:
     """torch.profiler over a few pipeline steps (every thread's CUDA calls, the kernels): tables in ``folder``."""
     from torch.profiler import ProfilerActivity, profile
@@ -369,6 +377,7 @@ def measure(name: str, args, layout, env) -> dict:
     pipeline = m.train_pipeline()
     row["train"] = {"ceiling_clips_per_s": ceiling, "pipeline_clips_per_s": pipeline, "ratio": pipeline / ceiling}
     row["train"]["allocator"] = allocator_delta(before, m.device)
+    row["train"]["ring"] = ring_info(m.dataset)
     if not args.no_data_only:
         row["train"]["data_only_clips_per_s"] = m.data_only(True)
     if not args.no_test:
@@ -382,6 +391,7 @@ def measure(name: str, args, layout, env) -> dict:
             "pipeline_videos_per_s": t_pipeline,
             "ratio": t_pipeline / t_ceiling,
             "allocator": allocator_delta(before, m.device),
+            "ring": ring_info(m.dataset),
         }
         if not args.no_data_only:
             row["test"]["data_only_videos_per_s"] = m.data_only(False)

@@ -13,7 +13,15 @@ from torchvision.io import decode_jpeg, encode_jpeg
 from ytfgvc.benchmark.config import load_config
 from ytfgvc.benchmark.run import run_benchmark
 from ytfgvc.data.jpeg import jpeg_header
-from ytfgvc.data.loader import DeviceBatch, collate, decode_clips, device_batches, gpu_decode_available
+from ytfgvc.data.loader import (
+    DeviceBatch,
+    EpochSampler,
+    collate,
+    decode_clips,
+    device_batches,
+    gpu_decode_available,
+    make_loader,
+)
 from ytfgvc.data.nvjpeg import batched_decoder, image_bytes
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
@@ -175,3 +183,19 @@ def test_smoke_run_on_the_gpu(layout, tmp_path, decode):
     assert r.metrics["device"]["type"] == "cuda" and r.metrics["gpu_hours"] > 0
     log = [json.loads(x) for x in (r.run_dir / "log.jsonl").read_text().splitlines()]
     assert all(e["gpu_memory_gb"] > 0 for e in log)
+
+
+def test_frames_decoded_into_pinned_slots_reach_the_gpu_intact(layout):
+    """Workers decode into the ring's slots (pinned once the workers exist); the GPU gets the same frames."""
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("clip", 6, True), MultiScaleCrop(32), stage="frames")
+    sampler = EpochSampler(len(ds), shuffle=True)
+    loader = make_loader(ds, sampler, batch_size=3, workers=2, pin_memory=True)
+    to_dev = DeviceBatch(ds, torch.device("cuda"), "clip", channels_last=True)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        for x, _, index in device_batches(loader, to_dev):
+            expected = to_dev(collate([ds[(epoch, int(i))] for i in index]))[0]
+            assert torch.equal(x, expected)
+    assert ds.ring is not None and ds.ring.misses == 0
+    assert all(b.is_pinned() for b in ds.ring.buffers)  # registered: the copies were DMA from the slots

@@ -175,3 +175,47 @@ def test_a_frame_of_another_size_in_a_clip_names_the_file(layout, tmp_path):
     odd.write_bytes(b"\xff\xd8\xff\xdb\x00\x43" + bytes(40))  # truncated
     with pytest.raises(YtfgvcError, match=f"{odd.name}.*prepare"):
         ds[(0, 0)]
+
+
+def test_workers_decode_into_a_slot_ring_and_reuse_slots_a_dropped_pass_left(layout):
+    """Batches come through the ring's slots exactly as without it; slots a dropped iterator held are reclaimed."""
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 3, train=True), MultiScaleCrop(24), stage="frames")
+    sampler = EpochSampler(len(ds), shuffle=True)
+    loader = make_loader(ds, sampler, batch_size=4, workers=2, ring=True)
+    to_dev = DeviceBatch(ds, torch.device("cpu"))
+    assert ds.ring is not None and ds.ring.slot_bytes == 4 * 3 * ds.frame_bytes()
+
+    def check(batch, epoch: int) -> None:
+        assert "slot" in batch and "frames" not in batch
+        keys = [(epoch, int(i)) for i in batch["index"]]
+        expected = to_dev.pixels(collate([ds[k] for k in keys]))
+        assert torch.equal(to_dev.pixels(batch), expected)
+
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        seen = 0
+        for batch in loader:  # each batch's slot is free again once it is on the device
+            check(batch, epoch)
+            seen += 1
+        assert seen == len(loader) == 3
+    dropped = iter(loader)
+    next(dropped)  # the pass's other batches stay in their slots, never taken
+    del dropped
+    for batch in loader:
+        check(batch, 1)
+    assert ds.ring.misses == 0
+
+    small = make_loader(ds, sampler, batch_size=4, workers=2, ring=True)
+    ds.ring = type(ds.ring)(2, 2, 16)  # too small for any batch: each goes into a new buffer
+    batches = list(small)
+    assert all("frames" in b for b in batches) and ds.ring.misses == len(batches)
+
+
+def test_a_ring_made_under_inference_mode_can_be_written_by_the_workers(layout):
+    records = read_list(layout, "test")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 2, train=False), OverSample(24, 1), stage="frames")
+    with torch.inference_mode():  # as the test loop makes its loader
+        loader = make_loader(ds, EpochSampler(len(ds)), batch_size=2, workers=1, ring=True)
+        batches = list(loader)
+    assert batches and all("slot" in b for b in batches)

@@ -6,6 +6,9 @@
   optimizer step sees exactly ``batch_size`` videos whatever the number of ranks; in
   testing it is padded by wrapping around, and the padding is dropped when per-video
   scores are gathered (:func:`ytfgvc.engine.evaluate`).
+* :func:`make_loader` gives workers that decode frames for a GPU a slot ring
+  (:mod:`ytfgvc.data.ring`): pinned shared buffers they decode whole batches into, which
+  reach the GPU by DMA with no copy on the host.
 * :func:`collate` stacks items; :class:`DeviceBatch` moves a batch to the device, decodes
   JPEGs there when the workers did not (nvjpeg: :mod:`ytfgvc.data.nvjpeg`), crops,
   normalizes and lays the tensor out as the model wants it (``channels_last`` on GPU).
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +33,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder, jpeg_backend
 from ytfgvc.data.rawframes import RawFrameDataset, batch_buffer, clip_views, crop_batch, frames_batch
+from ytfgvc.data.ring import TaggedBatches, make_ring
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +151,8 @@ class DeviceBatch:
         std: Sequence[float] = IMAGENET_STD,
         channels_last: bool = False,
     ):
-        self.crop, self.device, self.input_kind = dataset.crop, torch.device(device), input_kind
+        self.dataset, self.crop = dataset, dataset.crop
+        self.device, self.input_kind = torch.device(device), input_kind
         self.mean = torch.tensor(mean, device=self.device).view(1, 1, 1, 1, 3)
         self.std = torch.tensor(std, device=self.device).view(1, 1, 1, 1, 3)
         self.channels_last = channels_last
@@ -156,7 +162,10 @@ class DeviceBatch:
         """uint8 ``(B, V, T, 3, S, S)`` on the device."""
         if "pixels" in batch:
             return batch["pixels"].to(self.device, non_blocking=True)
-        if "frames" in batch:
+        if "slot" in batch:  # decoded into the loader's ring
+            flat = self.dataset.ring.to_device(batch["slot"], batch["nbytes"], self.device)
+            clips = channels_first(flat, batch["shapes"])
+        elif "frames" in batch:
             clips = channels_first(batch["frames"].to(self.device, non_blocking=True), batch["shapes"])
         else:
             clips = decode_clips(batch, self.device, self.jpeg_backend)
@@ -218,6 +227,10 @@ def _group(images: list[torch.Tensor], counts: list[int]) -> list[torch.Tensor]:
     return [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
+PREFETCH = 4  # batches in flight per loader worker
+RING_PREFETCH = 2  # the same with a slot ring: each is a slot, held for the loader's life
+
+
 def make_loader(
     dataset: RawFrameDataset,
     sampler: EpochSampler,
@@ -225,19 +238,39 @@ def make_loader(
     workers: int,
     pin_memory: bool = False,
     seed: int = 0,
+    ring: bool | None = None,
 ) -> DataLoader:
-    """A DataLoader over ``(epoch, index)`` keys; its own generator keeps the global RNG untouched."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+    """A DataLoader over ``(epoch, index)`` keys; its own generator keeps the global RNG untouched.
+
+    ``ring`` (default: ``pin_memory``) gives workers that decode frames a
+    :class:`~ytfgvc.data.ring.SlotRing` to decode into (``dataset.ring``), sized for
+    ``batch_size`` clips of the dataset's largest probed frame and kept under a quarter of
+    the host's memory per GPU.
+    """
+    dataset.ring = None
+    if (pin_memory if ring is None else ring) and dataset.stage == "frames" and workers > 0:
+        batch_bytes = batch_size * dataset.plan.length * dataset.frame_bytes()
+        dataset.ring = make_ring(workers, RING_PREFETCH, batch_bytes, ring_limit_bytes())
+    common = dict(
         num_workers=workers,
         collate_fn=collate,
-        pin_memory=pin_memory,
+        pin_memory=pin_memory and dataset.ring is None,  # ring slots are pinned already
         persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
     )
+    if dataset.ring is not None:
+        return DataLoader(
+            dataset, batch_sampler=TaggedBatches(sampler, batch_size), prefetch_factor=RING_PREFETCH, **common
+        )
+    prefetch = PREFETCH if workers > 0 else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, prefetch_factor=prefetch, **common)
+
+
+def ring_limit_bytes() -> int:
+    """A quarter of the host's memory, shared by its GPUs' processes."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 1
+    return total // 4 // max(1, gpus)
 
 
 def gpu_decode_available(device: torch.device) -> bool:

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from ytfgvc.data.jpeg import jpeg_header
+from ytfgvc.data.ring import SlotRing, TaggedKeys
 from ytfgvc.data.sampling import sample_clip_indices, sample_test_indices, sample_train_indices
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views, apply_views_batch
 from ytfgvc.errors import ValidationError, YtfgvcError
@@ -159,6 +160,7 @@ class RawFrameDataset(Dataset):
             raise ValueError(f"stage must be one of {WORKER_STAGES}, got {stage!r}")
         self.layout, self.records, self.plan, self.crop = layout, records, plan, crop
         self.seed, self.stage = seed, stage
+        self.ring: SlotRing | None = None  # given by the loader (ytfgvc.data.loader.make_loader)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -200,13 +202,15 @@ class RawFrameDataset(Dataset):
             item["pixels"] = crop_clip(frames.permute(0, 3, 1, 2).contiguous(), self.crop, draw)
         return item
 
-    def __getitems__(self, keys: list) -> list[dict] | dict:
+    def __getitems__(self, keys: list | TaggedKeys) -> list[dict] | dict:
         """A batch's items at once (the DataLoader's batched fetch; its ``collate_fn`` gets the result).
 
         With ``stage="frames"``: the batch, collated as :func:`frames_batch` lays it out, every
-        frame decoded straight into its place (in a loader worker, in shared memory). Other
-        stages: the items.
+        frame decoded straight into its place: a slot of :attr:`ring` when the loader has one
+        and the batch gets a slot (the batch then names it: ``slot``, ``nbytes``), else a new
+        buffer (in a loader worker, in shared memory). Other stages: the items.
         """
+        tag, keys = keys if isinstance(keys, TaggedKeys) else (0, keys)
         if self.stage != "frames":
             return [self[k] for k in keys]
         samples = [self._sample(k) for k in keys]
@@ -214,7 +218,10 @@ class RawFrameDataset(Dataset):
         # Every frame of a video has one size (checked as it is decoded)
         sizes = [_header(s.paths[0], b[0])[:2] for s, b in zip(samples, blobs, strict=True)]
         shapes = torch.tensor([(len(s.inverse), h, w) for s, (h, w) in zip(samples, sizes, strict=True)])
-        flat, clips = frames_buffer(shapes)
+        nbytes = int((shapes.prod(1) * 3).sum())
+        claim = self.ring.claim(nbytes, tag) if self.ring is not None and tag else None
+        flat = batch_buffer(nbytes) if claim is None else claim[1]
+        clips = clip_views(flat, shapes)
         for clip, sample, files in zip(clips, samples, blobs, strict=True):
             for i, (path, blob) in enumerate(zip(sample.paths, files, strict=True)):
                 image = _decode(path, blob).permute(1, 2, 0)  # libjpeg's own HWC memory: a plain copy
@@ -226,13 +233,25 @@ class RawFrameDataset(Dataset):
                     )
                 for t in np.flatnonzero(sample.inverse == i):
                     clip[t].copy_(image)
-        return {
+        batch = {
             "index": torch.tensor([s.index for s in samples]),
             "label": torch.tensor([self.records[s.index].label for s in samples]),
-            "frames": flat,
             "shapes": shapes,
             "draws": [s.draw for s in samples],
         }
+        return batch | ({"frames": flat} if claim is None else {"slot": claim[0], "nbytes": nbytes})
+
+    def frame_bytes(self, probe: int = 32) -> int:
+        """Bytes of the largest decoded frame among the first frames of up to ``probe`` videos (0 if unreadable)."""
+        largest = 0
+        for record in self.records[:probe]:
+            path = self.layout.frames_dir(record.video_id) / self.layout.frame_name(1)
+            try:
+                h = jpeg_header(np.fromfile(path, np.uint8))
+            except (OSError, ValueError):
+                return 0
+            largest = max(largest, 3 * h.height * h.width)
+        return largest
 
 
 def batch_buffer(numel: int, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
