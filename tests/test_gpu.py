@@ -199,3 +199,23 @@ def test_frames_decoded_into_pinned_slots_reach_the_gpu_intact(layout):
             assert torch.equal(x, expected)
     assert ds.ring is not None and ds.ring.misses == 0
     assert all(b.is_pinned() for b in ds.ring.buffers)  # registered: the copies were DMA from the slots
+
+
+def test_slots_that_cannot_be_pinned_are_copied_unpinned_and_leave_cuda_clean(layout, caplog):
+    """A failed ``cudaHostRegister`` (here: a slot registered already) costs speed only, not a later CUDA error."""
+    records = read_list(layout, "test")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 2, False), OverSample(32, 1), stage="frames")
+    loader = make_loader(ds, EpochSampler(len(ds)), batch_size=2, workers=1, pin_memory=True)
+    batches = iter(loader)  # the worker starts: slots are registered only after that
+    first = ds.ring.buffers[0]
+    assert int(torch.cuda.cudart().cudaHostRegister(first.data_ptr(), ds.ring.slot_bytes, 0)) == 0
+    try:
+        to_dev = DeviceBatch(ds, torch.device("cuda"))
+        with caplog.at_level("WARNING"):
+            got = [x for x, _, _ in device_batches(batches, to_dev)]
+        assert "cannot pin the loader's slots" in caplog.text and not ds.ring._pinned
+        assert len(got) == len(loader) and ds.ring.misses == 0
+        torch.cuda.synchronize()
+        assert float(torch.ones(3, device="cuda").sum()) == 3.0  # no error left for the next kernel
+    finally:
+        torch.cuda.cudart().cudaHostUnregister(first.data_ptr())

@@ -21,6 +21,7 @@ behind (an iterator dropped mid-epoch) are free for the next pass.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import weakref
@@ -113,7 +114,7 @@ class SlotRing:
             self.pin()
             out = source.to(device, non_blocking=self._pinned)
             done = torch.cuda.Event()
-            done.record()
+            done.record(torch.cuda.current_stream(device))
             done.synchronize()  # the DMA has read the slot; a worker may write it again
         else:
             out = source.clone()
@@ -129,6 +130,7 @@ class SlotRing:
         for buffer in self.buffers:
             status = int(cudart.cudaHostRegister(buffer.data_ptr(), self.slot_bytes, 0))
             if status != 0:
+                _clear_cuda_error()  # else torch's next kernel-launch check would raise it
                 log.warning("cannot pin the loader's slots (cudaError %d): batches are copied unpinned", status)
                 _unpin([b.data_ptr() for b in done])
                 return
@@ -141,6 +143,17 @@ class SlotRing:
         state = self.__dict__.copy()
         state["_pinned"] = state["_pin_tried"] = False  # a worker never touches CUDA
         return state
+
+
+def _clear_cuda_error() -> None:
+    """Reset the CUDA runtime's last error (``cudaGetLastError``) in the runtime library torch loaded."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "libcudart" in line}
+        for path in paths:
+            ctypes.CDLL(path).cudaGetLastError()
+    except (OSError, AttributeError):
+        pass
 
 
 def _unpin(pointers: Sequence[int]) -> None:
