@@ -5,8 +5,8 @@ on GPU), in one process:
 
 * train ceiling: optimizer steps on random tensors already on the device (clips/s);
 * train pipeline: the same steps fed by the real data path (rawframe dataset, loader
-  workers, JPEG decoding where the engine decodes it: nvjpeg on CPU threads and the GPU,
-  or the workers with ``--decode cpu``; multi-scale crop, flip, normalization), from a
+  workers, JPEG decoding where the engine decodes it: the workers, into pinned slots on a
+  GPU, or nvjpeg with ``--decode gpu``; multi-scale crop, flip, normalization), from a
   frames folder this script generates;
 * test ceiling and pipeline: the test protocol (25 segments × 10 crops for TSN/RRA, the
   middle frame or clip for BN-Inception/I3D) in videos/s.
@@ -19,9 +19,10 @@ with DistributedDataParallel; the scaling efficiency is
     python benchmarks/train_throughput.py --out results.json                  # a GPU, all four methods
     torchrun --nproc_per_node 2 benchmarks/train_throughput.py --ddp --methods tsn --out ddp.json
     python benchmarks/train_throughput.py --device cpu --tiny                 # a CPU, toy sizes
-    python benchmarks/train_throughput.py --methods i3d --jpeg-backend hardware   # nvjpeg's engines
-    python benchmarks/train_throughput.py --methods bninception --jpeg-threads 4  # hybrid decoder threads
-    python benchmarks/train_throughput.py --methods i3d --decode cpu --worker-stage pixels   # workers crop too
+    python benchmarks/train_throughput.py --methods i3d --no-ring             # workers' batches in new segments
+    python benchmarks/train_throughput.py --methods i3d --decode gpu --jpeg-backend hardware   # nvjpeg's engines
+    python benchmarks/train_throughput.py --methods bninception --decode gpu --jpeg-threads 4  # hybrid threads
+    python benchmarks/train_throughput.py --methods i3d --worker-stage pixels    # workers crop too
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="toy sizes for a CPU check (resnet18 at 64 px, few videos)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     a = p.parse_args(argv)
+    if (a.jpeg_backend or a.jpeg_threads) and a.decode != "gpu":
+        p.error("--jpeg-backend and --jpeg-threads choose how nvjpeg decodes: add --decode gpu")
     if a.tiny:
         a.backbone = a.backbone or "resnet18"
         a.input_size = a.input_size or 64

@@ -160,14 +160,18 @@ def test_prefetch_stream_yields_the_batches_in_order(layout):
         assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(i, i2)
 
 
-def test_auto_decoding_of_clips_uses_cpu_threads_for_training_and_the_gpu_for_testing(layout, tmp_path, monkeypatch):
+@pytest.mark.parametrize("decode, record", [("auto", "cpu"), ("gpu", "gpu (train hybrid, test gpu_hybrid)")])
+def test_clips_are_decoded_by_the_workers_or_by_nvjpeg_on_cpu_threads_and_the_gpu(
+    layout, tmp_path, monkeypatch, decode, record
+):
     monkeypatch.delenv("YTFGVC_JPEG_BACKEND", raising=False)
     over = {
         "dataset": "synthetic", "root": str(layout.root), "model": {"name": "test_tiny_clip"}, "sampling": "clip",
         "num_segments": 4, "test_segments": 4, "test_crops": 1, "input_size": 32, "workers": 2, "batch_size": 4,
+        "decode": decode,
     }  # fmt: skip
     r = run_benchmark(load_config("i3d", "smoke", overrides=over), tmp_path, progress=False)
-    assert r.metrics["training"]["decode"] == "gpu (train hybrid, test gpu_hybrid)"
+    assert r.metrics["training"]["decode"] == record
     assert r.status == "finished" and r.metrics["scores"]["n_scored"] > 0
 
 

@@ -120,7 +120,7 @@ def test_worker_stage_and_decode_placement():
     assert worker_stage(cpu, False) == "pixels" and worker_stage(gpu, False) == "frames"
     assert worker_stage(gpu, True) == "jpeg"
     assert not any(decode_on_device(cpu, d) for d in ("auto", "cpu", "gpu"))
-    assert not decode_on_device(gpu, "cpu")
+    assert not decode_on_device(gpu, "cpu") and not decode_on_device(gpu, "auto")  # workers decode by default
 
 
 def test_test_shards_cover_every_video_with_padding():

@@ -77,7 +77,7 @@ class BenchmarkConfig(ConfigBase):
     batch_size: int = 256  # clips per optimizer step, over all processes
     micro_batch: int = 0  # clips per forward pass per process; 0: the whole share, halved on GPU OOM
     workers: int = 8
-    decode: str = "auto"  # auto (the GPU path on a GPU: loader.decode_on_device), cpu (loader workers), gpu
+    decode: str = "auto"  # auto and cpu: loader workers (loader.decode_on_device); gpu: nvjpeg
     device: str = "auto"
     amp: str = "auto"  # auto (bf16 on GPU), bf16, off
     channels_last: bool = True  # on GPU, and on CPU for frame (2D) models

@@ -70,7 +70,7 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
     "--decode",
     type=click.Choice(["auto", "cpu", "gpu"]),
     default=None,
-    help="Where JPEGs are decoded: loader workers (cpu), or the GPU path (gpu; auto: where there is a GPU).",
+    help="Where JPEGs are decoded: loader workers (cpu, and auto), or nvjpeg on the GPU (gpu).",
 )
 @click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None)
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")

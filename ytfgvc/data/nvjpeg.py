@@ -1,4 +1,7 @@
-"""Batched JPEG decoding on the GPU with nvjpeg, one foreign call per batch.
+"""Batched JPEG decoding on the GPU with nvjpeg, one foreign call per batch (``decode: gpu``).
+
+By default the loader workers decode instead, into pinned slots
+(:func:`ytfgvc.data.loader.decode_on_device`): that fed every method faster on an H200.
 
 Why not ``torchvision.io.decode_jpeg(device="cuda")``? It decodes with nvjpeg's hardware
 JPEG engines (A100, Hopper…), and their batched call waits for the whole device inside:
@@ -10,9 +13,9 @@ Two of nvjpeg's other backends are used instead. ``gpu_hybrid`` decodes the Huff
 CUDA kernels too, and its call waits only for its own work: beside the same training it
 decoded 14,900 frames/s. It costs GPU time instead (about 20 µs per 340x256 frame on an
 H200). ``hybrid`` decodes the Huffman code on the CPU, in the calling thread, and costs the
-GPU almost nothing; :class:`ThreadedDecoder` runs it on a few threads. By default
-(:func:`jpeg_backend`) training batches are decoded with ``hybrid`` and test batches, which
-need more frames per second than the host's cores decode, with ``gpu_hybrid``. A batch is
+GPU almost nothing; :class:`ThreadedDecoder` runs it on a few threads. Unless told otherwise
+(:func:`jpeg_backend`) training batches are decoded with ``hybrid`` and test batches with
+``gpu_hybrid``. A batch is
 one ctypes call per decoder, which releases the GIL: the workers read each file's size from
 its header (:func:`ytfgvc.data.jpeg.jpeg_header`), the frames arrive as one buffer, the
 pointer tables are built with numpy, and nvjpeg writes planar RGB (torchvision's layout)
@@ -262,9 +265,10 @@ def jpeg_backend(train: bool = False) -> str:
     Training batches are small beside their model's time (BN-Inception: 256 frames in 54 ms
     on an H200), and the host's cores decode them without taking GPU time: BN-Inception
     training 0.93 of its ceiling against 0.91, RRA and TSN 0.97 against 0.94–0.95. Test
-    batches need more frames per second than the cores decode (BN-Inception 13,900, I3D
-    21,500), so the GPU decodes them: 0.83 and 0.77 of the ceilings, against 0.44 and 0.49
-    with 12 CPU threads (``benchmarks/train_throughput.py``; the README has the figures).
+    batches need more frames per second (BN-Inception 13,900, I3D 21,500) than these threads
+    decode beside the model, so the GPU decodes them: 0.83 and 0.77 of the ceilings, against
+    0.44 and 0.49 with 12 CPU threads (``benchmarks/train_throughput.py``; the README has the
+    figures).
     """
     backend = os.environ.get("YTFGVC_JPEG_BACKEND") or ("hybrid" if train else "gpu_hybrid")
     if backend not in JPEG_BACKENDS:
