@@ -218,7 +218,7 @@ class RawFrameDataset(Dataset):
         # Every frame of a video has one size (checked as it is decoded)
         sizes = [_header(s.paths[0], b[0])[:2] for s, b in zip(samples, blobs, strict=True)]
         shapes = torch.tensor([(len(s.inverse), h, w) for s, (h, w) in zip(samples, sizes, strict=True)])
-        nbytes = int((shapes.prod(1) * 3).sum())
+        nbytes = frames_nbytes(shapes)
         claim = self.ring.claim(nbytes, tag) if self.ring is not None and tag else None
         flat = batch_buffer(nbytes) if claim is None else claim[1]
         clips = clip_views(flat, shapes)
@@ -269,16 +269,15 @@ def frames_batch(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     segment, one pinned copy and one transfer per batch. :func:`clip_views` undoes it.
     """
     shapes = torch.tensor([c.shape[:3] for c in clips])
-    flat, views = frames_buffer(shapes)
-    for view, clip in zip(views, clips, strict=True):
+    flat = batch_buffer(frames_nbytes(shapes))
+    for view, clip in zip(clip_views(flat, shapes), clips, strict=True):
         view.copy_(clip)
     return flat, shapes
 
 
-def frames_buffer(shapes: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """An empty :func:`frames_batch` buffer for clips of ``shapes`` ``(T, H, W)``, and its clips' views."""
-    flat = batch_buffer(int((shapes.prod(1) * 3).sum()))
-    return flat, clip_views(flat, shapes)
+def frames_nbytes(shapes: torch.Tensor) -> int:
+    """Bytes of a :func:`frames_batch` buffer for clips of ``shapes`` ``(T, H, W)``."""
+    return int((shapes.prod(1) * 3).sum())
 
 
 def clip_views(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tensor]:
