@@ -49,6 +49,7 @@ from ytfgvc.data.loader import (  # noqa: E402
     IMAGENET_STD,
     DeviceBatch,
     EpochSampler,
+    auto_workers,
     decode_on_device,
     device_batches,
     make_loader,
@@ -79,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backbone", default=None, help="override the paper's backbone (e.g. resnet18)")
     p.add_argument("--input-size", type=int, default=0, help="override the input size")
     p.add_argument("--pretrained", action="store_true", help="load pretrained weights (no effect on speed)")
-    p.add_argument("--workers", type=int, default=0, help="loader workers (default: cores per GPU, at most 12)")
+    p.add_argument("--workers", type=int, default=0, help="loader workers (default: as workers: auto)")
     p.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument(
         "--jpeg-backend", default=None, choices=JPEG_BACKENDS, help="nvjpeg path for --decode gpu (YTFGVC_JPEG_BACKEND)"
@@ -305,10 +306,8 @@ class Method:
 
 
 def workers(args: argparse.Namespace) -> int:
-    if args.workers:
-        return args.workers
-    per_gpu = max(1, (os.cpu_count() or 2) // max(1, torch.cuda.device_count()))
-    return min(12, per_gpu) if torch.cuda.is_available() else 1
+    """``--workers``, else what ``workers: auto`` gives the engine on a GPU (one worker for a CPU check)."""
+    return args.workers or (auto_workers() if torch.cuda.is_available() else 1)
 
 
 def device_name(device: torch.device) -> str:

@@ -1,6 +1,7 @@
 """`ytfgvc benchmark` end to end (smoke preset, tiny stand-in models), its records, presets and Table 6."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from ytfgvc.benchmark.config import BASELINES_DIR, METHODS, baseline_configs, ba
 from ytfgvc.benchmark.records import predictions
 from ytfgvc.benchmark.table6 import PAPER_TABLE6, build_table, write_table
 from ytfgvc.cli import main
+from ytfgvc.data.loader import auto_workers
 from ytfgvc.demo import DemoContext, stage_benchmark
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.metrics import score_ranked
@@ -177,6 +179,23 @@ def test_config_layers_and_errors(tmp_path):
         load_config("tsn", overrides={"micro_batch": 100})
     with pytest.raises(YtfgvcError, match="no method"):
         load_config()
+
+
+def test_loader_workers_are_auto_in_the_paper_preset_or_a_count(monkeypatch):
+    assert load_config("i3d", "paper").workers == "auto" and load_config("i3d", "smoke").workers == 1
+    assert load_config("tsn", overrides=parse_set(["workers=3"])).workers == 3
+    for bad in ("many", -1, True):
+        with pytest.raises(YtfgvcError, match="--workers: must be auto or a non-negative integer"):
+            load_config("tsn", overrides={"workers": bad})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert auto_workers() == 12  # 16 cores per process, at most 12
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert auto_workers() == 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert auto_workers() == 1
+    res = CliRunner().invoke(main, ["benchmark", "synthetic", "--model", "tsn", "--workers", "some"])
+    assert res.exit_code == 2 and "neither auto nor a number" in res.output
 
 
 def test_cli_errors_are_one_line(tmp_path):

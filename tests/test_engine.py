@@ -94,6 +94,7 @@ def test_gradient_accumulation_equals_one_big_batch(root, tmp_path):
     acc = run_benchmark(cfg.replace(run="acc", micro_batch=2), tmp_path, progress=False, echo=lambda s: None)
     assert (big.metrics["training"]["batch"]["micro"], big.metrics["training"]["batch"]["accum_steps"]) == (4, 1)
     assert (acc.metrics["training"]["batch"]["micro"], acc.metrics["training"]["batch"]["accum_steps"]) == (2, 2)
+    assert big.metrics["training"]["workers"] == cfg.workers  # the loader processes used
     a, b = weights(big.run_dir), weights(acc.run_dir)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 

@@ -76,7 +76,7 @@ class BenchmarkConfig(ConfigBase):
     freeze_epochs: int = 30
     batch_size: int = 256  # clips per optimizer step, over all processes
     micro_batch: int = 0  # clips per forward pass per process; 0: the whole share, halved on GPU OOM
-    workers: int = 8
+    workers: int | str = "auto"  # loader processes per process; auto: its share of the cores (loader.auto_workers)
     decode: str = "auto"  # auto and cpu: loader workers (loader.decode_on_device); gpu: nvjpeg
     device: str = "auto"
     amp: str = "auto"  # auto (bf16 on GPU), bf16, off
@@ -96,9 +96,11 @@ class BenchmarkConfig(ConfigBase):
         for name in positive:
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 1, _flag(name), f"must be a positive integer, got {v!r}")
-        for name in ("micro_batch", "workers", "freeze_epochs", "test_scale", "max_distort", "num_classes", "seed"):
+        for name in ("micro_batch", "freeze_epochs", "test_scale", "max_distort", "num_classes", "seed"):
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 0, _flag(name), f"must be a non-negative integer, got {v!r}")
+        ok_workers = self.workers == "auto" or (type(self.workers) is int and self.workers >= 0)
+        need(ok_workers, "--workers", f"must be auto or a non-negative integer, got {self.workers!r}")
         need(self.sampling in ("segments", "clip"), "--set sampling", f"segments or clip, got {self.sampling!r}")
         need(self.modality == "rgb", "--set modality", f"only rgb is implemented, got {self.modality!r}")
         need(self.test_crops in (1, 10), "--set test_crops", f"1 or 10, got {self.test_crops!r}")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ytfgvc.benchmark.config import BenchmarkConfig
-from ytfgvc.data.loader import decode_on_device, gpu_decode_available
+from ytfgvc.data.loader import auto_workers, decode_on_device, gpu_decode_available
 from ytfgvc.engine import DistEnv, find_micro_batch
 from ytfgvc.errors import YtfgvcError
 
@@ -25,10 +25,11 @@ class Setup:
     micro_batch: int
     accum_steps: int
     notes: list[str]
+    workers: int  # loader processes (the config's, or loader.auto_workers for "auto")
 
 
 def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: str, n_train: int) -> Setup:
-    """Precision, memory layout, where JPEGs are decoded, and the micro-batch (probed on GPU)."""
+    """Precision, memory layout, where JPEGs are decoded, loader workers, and the micro-batch (probed on GPU)."""
     cuda = env.device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -54,7 +55,8 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
         micro, notes = find_micro_batch(per_rank, _probe(cfg, env, model, amp), env)
     else:
         micro = per_rank
-    return Setup(amp, channels_last, decode_on_gpu, micro, per_rank // micro, notes)
+    workers = auto_workers() if cfg.workers == "auto" else cfg.workers
+    return Setup(amp, channels_last, decode_on_gpu, micro, per_rank // micro, notes, workers)
 
 
 def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtype | None) -> Callable[[int], None]:

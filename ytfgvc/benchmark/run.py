@@ -228,7 +228,7 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
     to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
     pin = env.device.type == "cuda" and not setup.decode_on_gpu
-    loader = make_loader(train_ds, sampler, setup.micro_batch, cfg.workers, pin, cfg.seed)
+    loader = make_loader(train_ds, sampler, setup.micro_batch, setup.workers, pin, cfg.seed)
     if state is not None:  # last, so that nothing above draws from the restored generators
         if len(state["rng"]) == env.world:
             set_rng_state(state["rng"][env.rank], env)
@@ -332,7 +332,7 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)
     pin = env.device.type == "cuda" and not setup.decode_on_gpu
-    loader = make_loader(test_ds, sampler, cfg.test_batch, cfg.workers, pin, cfg.seed)
+    loader = make_loader(test_ds, sampler, cfg.test_batch, setup.workers, pin, cfg.seed)
     model.eval()
     forward = torch.compile(model) if cfg.compile else model
     with tqdm(total=len(sampler) * env.world, unit="video", disable=not progress, desc="test") as bar:
@@ -406,6 +406,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "channels_last": setup.channels_last,
             "compile": cfg.compile,
             "decode": _decode_record(setup),
+            "workers": setup.workers,
         },
         "pretrained_source": source,
         "versions": records.tool_versions(),

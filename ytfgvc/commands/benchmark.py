@@ -37,6 +37,19 @@ def _overrides(sets: tuple[str, ...], method: str, **flags: Any) -> dict[str, An
     return deep_merge(out, parse_set(mine))
 
 
+class WorkersType(click.ParamType):
+    """``auto`` or a non-negative integer."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        self.fail(f"{value!r} is neither auto nor a number of processes", param, ctx)
+
+
 def _import_plugins(modules: tuple[str, ...]) -> None:
     for name in modules:
         try:
@@ -64,7 +77,12 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
 @click.option("--backbone", default=None, help="Backbone name passed to the model.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Pretrained weights file.")
 @click.option("--pretrained/--no-pretrained", default=None, help="Load ImageNet weights (torchvision/timm).")
-@click.option("--workers", type=int, default=None, help="Data loader processes per GPU/process.")
+@click.option(
+    "--workers",
+    type=WorkersType(),
+    default=None,
+    help="Data loader processes per GPU/process, or auto (its share of the cores, at most 12).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option(
     "--decode",
