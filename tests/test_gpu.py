@@ -16,6 +16,7 @@ from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.loader import (
     DeviceBatch,
     EpochSampler,
+    auto_workers,
     collate,
     decode_clips,
     device_batches,
@@ -167,11 +168,11 @@ def test_clips_are_decoded_by_the_workers_or_by_nvjpeg_on_cpu_threads_and_the_gp
     monkeypatch.delenv("YTFGVC_JPEG_BACKEND", raising=False)
     over = {
         "dataset": "synthetic", "root": str(layout.root), "model": {"name": "test_tiny_clip"}, "sampling": "clip",
-        "num_segments": 4, "test_segments": 4, "test_crops": 1, "input_size": 32, "workers": 2, "batch_size": 4,
+        "num_segments": 4, "test_segments": 4, "test_crops": 1, "input_size": 32, "workers": "auto", "batch_size": 4,
         "decode": decode,
     }  # fmt: skip
     r = run_benchmark(load_config("i3d", "smoke", overrides=over), tmp_path, progress=False)
-    assert r.metrics["training"]["decode"] == record
+    assert r.metrics["training"]["decode"] == record and r.metrics["training"]["workers"] == auto_workers()
     assert r.status == "finished" and r.metrics["scores"]["n_scored"] > 0
 
 
