@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from ytfgvc.data.host import local_processes, usable_cores
 from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder, jpeg_backend
 from ytfgvc.data.rawframes import RawFrameDataset, batch_buffer, clip_views, crop_batch, frames_batch
 from ytfgvc.data.ring import TaggedBatches, make_ring
@@ -280,18 +281,12 @@ def auto_workers() -> int:
     every method at 0.94 or more of its ceiling; I3D's test path needs 21,500 frames/s, which
     they decode with a little to spare (``benchmarks/train_throughput.py``).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    local = int(os.environ.get("LOCAL_WORLD_SIZE") or 0)
-    if not local:
-        local = torch.cuda.device_count() if torch.cuda.is_available() else 1
-    return max(1, min(MAX_AUTO_WORKERS, cores // max(1, local)))
+    return max(1, min(MAX_AUTO_WORKERS, usable_cores() // local_processes()))
 
 
 def ring_limit_bytes() -> int:
-    """A quarter of the host's memory, shared by its GPUs' processes."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 1
-    return total // 4 // max(1, gpus)
+    """A quarter of the host's memory, shared by its training processes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // local_processes()
 
 
 def gpu_decode_available(device: torch.device) -> bool:

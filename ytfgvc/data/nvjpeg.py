@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ytfgvc.data.host import local_processes, usable_cores
 from ytfgvc.errors import YtfgvcError
 
 log = logging.getLogger(__name__)
@@ -280,15 +281,13 @@ def jpeg_backend(train: bool = False) -> str:
 
 
 def jpeg_threads() -> int:
-    """CPU threads of the ``hybrid`` decoder: ``YTFGVC_JPEG_THREADS``, or the cores per GPU less 4, 1 to 12."""
+    """CPU threads of the ``hybrid`` decoder: ``YTFGVC_JPEG_THREADS``, or the cores per process less 4, 1 to 12."""
     value = os.environ.get("YTFGVC_JPEG_THREADS")
     if value is not None:
         if not value.isdigit() or not 1 <= int(value) <= 256:
             raise YtfgvcError(f"YTFGVC_JPEG_THREADS={value!r} is not a thread count", "set it to 1..256, or unset it")
         return int(value)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    gpus = max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
-    return max(1, min(12, cores // gpus - 4))
+    return max(1, min(12, usable_cores() // local_processes() - 4))
 
 
 def batched_decoder(device: torch.device, backend: str | None = None) -> BatchedDecoder | ThreadedDecoder | None:
