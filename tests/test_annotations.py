@@ -36,7 +36,7 @@ def test_import_is_idempotent_and_refuses_different_files_without_force(tmp_path
     src = good_release(tmp_path / "src")
     import_annotations(root, "synthetic", src)
     assert import_annotations(root, "synthetic", src).status == "unchanged"
-    other = write_release(tmp_path / "other", [["a" * 11, 0]], [["b" * 11, 1]], LABELS)
+    other = write_release(tmp_path / "other", [["a" * 11, 0]], [["b" * 11, 0]], {"0": "class 0"})
     with pytest.raises(YtfgvcError, match="--force"):
         import_annotations(root, "synthetic", other)
     assert load_official(root, "synthetic").train[0][0] == "v0000000000"
@@ -46,7 +46,8 @@ def test_import_is_idempotent_and_refuses_different_files_without_force(tmp_path
 
 def test_count_differences_are_warnings_with_an_exact_diff(tmp_path: Path):
     ids = make_ids(20)
-    src = write_release(tmp_path / "src", [[v, 0] for v in ids[:15]], [[v, 1] for v in ids[15:]], {"0": "a", "1": "b"})
+    train, test = [[v, i % 2] for i, v in enumerate(ids[:15])], [[v, 1] for v in ids[15:]]
+    src = write_release(tmp_path / "src", train, test, {"0": "a", "1": "b"})
     r = import_annotations(tmp_path / "root", "synthetic", src)
     assert r.status == "imported"
     assert "classes: 2 in label2name.json, card says 10" in r.warnings
@@ -113,6 +114,26 @@ def test_all_problems_are_reported_at_once(tmp_path: Path):
     with pytest.raises(ValidationError) as e:
         import_annotations(tmp_path / "root", "synthetic", src)
     assert len(e.value.problems) == 3
+
+
+@pytest.mark.parametrize(
+    "train, test, labels, expected",
+    [
+        ([], TEST, LAB, "train_list.json: empty"),
+        (TRAIN, [], LAB, "test_list.json: empty"),
+        ([["aaaaaaaaaaa", 0]], TEST, LAB, "1 classes of label2name.json have no training video (label ids 1)"),
+        (TRAIN, TEST, {"0": "x", "1": "y", str(2**63): "z"}, f"label id {2**63} is out of range"),
+        (TRAIN, TEST, {"0": "x", "1": "y", "-1": "z"}, "label id -1 is out of range"),
+        ("[" * 100_000 + "]" * 100_000, TEST, LAB, "train_list.json: JSON nested too deeply"),
+    ],
+    ids=["empty-train", "empty-test", "class-without-training", "label-overflow", "negative-label", "deep-nesting"],
+)
+def test_releases_nothing_could_be_trained_or_scored_on_are_refused(tmp_path, train, test, labels, expected):
+    src = write_release(tmp_path / "src", train, test, labels)
+    with pytest.raises(ValidationError) as e:
+        import_annotations(tmp_path / "root", "synthetic", src)
+    assert any(expected in p for p in e.value.problems), e.value.problems
+    assert not (tmp_path / "root" / "synthetic" / "annotations").exists()
 
 
 def test_missing_file_names_what_to_fetch(tmp_path: Path):

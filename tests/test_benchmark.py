@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ytfgvc.benchmark.config import BASELINES_DIR, METHODS, baseline_configs, baseline_yaml, load_config, parse_set
 from ytfgvc.benchmark.records import predictions
-from ytfgvc.benchmark.table6 import PAPER_TABLE6, build_table, write_table
+from ytfgvc.benchmark.table6 import build_table, paper_top1, write_table
 from ytfgvc.cli import main
 from ytfgvc.data.loader import auto_workers
 from ytfgvc.demo import DemoContext, stage_benchmark
@@ -53,7 +53,8 @@ def test_smoke_benchmark_of_every_method_writes_every_record(table6_runs):
             assert key in cfg
         assert cfg["model"]["kwargs"]["num_segments"] == cfg["num_segments"] and cfg["num_classes"] == 3
         log = [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines()]
-        assert [e["epoch"] for e in log] == [1, 2] and [e["frozen"] for e in log] == [True, False]
+        frozen_first = Path(r["run_dir"]).parent.name == "rra"  # only RRA's recipe has a frozen phase
+        assert [e["epoch"] for e in log] == [1, 2] and [e["frozen"] for e in log] == [frozen_first, False]
         assert {"loss", "accuracy", "lr", "clips_per_s", "gpu_memory_gb"} <= set(log[0])
         assert log[1]["lr"] == pytest.approx(log[0]["lr"] * 0.1)  # smoke decays every epoch
         m = json.loads((d / "metrics.json").read_text())
@@ -61,7 +62,15 @@ def test_smoke_benchmark_of_every_method_writes_every_record(table6_runs):
         assert m["scores"]["coverage"] == pytest.approx(5 / 6, abs=1e-5) and m["pretrained_source"] == "from scratch"
         assert {"versions", "git", "device", "wall_time_s", "gpu_hours", "data", "protocol"} <= set(m)
         assert m["versions"]["torch"] and m["gpu_hours"] == 0.0 and m["data"]["annotations"]
+        assert m["weights"] == {"source": "from scratch", "file": None, "sha256": None}
+        recipe = {"rra": "rra-paper", "tsn": "tsn-official", "bninception": "tsn-official-bninception",
+                  "i3d": "i3d-mmaction2"}[d.parent.name]  # fmt: skip
+        assert m["recipe"]["name"] == recipe and {"epochs", "lr_steps", "batch_size"} <= set(m["recipe"]["changed"])
+        assert all(m["recipe"]["sources"][k] for k in m["recipe"]["values"])  # every number has its source
         p = json.loads((d / "predictions.json").read_text())
+        assert p["provenance"]["weights"] == "from scratch" and p["provenance"]["recipe"].startswith(
+            recipe + "; changed"
+        )
         assert p["version"] == "ytfgvc-predictions-1" and p["dataset"] == "synthetic" and len(p["results"]) == 5
         for labels in p["results"].values():
             scores = [e["score"] for e in labels]
@@ -79,12 +88,18 @@ def test_table6_files_and_command(table6_runs, tmp_path):
     files = summary["table6"]
     md = Path(files["md"]).read_text()
     assert "| TSN (resnet18) | — |" in md and "5 / 6 (83.3%)" in md  # synthetic: no paper number
+    assert "starting weights | recipe" in md and "| *from scratch* | tsn-official; changed: batch_size" in md
     assert Path(files["png"]).read_bytes()[:4] == b"\x89PNG" and "\\toprule" in Path(files["tex"]).read_text()
     res = CliRunner().invoke(main, ["table6", str(out), "--out", str(tmp_path), "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)["rows"]
     assert [r["method"] for r in rows] == list(METHODS) and all(r["diff"] is None for r in rows)
-    assert (tmp_path / "table6.csv").read_text().splitlines()[0].startswith("dataset,method,paper_top1,top1")
+    csv_lines = (tmp_path / "table6.csv").read_text().splitlines()
+    assert (
+        csv_lines[0].startswith("dataset,method,paper_top1,top1") and ",weights,weights_sha256,recipe," in csv_lines[0]
+    )
+    assert all(",from scratch,," in line for line in csv_lines[1:])
+    assert "from scratch & rra-paper" in (tmp_path / "table6.tex").read_text()
 
 
 def test_a_finished_benchmark_is_not_run_again(table6_runs):
@@ -117,7 +132,8 @@ def test_table6_puts_the_papers_numbers_beside_ours(tmp_path):
     assert "| RRA | 73.21 | 75.00 [74.0, 76.0] | +1.80 |" in md and "5000 / 5684 (88.0%)" in md
     files = write_table(table, tmp_path / "out")
     assert Path(files["png"]).stat().st_size > 0
-    assert PAPER_TABLE6["cars"] == {"bninception": 61.96, "i3d": 40.92, "tsn": 74.34, "rra": 77.625}
+    cars = {m: paper_top1("cars", m) for m in METHODS}
+    assert cars == {"bninception": 61.96, "i3d": 40.92, "tsn": 74.34, "rra": 77.625}
     with pytest.raises(YtfgvcError, match="no finished runs"):
         build_table([tmp_path / "out"])
 
@@ -132,9 +148,11 @@ def test_predictions_score_as_hand_computed():
             [0.30, 0.25, 0.20, 0.10, 0.10, 0.05],  # target 2 third: top-5 only
         ]
     )
-    doc = predictions("synthetic", "abc", ["a" * 11, "b" * 11, "c" * 11, "d" * 11], probs, "from scratch")
+    origin = {"weights": "from scratch", "recipe": "rra-paper"}
+    doc = predictions("synthetic", "abc", ["a" * 11, "b" * 11, "c" * 11, "d" * 11], probs, origin)
     assert [e["label"] for e in doc["results"]["b" * 11]] == [0, 2, 4, 3, 5, 1]  # ties: lower label first
     assert doc["external_data"] == {"used": False, "details": ""} and doc["manifest"] == "abc"
+    assert doc["provenance"] == origin
     ranked = np.array([[e["label"] for e in v] for v in doc["results"].values()])
     s = score_ranked(ranked, np.array([0, 1, 2, 2]), n_official=5)
     assert (s.top1, s.top5, s.mean_class, s.n_scored, s.coverage) == (50.0, 75.0, 50.0, 4, 0.8)
@@ -143,8 +161,8 @@ def test_predictions_score_as_hand_computed():
 
 def test_baselines_are_the_paper_preset():
     files = sorted(p.name for p in BASELINES_DIR.glob("*.yaml"))
-    expected = ["bninception_bninception_1_rgb.yaml", "i3d_resnet50_32_rgb.yaml", "rra_inceptionv3_4_rgb.yaml"]
-    assert files == sorted([*expected, "tsn_inceptionv3_4_rgb.yaml"])
+    expected = ["bninception_bninception_1_rgb.yaml", "i3d_resnet50_32_rgb.yaml", "rra_tsninceptionv3_4_rgb.yaml"]
+    assert files == sorted([*expected, "tsn_tsninceptionv3_4_rgb.yaml"])
     for name, cfg in baseline_configs().items():
         assert (BASELINES_DIR / f"{name}.yaml").read_text() == baseline_yaml(cfg), (
             "run python -m ytfgvc.benchmark.config"
@@ -152,18 +170,32 @@ def test_baselines_are_the_paper_preset():
         loaded = load_config(config_file=BASELINES_DIR / f"{name}.yaml")
         assert loaded == cfg
     rra = load_config("rra", "paper")
-    assert (rra.epochs, rra.lr, rra.lr_step, rra.lr_gamma, rra.freeze_epochs, rra.batch_size) == (
-        120,
-        2e-4,
-        30,
-        0.1,
-        30,
-        256,
-    )
+    assert (rra.optimizer, rra.epochs, rra.lr, rra.lr_steps, rra.lr_gamma, rra.freeze_epochs, rra.batch_size) == (
+        "adam", 120, 2e-4, (30, 60, 90), 0.1, 30, 256,
+    )  # fmt: skip
+    assert (rra.weight_decay, rra.clip_grad_norm, rra.param_groups, rra.recipe) == (0.0, 0.0, "uniform", "rra-paper")
     assert (rra.num_segments, rra.test_segments, rra.test_crops, rra.model.kwargs["dropout"]) == (4, 25, 10, 0.7)
-    assert tuple(rra.scales) == (1.0, 0.875, 0.75, 0.66) and rra.model.kwargs["backbone"] == "inception_v3"
+    assert tuple(rra.scales) == (1.0, 0.875, 0.75, 0.66) and rra.model.kwargs["backbone"] == "tsn_inception_v3"
+    tsn = load_config("tsn", "paper")
+    assert (tsn.optimizer, tsn.momentum, tsn.weight_decay, tsn.lr, tsn.lr_steps, tsn.epochs) == (
+        "sgd", 0.9, 5e-4, 0.001, (30, 60), 80,
+    )  # fmt: skip
+    assert (tsn.clip_grad_norm, tsn.param_groups, tsn.freeze_epochs, tsn.batch_size) == (20.0, "tsn", 0, 256)
+    assert tsn.model.kwargs["dropout"] == 0.8 and tsn.model.kwargs["partial_bn"] is True
+    assert tsn.model.kwargs["backbone"] == "tsn_inception_v3" and tsn.recipe == "tsn-official"
     i3d = load_config("i3d", "paper")
     assert (i3d.sampling, i3d.num_segments, i3d.test_crops, i3d.model.kwargs["backbone"]) == ("clip", 32, 1, "resnet50")
+    assert (i3d.optimizer, i3d.lr, i3d.weight_decay, i3d.clip_grad_norm, i3d.lr_steps, i3d.batch_size) == (
+        "sgd", 0.01, 1e-4, 40.0, (40, 80), 64,
+    )  # fmt: skip
+    assert load_config("bninception", "paper").recipe == "tsn-official-bninception"
+
+
+def test_an_older_config_with_lr_step_still_loads(tmp_path):
+    f = tmp_path / "old.yaml"
+    f.write_text("schema: ytfgvc-benchmark-config-1\nmethod: rra\nepochs: 100\nlr_step: 40\n")
+    cfg = load_config(config_file=f)
+    assert cfg.lr_steps == (40, 80) and cfg.schema == "ytfgvc-benchmark-config-2"
 
 
 def test_config_layers_and_errors(tmp_path):

@@ -17,7 +17,15 @@ def test_builtin_cards_have_the_papers_numbers():
     for card in (birds, cars):
         assert card.filters.max_duration_s == 300 and card.filters.min_resolution == 360
         assert card.official_files.train == "train_list.json"
-        assert card.project_page.startswith("https://")
+        # The paper's text: "The datasets are available at http://www.cs.umd.edu/~chenzhu/fgvc."
+        assert card.project_page == "http://www.cs.umd.edu/~chenzhu/fgvc"
+        assert card.project_page_moved == "https://zhuchen03.github.io/projects/fgvc/"
+        assert card.arxiv == "1810.11189" and card.paper.startswith(
+            "Chen Zhu, Xiao Tan, Feng Zhou, Xiao Liu, Kaiyu Yue"
+        )
+        assert card.project_page in card.sources_url and card.project_page_moved in card.sources_url
+    assert birds.paper_table6 == {"bninception": 60.13, "i3d": 40.68, "tsn": 72.361, "rra": 73.205}
+    assert cars.paper_table6 == {"bninception": 61.96, "i3d": 40.92, "tsn": 74.34, "rra": 77.625}
 
 
 def test_unknown_dataset_suggests_a_name():

@@ -223,3 +223,44 @@ def test_demo_stage_submits_benchmark_predictions_or_the_class_prior(tmp_path: P
     assert (board / "index.html").is_file() and "tsn (demo smoke run)" in (board / "README.md").read_text()
     stage_leaderboard(DemoContext(root=demo_root))  # idempotent: the same entry is replaced
     assert len(load_entries(board)) == 2
+
+
+def test_an_entry_shows_the_weights_and_recipe_its_file_states(tmp_path: Path, root: Path):
+    from ytfgvc.leaderboard.render import render
+
+    obj = predictions(LISTS, {})
+    obj["provenance"] = {"weights": "from scratch", "recipe": "tsn-official; changed: epochs"}
+    r = submit(write_json(tmp_path / "p.json", obj), "synthetic", "TSN scratch", root, leaderboard_dir=tmp_path)
+    assert r.entry["provenance"] == obj["provenance"]
+    r = submit(
+        write_json(tmp_path / "q.json", predictions(LISTS, {})),
+        "synthetic",
+        "Other",
+        root,
+        leaderboard_dir=tmp_path,
+        provenance={"weights": "weights.pth (sha256 0123456789ab)", "recipe": ""},
+    )
+    assert r.entry["provenance"] == {"weights": "weights.pth (sha256 0123456789ab)"}
+    render(tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    assert "| starting weights | recipe |" in readme and "tsn-official; changed: epochs" in readme
+    assert "weights.pth (sha256 0123456789ab)" in (tmp_path / "index.html").read_text()
+
+
+@pytest.mark.parametrize("bad", ["\u202eevil", "a\u200bb", "x\ufeff"])
+def test_invisible_format_characters_are_refused_with_the_field_named(tmp_path: Path, root: Path, bad: str):
+    with pytest.raises(YtfgvcError, match=r"--method: contains invisible control or format characters \(U\+"):
+        submit(good(tmp_path), "synthetic", "RRA " + bad, root, leaderboard_dir=tmp_path)
+    with pytest.raises(ValidationError) as e:
+        Metadata(backbone=bad)
+    assert e.value.problems[0].startswith("--backbone: contains invisible")
+    obj = predictions(LISTS, {})
+    obj["provenance"] = {"weights": bad}
+    with pytest.raises(ValidationError) as e:
+        submit(write_json(tmp_path / "p.json", obj), "synthetic", "RRA", root, leaderboard_dir=tmp_path)
+    assert any(p.startswith("provenance.weights: contains invisible") for p in e.value.problems), e.value.problems
+    res = CliRunner().invoke(
+        main, ["leaderboard", "submit", str(good(tmp_path)), "--dataset", "synthetic", "--method", "RRA\u202e",
+               "--root", str(root), "--leaderboard-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "U+202E" in res.output

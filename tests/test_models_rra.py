@@ -188,3 +188,59 @@ def test_parallel_model_uses_the_concatenation_by_default():
     assert create_model("rra_parallel", C, backbone="tiny", loss="li+le").loss_terms == ("li", "le")
     with pytest.raises(YtfgvcError, match="parallel"):
         create_model("rra_parallel", C, backbone="tiny", variant="no_bn")
+
+
+# --- test-time choices (the paper is silent: options, defaults argued in docs/models.md) -----------
+
+
+def _probs(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits, dim=-1)
+
+
+def test_views_are_fused_by_the_chosen_rule():
+    x = frames(b=2 * 3, t=2)  # 2 videos x 3 views
+    for fusion in ("prob", "log_prob", "logits"):
+        model = tiny_rra(test_fusion=fusion).eval()
+        with torch.no_grad():
+            out = model(x)
+            fused = model.fuse_views(out, 3)
+        log_y = out.logits.view(2, 3, C)  # log ȳ of each view
+        scores = out.extras["glimpse_scores"].view(2, 3, 4, C)
+        expected = {
+            "prob": torch.log(log_y.exp().mean(1)),  # mean of ȳ
+            "log_prob": log_y.mean(1),  # mean of log ȳ
+            "logits": torch.log(torch.softmax(scores.mean(1), -1).mean(1)),  # s_k averaged, then eq. 6
+        }[fusion]
+        assert torch.allclose(fused, expected, atol=1e-5), fusion
+        assert model.view_fusion.endswith("(all test frames in one attention softmax)")
+
+
+def test_test_frames_in_chunks_of_the_training_length_are_views_of_the_video():
+    x = frames(b=2, t=8)
+    model = tiny_rra(num_segments=4, test_frames="train").eval()
+    whole = tiny_rra(num_segments=4).eval()
+    with torch.no_grad():
+        chunked = model(x)
+        a, b = whole(x[:, :4]), whole(x[:, 4:])
+        one = whole(x)
+    expected = torch.log((a.logits.exp() + b.logits.exp()) / 2)  # default rule: the mean of ȳ over the chunks
+    assert torch.allclose(chunked.logits, expected, atol=1e-5)
+    half = chunked.extras["attention"][:, :, :4].sum(dim=(2, 3, 4))
+    assert torch.allclose(half, torch.full_like(half, 0.5), atol=1e-5)  # each chunk is its own softmax, half the mass
+    assert not torch.allclose(one.extras["attention"][:, :, :4].sum(dim=(2, 3, 4)), half, atol=1e-4)
+    assert chunked.extras["attention"].shape[2] == 8
+    assert torch.allclose(chunked.extras["attention"].sum(dim=(2, 3, 4)), torch.ones(2, 4), atol=1e-5)
+    # 7 frames in chunks of 3: sizes 3, 2, 2 (three views); training ignores the option
+    seven = tiny_rra(test_frames=3).eval()
+    with torch.no_grad():
+        parts = [seven(p) for p in frames(b=2, t=7).tensor_split(3, dim=1)]
+        expected = torch.log(torch.stack([p.logits.exp() for p in parts]).mean(0))
+        assert torch.allclose(seven(frames(b=2, t=7)).logits, expected, atol=1e-5)
+    assert seven.train()(frames(b=2, t=7)).extras["attention"].shape[2] == 7
+
+
+def test_bad_test_time_options_say_what_to_use():
+    with pytest.raises(YtfgvcError, match="did you mean 'logits'"):
+        tiny_rra(test_fusion="logit")
+    with pytest.raises(YtfgvcError, match="all, train or a positive integer"):
+        tiny_rra(test_frames=0)

@@ -29,6 +29,7 @@ from ytfgvc.layout import SPLITS, DatasetLayout, is_valid_video_id
 
 CHECKSUMS_SCHEMA = "ytfgvc-annotations-1"
 MAX_OFFICIAL_FILE_BYTES = 64 << 20
+MAX_LABEL_ID = 2**31 - 1  # label ids become int32/int64 tensors and numpy indices: bigger ones are a broken file
 
 
 @dataclass
@@ -83,6 +84,10 @@ def _parse_json(raw: bytes, where: str, problems: list[str]) -> Any:
         problems.append(f"{where}: not UTF-8 text (byte {e.start})")
     except json.JSONDecodeError as e:
         problems.append(f"{where}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")
+    except RecursionError:
+        problems.append(f"{where}: JSON nested too deeply (the official files are flat lists and one object)")
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        problems.append(f"{where}: invalid JSON: {e}")
     return None
 
 
@@ -103,7 +108,10 @@ def _parse_labels(data: Any, where: str, problems: list[str]) -> dict[int, str] 
             if str(label) != key:
                 raise ValueError
         except ValueError:
-            problems.append(f"{where}: key {key!r} is not a label id (an integer written as a string)")
+            problems.append(f"{where}: key {key[:40]!r} is not a label id (an integer written as a string)")
+            continue
+        if not 0 <= label <= MAX_LABEL_ID:
+            problems.append(f"{where}: label id {key[:40]} is out of range (0 to {MAX_LABEL_ID})")
             continue
         if not isinstance(name, str) or not name.strip():
             problems.append(f"{where}[{key!r}]: class name must be a non-empty string, got {name!r}")
@@ -166,6 +174,7 @@ def parse_official(files: dict[str, bytes], card: DatasetCard) -> tuple[Official
             problems.append(
                 f"{names['test']}[{i}]: video id {vid!r} is also in {names['train']} (at [{train_pos[vid]}])"
             )
+    problems += _coverage_problems(parsed, labels, train, names)
     if problems:
         raise ValidationError(
             f"{card.name}: official lists rejected, nothing installed",
@@ -174,6 +183,27 @@ def parse_official(files: dict[str, bytes], card: DatasetCard) -> tuple[Official
         )
     lists = OfficialLists(train=train, test=test, labels=labels or {})
     return lists, compare_with_card(lists, card)
+
+
+def _coverage_problems(
+    parsed: dict[str, Any], labels: dict[int, str] | None, train: list[tuple[str, int]], names: dict[str, str]
+) -> list[str]:
+    """An empty split, or a class that no training video shows: nothing could be trained or scored."""
+    problems = [
+        f"{names[role]}: empty (a release lists at least one video in each split)"
+        for role in ("train", "test")
+        if isinstance(parsed[role], list) and not parsed[role]
+    ]
+    if labels and train:
+        trained = {y for _, y in train}
+        untrained = sorted(label for label in labels if label not in trained)
+        if untrained:
+            shown = ", ".join(str(x) for x in untrained[:10]) + (" …" if len(untrained) > 10 else "")
+            problems.append(
+                f"{names['train']}: {len(untrained)} classes of {names['labels']} have no training video "
+                f"(label ids {shown})"
+            )
+    return problems
 
 
 def compare_with_card(lists: OfficialLists, card: DatasetCard) -> list[str]:
@@ -282,10 +312,12 @@ def load_official(root: Path, dataset: str) -> OfficialLists:
     layout = DatasetLayout(root, dataset)
     meta = read_checksums(layout)
     if meta is None:
-        raise YtfgvcError(
-            f"{dataset}: no official lists under {layout.annotations_dir}",
-            f"run `ytfgvc annotations import {dataset} DIR`" + (" or `ytfgvc synth`" if dataset == "synthetic" else ""),
-        )
+        if dataset == "synthetic":
+            hint = "run `ytfgvc synth` (it makes and imports the lists)"
+        else:
+            files = ", ".join(card.official_files.by_role().values())
+            hint = f"get {files} from {card.sources_url}, then run `ytfgvc annotations import {dataset} DIR`"
+        raise YtfgvcError(f"{dataset}: no official lists under {layout.annotations_dir}", hint)
     files = {}
     for role, name in card.official_files.by_role().items():
         data = layout.official_file(name).read_bytes()

@@ -8,7 +8,10 @@ A card (schema ``ytfgvc-card-1``) holds::
     sample_fps: float                                   # frames kept per second by `prepare`
     filters: {max_duration_s: float, min_resolution: int}   # min_resolution applies to the smaller side
     official_files: {train, test, labels}               # file names of the official release
-    project_page: URL|null, default_source: youtube|mirror, paper: str|null
+    paper_table6: {method: top-1 %}                     # the paper's Table 6, as printed (optional)
+    project_page: URL|null                              # where the official files are published
+    project_page_moved: URL|null                        # where that page moved, if it did
+    default_source: youtube|mirror, paper: str|null, arxiv: str|null
 
 Cards are looked up in ``$YTFGVC_CARDS`` (folders separated by ``:``), then in the
 ``annotations/`` folder of the source tree, then in ``<prefix>/share/ytfgvc/annotations``.
@@ -74,9 +77,12 @@ class DatasetCard(ConfigBase):
     videos_per_class: ClassRange = field(default_factory=ClassRange)
     filters: Filters = field(default_factory=Filters)
     official_files: OfficialFiles = field(default_factory=OfficialFiles)
+    paper_table6: dict[str, float] = field(default_factory=dict)
     project_page: str | None = None
+    project_page_moved: str | None = None
     default_source: str = "youtube"
     paper: str | None = None
+    arxiv: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -100,12 +106,19 @@ class DatasetCard(ConfigBase):
             n = getattr(self.split_sizes, split)
             if n is not None and (not isinstance(n, int) or n < 0):
                 problems.append(f"split_sizes.{split}: must be a non-negative integer or null")
+        for method, top1 in (self.paper_table6 or {}).items():
+            if isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0 <= top1 <= 100:
+                problems.append(f"paper_table6.{method}: must be a percentage, got {top1!r}")
         if problems:
             raise ValidationError(f"dataset card {self.name!r}", problems)
 
     @property
     def sources_url(self) -> str:
-        return self.project_page or "(generated locally by `ytfgvc synth`)"
+        """Where to get the official files, in words a user can follow."""
+        if not self.project_page:
+            return "(generated locally by `ytfgvc synth`)"
+        moved = f" (the authors later moved it to {self.project_page_moved})" if self.project_page_moved else ""
+        return f"the paper's project page {self.project_page}{moved}"
 
 
 def card_dirs() -> list[Path]:

@@ -191,8 +191,12 @@ def evaluate(
     env: DistEnv,
     amp_dtype: torch.dtype | None = None,
     on_step: Callable[[int], None] | None = None,
+    fuse: Callable[[Any, int], torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-video logits averaged over the ``num_views`` views, gathered from every rank.
+    """Per-video scores from the ``num_views`` views of each video, gathered from every rank.
+
+    ``fuse(output, num_views)`` makes one row per video (the model's ``fuse_views``);
+    default: the mean of the logits.
 
     Returns ``(index, logits)`` sorted by dataset index, each video once (the padding that
     evened out the ranks is dropped).
@@ -200,8 +204,11 @@ def evaluate(
     indices, rows = [], []
     for x, _, index in batches:
         with autocast(env.device, amp_dtype):
-            logits = forward(x).logits
-        rows.append(logits.float().view(len(index), num_views, -1).mean(1))
+            out = forward(x)
+        if fuse is not None:
+            rows.append(fuse(out, num_views).float())
+        else:
+            rows.append(out.logits.float().view(len(index), num_views, -1).mean(1))
         indices.append(index.to(env.device))
         if on_step is not None:
             on_step(len(index))

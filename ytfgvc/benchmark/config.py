@@ -6,8 +6,10 @@ for any key, dotted for nested ones: ``--set model.kwargs.dropout=0.5``). The re
 config is written as ``config.yaml`` beside every run and can be passed back with
 ``--config`` to repeat it.
 
-``paper`` is the protocol of the paper (section 5.1 and Table 6, pinned in DESIGN.md);
-``smoke`` runs the same code at toy sizes on a CPU. ``baselines/*.yaml`` hold the
+``paper`` is the protocol of the paper (section 5.1 and Table 6) with each method's
+recipe (:mod:`ytfgvc.benchmark.recipes`: RRA's from the paper, TSN's from the official
+TSN code, BN-Inception's and I3D's chosen and sourced); ``smoke`` runs the same code at toy
+sizes on a CPU. ``baselines/*.yaml`` hold the
 ``paper`` preset of each method, named ``{method}_{backbone}_{segments}_{modality}.yaml``
 (:func:`write_baselines` regenerates them; a test checks they match).
 """
@@ -21,11 +23,13 @@ from typing import Any
 
 import yaml
 
+from ytfgvc.benchmark.optim import OPTIMIZERS, POLICIES
+from ytfgvc.benchmark.recipes import RECIPES, recipe_for
 from ytfgvc.config import ConfigBase, did_you_mean, read_yaml_mapping
 from ytfgvc.data.transforms import SCALES
 from ytfgvc.errors import YtfgvcError
 
-CONFIG_SCHEMA = "ytfgvc-benchmark-config-1"
+CONFIG_SCHEMA = "ytfgvc-benchmark-config-2"
 METHODS = ("bninception", "i3d", "tsn", "rra")  # Table 6's order
 PRESETS = ("paper", "smoke")
 BASELINES_DIR = Path(__file__).resolve().parent.parent.parent / "baselines"
@@ -67,13 +71,19 @@ class BenchmarkConfig(ConfigBase):
     test_crops: int = 10  # 10: 4 corners + centre and their flips; 1: centre
     test_scale: int = 0  # short side before test crops; 0: input_size * 256 // 224
     test_batch: int = 1  # videos per forward pass, per process (does not change the results)
+    # The optimisation; the presets take it from the method's recipe (recipes.py), which names its sources.
+    recipe: str = "rra-paper"
+    optimizer: str = "adam"  # adam or sgd (with momentum)
+    momentum: float = 0.9  # sgd only
+    param_groups: str = "uniform"  # uniform, or tsn (official TSN's lr and decay multipliers)
     epochs: int = 120
     lr: float = 2e-4
-    lr_step: int = 30
+    lr_steps: tuple[int, ...] = (30, 60, 90)  # epochs (0-based) at which lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
     weight_decay: float = 0.0
-    clip_grad_norm: float = 0.0
+    clip_grad_norm: float = 0.0  # 0: no clipping
     freeze_epochs: int = 30
+    allow_scratch: bool = False  # let a paper-preset run start without pretrained weights
     batch_size: int = 256  # clips per optimizer step, over all processes
     micro_batch: int = 0  # clips per forward pass per process; 0: the whole share, halved on GPU OOM
     workers: int | str = "auto"  # loader processes per process; auto: its share of the cores (loader.auto_workers)
@@ -92,7 +102,7 @@ class BenchmarkConfig(ConfigBase):
             if not ok:
                 problems.append(f"{flag}: {why}")
 
-        positive = ("num_segments", "input_size", "test_segments", "test_batch", "epochs", "lr_step", "batch_size")
+        positive = ("num_segments", "input_size", "test_segments", "test_batch", "epochs", "batch_size")
         for name in positive:
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 1, _flag(name), f"must be a positive integer, got {v!r}")
@@ -108,6 +118,14 @@ class BenchmarkConfig(ConfigBase):
         need(self.amp in ("auto", "bf16", "off"), "--amp", f"auto, bf16 or off, got {self.amp!r}")
         need(self.device in ("auto", "cpu", "cuda"), "--device", f"auto, cpu or cuda, got {self.device!r}")
         need(self.lr > 0, "--lr", "must be positive")
+        need(self.optimizer in OPTIMIZERS, "--set optimizer", f"one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        need(self.param_groups in POLICIES, "--set param_groups", f"one of {', '.join(POLICIES)}")
+        need(0 <= self.momentum < 1, "--set momentum", "must be in [0, 1)")
+        need(self.weight_decay >= 0 and self.clip_grad_norm >= 0, "--set weight_decay/clip_grad_norm", "must be >= 0")
+        steps = list(self.lr_steps)
+        ok_steps = all(type(s) is int and s >= 1 for s in steps) and steps == sorted(steps)
+        need(ok_steps, "--set lr_steps", f"increasing positive epochs, e.g. [30, 60], got {list(self.lr_steps)!r}")
+        need(self.recipe in RECIPES, "--set recipe", f"one of {', '.join(RECIPES)}, got {self.recipe!r}")
         need(0 < self.lr_gamma <= 1, "--set lr_gamma", "must be in (0, 1]")
         need(bool(self.scales) and all(0 < s <= 1 for s in self.scales), "--set scales", "each in (0, 1]")
         ok_micro = not self.micro_batch or (self.batch_size % self.micro_batch == 0)
@@ -129,15 +147,15 @@ class BenchmarkConfig(ConfigBase):
 
 
 # Config keys with a flag of their own on `ytfgvc benchmark`; the others are set with --set.
-_FLAGS = {"micro_batch", "batch_size", "input_size", "epochs", "workers", "seed", "lr"}
+_FLAGS = {"micro_batch", "batch_size", "input_size", "epochs", "workers", "seed", "lr", "allow_scratch"}
 
 
 def _flag(name: str) -> str:
     return f"--{name.replace('_', '-')}" if name in _FLAGS else f"--set {name}"
 
 
-def _model(name: str, backbone: str, **kw: Any) -> dict[str, Any]:
-    return {"name": name, "kwargs": {"backbone": backbone, "pretrained": True, "weights": None, "dropout": 0.7, **kw}}
+def _model(name: str, backbone: str) -> dict[str, Any]:
+    return {"name": name, "kwargs": {"backbone": backbone, "pretrained": True, "weights": None}}
 
 
 _PAPER_FRAMES = {
@@ -148,9 +166,13 @@ _PAPER_FRAMES = {
     "test_crops": 10,
     "test_batch": 2,
 }
+# The data protocol of each method (the paper's section 5.1 and Table 6 paragraph) and its
+# starting weights: the TSN authors' Inception-V3 for TSN and RRA (the paper's), their
+# BN-Inception, torchvision's ImageNet ResNet-50 inflated for I3D. The optimisation comes
+# from the method's recipe (recipes.py).
 _PAPER: dict[str, dict[str, Any]] = {
-    "rra": {"model": _model("rra", "inception_v3"), **_PAPER_FRAMES},
-    "tsn": {"model": _model("tsn", "inception_v3"), **_PAPER_FRAMES},
+    "rra": {"model": _model("rra", "tsn_inception_v3"), **_PAPER_FRAMES},
+    "tsn": {"model": _model("tsn", "tsn_inception_v3"), **_PAPER_FRAMES},
     "bninception": {
         "model": _model("bninception", "bninception"),
         **{"sampling": "segments", "num_segments": 1, "input_size": 224, "test_segments": 1, "test_crops": 1},
@@ -162,12 +184,12 @@ _PAPER: dict[str, dict[str, Any]] = {
         "test_batch": 32,
     },
 }
-# The same code at toy sizes: a few minutes for all four methods on 2 CPU cores.
+# The same code at toy sizes: a few minutes for all four methods on 2 CPU cores. The
+# recipe's optimizer, parameter groups, clipping and dropout stay; its sizes do not.
 _SMOKE_COMMON = {
     "epochs": 2,
     "lr": 1e-3,
-    "lr_step": 1,
-    "freeze_epochs": 1,
+    "lr_steps": [1],
     "batch_size": 8,
     "workers": 1,
     "input_size": 96,
@@ -182,15 +204,18 @@ _SMOKE: dict[str, dict[str, Any]] = {
 
 
 def preset_dict(method: str, preset: str) -> dict[str, Any]:
-    """The preset's values for ``method`` (a model outside the four methods gets TSN's protocol)."""
+    """The preset's values for ``method`` (a model outside the four methods gets TSN's protocol, RRA's recipe)."""
     if preset not in PRESETS:
         raise YtfgvcError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}", f"use {' or '.join(PRESETS)}")
     known = method in _PAPER
     base = copy.deepcopy(_PAPER[method] if known else {"model": {"name": method, "kwargs": {}}, **_PAPER_FRAMES})
+    recipe = recipe_for(method)
+    base = deep_merge(base, {"recipe": recipe.name, **recipe.config()})
     base.update(method=method, preset=preset)
     if preset == "smoke":
         base.update(copy.deepcopy(_SMOKE_COMMON))
         base.update(copy.deepcopy(_SMOKE.get(method, _SMOKE["tsn"])))
+        base["freeze_epochs"] = min(base["freeze_epochs"], 1)  # a frozen first epoch where the recipe has one
         if known:
             base["model"]["kwargs"].update(backbone="resnet18", pretrained=False)
     return base
@@ -222,6 +247,21 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A config dict of an older schema in today's keys (``ytfgvc-benchmark-config-1``: ``lr_step``)."""
+    data = dict(data)
+    if "lr_step" in data:
+        step = data.pop("lr_step")
+        epochs = data.get("epochs", 120)
+        if type(step) is int and step >= 1 and type(epochs) is int:
+            data["lr_steps"] = list(range(step, epochs, step))
+        else:
+            data["lr_steps"] = step  # let validation name the bad value
+    if data.get("schema") == "ytfgvc-benchmark-config-1":
+        data["schema"] = CONFIG_SCHEMA
+    return data
+
+
 def load_config(
     method: str | None = None,
     preset: str | None = None,
@@ -237,7 +277,10 @@ def load_config(
     if not method:
         raise YtfgvcError("no method given", f"pass --model ({', '.join(METHODS)}) or a --config naming one")
     preset = preset or overrides.get("preset") or from_file.get("preset") or "paper"
-    merged = deep_merge(deep_merge(preset_dict(method, preset), from_file), overrides)
+    base = preset_dict(method, preset)
+    if "lr_step" in from_file or "lr_step" in overrides:  # an older config: its step replaces the preset's steps
+        base.pop("lr_steps")
+    merged = upgrade_config_dict(deep_merge(deep_merge(base, from_file), overrides))
     merged.update(method=method, preset=preset)
     where = str(config_file) if config_file else "config"
     return BenchmarkConfig.from_dict(merged, where=where)
@@ -254,7 +297,11 @@ def baseline_yaml(cfg: BenchmarkConfig) -> str:
     for k in ("dataset", "root", "run"):
         d.pop(k)
     use = f"ytfgvc benchmark DATASET --config baselines/{cfg.baseline_name()}.yaml"
-    head = f"# {cfg.method}: the paper's protocol ({use})\n"
+    recipe = RECIPES[cfg.recipe]
+    head = (
+        f"# {cfg.method}: the paper's protocol ({use})\n"
+        f"# recipe {recipe.name}: {recipe.title}; the source of every value is in ytfgvc/benchmark/recipes.py\n"
+    )
     return head + yaml.safe_dump(d, sort_keys=False)
 
 

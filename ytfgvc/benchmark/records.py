@@ -9,7 +9,9 @@
 * ``predictions.json``: the leaderboard format (``ytfgvc-predictions-1``, DESIGN.md).
 * ``metrics.json``: schema ``ytfgvc-run-1``: ``scores`` (:meth:`ytfgvc.metrics.Scores.to_dict`),
   the data (``manifest``, ``annotations``), the protocol, the training batch plan,
-  ``pretrained_source``, ``versions``, ``git``, ``device``, ``wall_time_s``, ``gpu_hours``.
+  ``pretrained_source``, ``weights`` (``source``, ``file``, ``sha256``), ``recipe`` (name,
+  values, the source of each, and the keys the run ``changed``), ``versions``, ``git``,
+  ``device``, ``wall_time_s``, ``gpu_hours``.
 * ``curves.png``: training loss and accuracy per epoch.
 """
 
@@ -114,17 +116,42 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> N
     plt.close(fig)
 
 
+def recipe_record(recipe: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The run's recipe for ``metrics.json``: name, title, sources, and every key the run ``changed``."""
+    return {**recipe.to_dict(), "changed": recipe.deviations(config)}
+
+
+def weights_label(weights: dict[str, Any]) -> str:
+    """One line on the starting weights: ``<file> (sha256 <first 12>)``, a hub tag, or ``from scratch``."""
+    if weights.get("file"):
+        sha = weights.get("sha256")
+        return f"{weights['file']} (sha256 {sha[:12]})" if sha else str(weights["file"])
+    return str(weights.get("source") or "from scratch")
+
+
+def recipe_label(recipe: dict[str, Any]) -> str:
+    """One line on the recipe: its name, and the keys a run changed (``tsn-official; changed: epochs, lr``)."""
+    changed = recipe.get("changed") or {}
+    return recipe["name"] + (f"; changed: {', '.join(sorted(changed))}" if changed else "")
+
+
+def provenance(weights: dict[str, Any], recipe: dict[str, Any]) -> dict[str, str]:
+    """What a predictions file (and a leaderboard entry) says about how the model was made."""
+    return {"weights": weights_label(weights), "recipe": recipe_label(recipe)}
+
+
 def predictions(
     dataset: str,
     manifest: str | None,
     video_ids: list[str],
     probabilities: np.ndarray,
-    pretrained_source: str,
+    provenance: dict[str, str],
     top_k: int = TOP_K,
 ) -> dict[str, Any]:
     """The leaderboard's predictions document: the ``top_k`` labels of each video, best first.
 
-    Ties go to the lower label id (:func:`ytfgvc.metrics.rank_scores`).
+    Ties go to the lower label id (:func:`ytfgvc.metrics.rank_scores`). ``provenance``
+    (:func:`provenance`) says which weights the model started from and its recipe.
     """
     from ytfgvc.metrics import rank_scores
 
@@ -133,13 +160,14 @@ def predictions(
         vid: [{"label": int(label), "score": round(float(probabilities[i, label]), 6)} for label in ranked[i]]
         for i, vid in enumerate(video_ids)
     }
-    used = pretrained_source != "from scratch"
+    used = provenance["weights"] != "from scratch"
     return {
         "version": PREDICTIONS_VERSION,
         "dataset": dataset,
         "manifest": manifest,
         "results": results,
-        "external_data": {"used": used, "details": f"initialised from {pretrained_source}" if used else ""},
+        "external_data": {"used": used, "details": f"initialised from {provenance['weights']}" if used else ""},
+        "provenance": provenance,
     }
 
 

@@ -28,6 +28,8 @@ from ytfgvc.benchmark import records
 from ytfgvc.benchmark.config import BenchmarkConfig
 from ytfgvc.benchmark.data import DataInfo, load_data, resolve
 from ytfgvc.benchmark.hardware import Setup, resolve_setup, wrap_model
+from ytfgvc.benchmark.optim import build_optimizer, lr_at, set_lr
+from ytfgvc.benchmark.recipes import get_recipe
 from ytfgvc.data.loader import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -56,6 +58,7 @@ from ytfgvc.engine import (
 )
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import run_dir
+from ytfgvc.models.backbones import FROM_SCRATCH
 
 # Keys that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device", "find_unused_parameters")
@@ -190,6 +193,7 @@ def _build(cfg, data, env, folder, state, session_start) -> _Run:
 
     seed_everything(cfg.seed)
     model = create_model(cfg.model.name, cfg.num_classes, **cfg.model.kwargs)
+    _check_weights(cfg, model)
     kind = getattr(model, "input_kind", "frames")
     if (kind == "clip") != (cfg.sampling == "clip"):
         raise YtfgvcError(f"model {cfg.model.name!r} takes {kind} input but the config samples {cfg.sampling}")
@@ -200,7 +204,9 @@ def _build(cfg, data, env, folder, state, session_start) -> _Run:
             model.to(memory_format=torch.channels_last_3d if kind == "clip" else torch.channels_last)
         except RuntimeError:
             setup = Setup(**{**setup.__dict__, "channels_last": False})
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = build_optimizer(
+        model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.param_groups, flow=cfg.modality == "flow"
+    )
     if env.distributed:
         torch.manual_seed(cfg.seed + env.rank)  # different dropout on each rank
     run = _Run(cfg, data, env, folder, model, kind, setup, optimizer, [], 0, 0.0, _now(), session_start)
@@ -210,6 +216,27 @@ def _build(cfg, data, env, folder, state, session_start) -> _Run:
         run.history, run.start_epoch = state["history"], state["epoch"]
         run.elapsed, run.started = state["elapsed_s"], state["started"]
     return run
+
+
+def _check_weights(cfg: BenchmarkConfig, model: nn.Module) -> None:
+    """A ``paper``-preset run must start from pretrained weights, unless ``allow_scratch`` says otherwise."""
+    if cfg.preset != "paper" or cfg.allow_scratch or weights_record(model)["source"] != FROM_SCRATCH:
+        return
+    backbone = cfg.model.kwargs.get("backbone", "its backbone")
+    why = getattr(model, "pretrained_message", "") or f"{backbone}: no pretrained weights"
+    raise YtfgvcError(
+        f"the paper preset starts {cfg.method} from pretrained weights, and none could be loaded ({why})",
+        f"get the file named in docs/models.md for {backbone} and pass --weights FILE, "
+        "or --allow-scratch to train from scratch (marked 'from scratch' in every record)",
+    )
+
+
+def weights_record(model: nn.Module) -> dict[str, Any]:
+    """Where the model's starting weights came from: ``source``, ``file`` (a name), ``sha256`` (of a file)."""
+    source = getattr(model, "pretrained_source", FROM_SCRATCH) or FROM_SCRATCH
+    sha = getattr(model, "weights_sha256", None)
+    name = Path(source[len("file:") :]).name if source.startswith("file:") else None
+    return {"source": source, "file": name, "sha256": sha}
 
 
 def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None, echo: Callable) -> bool:
@@ -241,9 +268,8 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
     forward, frozen_now = None, None
     for epoch in range(run.start_epoch, cfg.epochs):
         frozen = epoch < cfg.freeze_epochs
-        lr = cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_step)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
+        lr = lr_at(epoch, cfg.lr, cfg.lr_steps, cfg.lr_gamma)
+        set_lr(run.optimizer, lr)
         model.train()
         model.freeze_pretrained(frozen)  # after train(): a model may keep frozen layers in eval mode here
         if frozen != frozen_now:
@@ -343,6 +369,7 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
             env,
             setup.amp,
             on_step=lambda n: bar.update(n * env.world),
+            fuse=getattr(model, "fuse_views", None),
         )
     if len(index) != len(data.test):
         raise RuntimeError(f"scored {len(index)} of {len(data.test)} test videos")
@@ -361,8 +388,10 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     videos = [data.test[i] for i in index]
     targets = np.array([r.label for r in videos])
     scores = score_matrix(probs, targets, n_official=data.n_official)
-    source = getattr(run.model, "pretrained_source", "from scratch")
-    doc = records.predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, source)
+    weights = weights_record(run.model)
+    recipe = records.recipe_record(get_recipe(cfg.recipe), cfg.to_dict())
+    provenance = records.provenance(weights, recipe)
+    doc = records.predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, provenance)
     records.write_predictions(folder / "predictions.json", doc)
     records.plot_curves(folder / "curves.png", history, f"{cfg.method} on {cfg.dataset} ({cfg.run_name})")
     cuda = env.device.type == "cuda"
@@ -389,7 +418,8 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "test_crops": cfg.test_crops,
             "test_short_side": OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale).short_side,
             "input_size": cfg.input_size,
-            "scores": "logits averaged over views; predictions.json holds their softmax",
+            "scores": getattr(run.model, "view_fusion", "logits averaged over views")
+            + "; predictions.json holds their softmax",
         },
         "training": {
             "epochs": len(history),
@@ -408,7 +438,9 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "decode": _decode_record(setup),
             "workers": setup.workers,
         },
-        "pretrained_source": source,
+        "pretrained_source": weights["source"],
+        "weights": weights,
+        "recipe": recipe,
         "versions": records.tool_versions(),
         "git": records.git_info(),
         "device": records.device_info(env.device, env.world),

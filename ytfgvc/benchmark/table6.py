@@ -1,9 +1,11 @@
 """Table 6 of the paper beside ours: Markdown, CSV, LaTeX and a bar chart, from run folders.
 
 Each row is one method on one dataset: the paper's top-1, our top-1 with its 95%
-bootstrap interval, the difference, top-5 and mean class accuracy (with intervals), and
-the coverage (test videos scored / official test videos), since a smaller test set is
-not the paper's test set. When several finished runs exist for a method and dataset,
+bootstrap interval, the difference, top-5 and mean class accuracy (with intervals), the
+coverage (test videos scored / official test videos), since a smaller test set is not the
+paper's test set, and the provenance of the number: the weights the model started from
+(a file and its sha256, a hub tag, or *from scratch*) and the training recipe (with the
+keys the run changed from it). When several finished runs exist for a method and dataset,
 the latest one is shown and the others are listed as ignored.
 """
 
@@ -22,11 +24,17 @@ from ytfgvc.benchmark.records import METRICS_SCHEMA
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.fsutil import atomic_path, write_text_atomic
 
-# The paper's Table 6 (top-1, %), as printed.
-PAPER_TABLE6: dict[str, dict[str, float]] = {
-    "birds": {"bninception": 60.13, "i3d": 40.68, "tsn": 72.361, "rra": 73.205},
-    "cars": {"bninception": 61.96, "i3d": 40.92, "tsn": 74.340, "rra": 77.625},
-}
+
+def paper_top1(dataset: str, method: str) -> float | None:
+    """The paper's Table 6 top-1 for ``method`` on ``dataset`` (from the dataset card), or None."""
+    from ytfgvc.datasets import get_card
+
+    try:
+        return get_card(dataset).paper_table6.get(method)
+    except YtfgvcError:  # a run of a dataset without a card here
+        return None
+
+
 METHOD_NAMES = {"bninception": "BN-Inception", "i3d": "I3D", "tsn": "TSN", "rra": "RRA"}
 DASH = "—"
 
@@ -49,6 +57,13 @@ class Row:
     run: str
     run_dir: str
     backbone: str | None = None
+    weights: str = "from scratch"
+    weights_sha256: str | None = None
+    recipe: str = ""
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.weights == "from scratch"
 
     @property
     def diff(self) -> float | None:
@@ -82,8 +97,8 @@ class Table6:
                 f"### Table 6 — {ds}",
                 "",
                 "| method | paper top-1 | ours top-1 (95% CI) | Δ | top-5 (95% CI) | mean class (95% CI) "
-                "| scored / official | run |",
-                "|---|---:|---:|---:|---:|---:|---:|---|",
+                "| scored / official | starting weights | recipe | run |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
             ]
             for r in (r for r in self.rows if r.dataset == ds):
                 cells = [
@@ -94,6 +109,8 @@ class Table6:
                     f"{r.top5:.2f} [{r.top5_ci[0]:.1f}, {r.top5_ci[1]:.1f}]",
                     f"{r.mean_class:.2f} [{r.mean_class_ci[0]:.1f}, {r.mean_class_ci[1]:.1f}]",
                     f"{r.n_scored} / {r.n_official} ({100 * r.coverage:.1f}%)",
+                    "*from scratch*" if r.from_scratch else _md(r.weights),
+                    _md(r.recipe),
                     _md(f"{r.preset}: {r.run}"),
                 ]
                 out.append("| " + " | ".join(cells) + " |")
@@ -109,7 +126,8 @@ class Table6:
         w.writerow(
             [
                 "dataset", "method", "paper_top1", "top1", "top1_lo", "top1_hi", "diff", "top5", "top5_lo", "top5_hi",
-                "mean_class", "mean_class_lo", "mean_class_hi", "n_scored", "n_official", "coverage", "preset", "run",
+                "mean_class", "mean_class_lo", "mean_class_hi", "n_scored", "n_official", "coverage", "weights",
+                "weights_sha256", "recipe", "preset", "run",
             ]
         )  # fmt: skip
         for r in self.rows:
@@ -117,26 +135,26 @@ class Table6:
                 [
                     r.dataset, r.method, "" if r.paper_top1 is None else r.paper_top1, r.top1, *r.top1_ci,
                     "" if r.diff is None else r.diff, r.top5, *r.top5_ci, r.mean_class, *r.mean_class_ci,
-                    r.n_scored, r.n_official, r.coverage, r.preset, r.run,
+                    r.n_scored, r.n_official, r.coverage, r.weights, r.weights_sha256 or "", r.recipe, r.preset, r.run,
                 ]
             )  # fmt: skip
         return buf.getvalue()
 
     def to_latex(self) -> str:
         lines = [
-            "\\begin{tabular}{lrrrrrr}",
+            "\\begin{tabular}{lrrrrrrll}",
             "\\toprule",
-            "Method & Paper top-1 & Ours top-1 & $\\Delta$ & Top-5 & Mean class & Scored \\\\",
+            "Method & Paper top-1 & Ours top-1 & $\\Delta$ & Top-5 & Mean class & Scored & Weights & Recipe \\\\",
         ]
         for ds in self.datasets:
-            lines += ["\\midrule", f"\\multicolumn{{7}}{{l}}{{\\textit{{{_tex(ds)}}}}} \\\\"]
+            lines += ["\\midrule", f"\\multicolumn{{9}}{{l}}{{\\textit{{{_tex(ds)}}}}} \\\\"]
             for r in (r for r in self.rows if r.dataset == ds):
                 paper = "--" if r.paper_top1 is None else _num(r.paper_top1)
                 diff = "--" if r.diff is None else f"{r.diff:+.2f}"
                 ci = f"{{\\scriptsize [{r.top1_ci[0]:.1f}, {r.top1_ci[1]:.1f}]}}"
                 lines.append(
                     f"{_tex(r.label)} & {paper} & {r.top1:.2f} {ci} & {diff} & {r.top5:.2f} & {r.mean_class:.2f}"
-                    f" & {r.n_scored}/{r.n_official} \\\\"
+                    f" & {r.n_scored}/{r.n_official} & {_tex(r.weights)} & {_tex(r.recipe)} \\\\"
                 )
         lines += ["\\bottomrule", "\\end{tabular}", ""]
         return "\n".join(lines)
@@ -163,13 +181,23 @@ class Table6:
                 ax.legend(fontsize=8)
             else:
                 ax.bar(x, ours, 0.5, yerr=err, capsize=3, color="tab:blue")
-            ax.set_xticks(x, [r.label.replace(" (", "\n(") for r in rows], fontsize=8)
+            ax.set_xticks(x, [_tick(r) for r in rows], fontsize=7)
             ax.set(title=ds, ylabel="top-1 (%)", ylim=(0, 100))
             ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         with atomic_path(Path(path)) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
+
+
+def _tick(r: Row) -> str:
+    """A bar's label: the method, its backbone, and its weights and recipe in short."""
+    weights = "from scratch" if r.from_scratch else _short(r.weights, 22)
+    return "\n".join([r.label.replace(" (", "\n("), weights, _short(r.recipe, 22)])
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _md(text: str) -> str:
@@ -246,7 +274,7 @@ def build_table(paths: list[Path]) -> Table6:
             Row(
                 dataset=ds,
                 method=method,
-                paper_top1=PAPER_TABLE6.get(ds, {}).get(method),
+                paper_top1=paper_top1(ds, method),
                 top1=s["top1"],
                 top1_ci=s["intervals"]["top1"],
                 top5=s["top5"],
@@ -260,9 +288,19 @@ def build_table(paths: list[Path]) -> Table6:
                 run=m.get("run", ""),
                 run_dir=str(p.parent),
                 backbone=m.get("backbone"),
+                **_provenance(m),
             )
         )
     return Table6(rows, ignored)
+
+
+def _provenance(m: dict[str, Any]) -> dict[str, Any]:
+    """A row's weights and recipe from ``metrics.json`` (runs before the recipes have neither: say so)."""
+    from ytfgvc.benchmark.records import recipe_label, weights_label
+
+    weights = m.get("weights") or {"source": m.get("pretrained_source") or "from scratch"}
+    recipe = recipe_label(m["recipe"]) if m.get("recipe") else "not recorded (run predates recipes)"
+    return {"weights": weights_label(weights), "weights_sha256": weights.get("sha256"), "recipe": recipe}
 
 
 def write_table(table: Table6, folder: Path, stem: str = "table6") -> dict[str, str]:

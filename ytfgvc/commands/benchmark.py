@@ -78,6 +78,13 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Pretrained weights file.")
 @click.option("--pretrained/--no-pretrained", default=None, help="Load ImageNet weights (torchvision/timm).")
 @click.option(
+    "--allow-scratch",
+    "allow_scratch",
+    is_flag=True,
+    default=None,
+    help="Let a paper-preset run start without pretrained weights (then marked 'from scratch' everywhere).",
+)
+@click.option(
     "--workers",
     type=WorkersType(),
     default=None,

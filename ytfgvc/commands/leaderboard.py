@@ -89,6 +89,12 @@ def validate(file: Path, dataset: str, allow_partial: bool, root: Path, as_json:
 @click.option("--code-url", default="", help="http(s) link to the code.")
 @click.option("--paper-url", default="", help="http(s) link to the paper.")
 @click.option("--notes", default="", help="Anything else worth knowing (shown as text).")
+@click.option(
+    "--starting-weights",
+    default="",
+    help="What the model started from (a file and its sha256, a hub tag, 'from scratch'); wins over the file's.",
+)
+@click.option("--recipe", default="", help="How it was trained (e.g. 'tsn-official'); wins over the file's.")
 @click.option("--allow-partial", is_flag=True, help="Accept partial coverage (scored on covered videos; shown).")
 @click.option("--replace", is_flag=True, help="Replace this method's existing entry.")
 @leaderboard_dir_option
@@ -105,6 +111,8 @@ def submit(
     code_url: str,
     paper_url: str,
     notes: str,
+    starting_weights: str,
+    recipe: str,
     allow_partial: bool,
     replace: bool,
     leaderboard_dir: Path,
@@ -132,6 +140,7 @@ def submit(
         leaderboard_dir=leaderboard_dir,
         allow_partial=allow_partial,
         replace=replace,
+        provenance={"weights": starting_weights, "recipe": recipe},
     )
     verb = "replaced" if r.replaced else "wrote"
     lines = [f"warning: {w}" for w in r.warnings]

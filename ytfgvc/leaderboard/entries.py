@@ -39,7 +39,15 @@ from urllib.parse import urlsplit
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.fsutil import is_temporary, write_text_atomic
 from ytfgvc.layout import check_dataset_name, is_valid_video_id
-from ytfgvc.leaderboard.validate import MIN_LABELS, SHA256_HEX, TooLarge, read_capped, strict_loads
+from ytfgvc.leaderboard.text import text_problems
+from ytfgvc.leaderboard.validate import (
+    MIN_LABELS,
+    SHA256_HEX,
+    TooLarge,
+    provenance_problems,
+    read_capped,
+    strict_loads,
+)
 
 ENTRY_SCHEMA = "ytfgvc-entry-1"
 KINDS = ("rescored", "paper")
@@ -50,8 +58,6 @@ MAX_FIELD_CHARS = 200
 MAX_NOTES_CHARS = 2000
 SLUG_MAX = 60
 _SLUG = re.compile(rf"^[a-z0-9](?:[a-z0-9-]{{0,{SLUG_MAX - 2}}}[a-z0-9])?$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_NOTES_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # newlines allowed
 
 
 @dataclass
@@ -97,13 +103,9 @@ def metadata_problems(meta: Any) -> list[str]:
     for key, flag in _OPTION.items():
         value = meta.get(key, "")
         limit = MAX_NOTES_CHARS if key == "notes" else MAX_FIELD_CHARS
-        control = _NOTES_CONTROL if key == "notes" else _CONTROL
-        if not isinstance(value, str):
-            problems.append(f"{flag}: must be text")
-        elif len(value) > limit:
-            problems.append(f"{flag}: {len(value)} characters, at most {limit}")
-        elif control.search(value):
-            problems.append(f"{flag}: contains control characters")
+        found = text_problems(value, limit, newlines=key == "notes")
+        if found:
+            problems += [f"{flag}: {p}" for p in found]
         elif key.endswith("_url") and value and not is_web_url(value):
             problems.append(f"{flag}: {value[:60]!r} is not an http:// or https:// URL")
     return problems
@@ -119,11 +121,12 @@ def is_web_url(url: str) -> bool:
 
 
 def check_method(method: Any) -> str:
-    """A method name: 1-100 characters, no control characters (anything else is shown escaped)."""
+    """A method name: 1-100 characters, no control or format characters (anything else is shown escaped)."""
     if not isinstance(method, str) or not method.strip():
         raise YtfgvcError("--method: the method name is empty", "name the method, e.g. --method 'RRA (Inception-V3)'")
-    if len(method) > MAX_METHOD_CHARS or _CONTROL.search(method):
-        raise YtfgvcError(f"--method: at most {MAX_METHOD_CHARS} characters and no control characters")
+    found = text_problems(method, MAX_METHOD_CHARS)
+    if found:
+        raise YtfgvcError(f"--method: {found[0]}", f"at most {MAX_METHOD_CHARS} visible characters")
     return method.strip()
 
 
@@ -256,6 +259,8 @@ def entry_problems(entry: Any, dataset: str | None = None, slug: str | None = No
     except YtfgvcError as e:
         problems.append(f"method: {e}")
     problems += metadata_problems(entry.get("metadata"))
+    if "provenance" in entry:
+        problems += provenance_problems(entry["provenance"])
     if kind == "rescored":
         problems += _scores_problems(entry.get("scores"), entry.get("top5"))
         problems += _top5_problems(entry.get("top5"))
@@ -323,43 +328,54 @@ def utc_today() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
 
 
-# The paper's Table 6 (top-1, %), as printed: Zhu et al., ECCV 2018.
+# The paper's Table 6 rows; their top-1 numbers are in the dataset cards (paper_table6).
 PAPER_SOURCE = "Zhu et al., Fine-grained Video Categorization with Redundancy Reduction Attention, ECCV 2018, Table 6"
-PAPER_URL = "http://www.cs.umd.edu/~chenzhu/fgvc"
 PAPER_TABLE6: list[dict[str, Any]] = [
     {
         "method": "BN-Inception",
-        "top1": {"birds": 60.13, "cars": 61.96},
+        "key": "bninception",
         "metadata": {
             "backbone": "BN-Inception",
+            "pretraining": "not stated",
             "frames_crops": "1 (middle frame)",
             "notes": "one random frame in training",
         },
+        "provenance": {"weights": "not stated in the paper", "recipe": "not stated in the paper"},
     },
     {
         "method": "I3D (ResNet-50)",
-        "top1": {"birds": 40.68, "cars": 40.92},
+        "key": "i3d",
         "metadata": {"backbone": "ResNet-50 inflated to 3D", "frames_crops": "32 consecutive (middle)"},
+        "provenance": {"weights": "ImageNet ResNet-50, inflated (paper)", "recipe": "not stated in the paper"},
     },
     {
         "method": "TSN",
-        "top1": {"birds": 72.361, "cars": 74.340},
+        "key": "tsn",
         "metadata": {"backbone": "Inception-V3", "frames_crops": "25 x 10", "notes": "official PyTorch TSN"},
+        "provenance": {
+            "weights": "ImageNet Inception-V3 of TSN's authors (paper)",
+            "recipe": "TSN's official PyTorch code; settings not stated",
+        },
     },
     {
         "method": "RRA",
-        "top1": {"birds": 73.205, "cars": 77.625},
+        "key": "rra",
         "metadata": {"backbone": "Inception-V3", "frames_crops": "25 x 10", "notes": "4 glimpses"},
+        "provenance": {"weights": "ImageNet Inception-V3 of TSN's authors (paper)", "recipe": "paper, section 5.1"},
     },
 ]
 
 
 def paper_entries() -> list[dict[str, Any]]:
     """The Table 6 rows as ``paper`` entries (reported in the paper, not re-scored)."""
+    from ytfgvc.datasets import get_card
+
     entries = []
     for row in PAPER_TABLE6:
-        for dataset, top1 in row["top1"].items():
-            meta = Metadata(pretraining="ImageNet", paper_url=PAPER_URL, **row["metadata"]).to_dict()
+        for dataset in ("birds", "cars"):
+            card = get_card(dataset)
+            top1 = card.paper_table6[row["key"]]
+            meta = Metadata(**{"pretraining": "ImageNet", "paper_url": card.project_page, **row["metadata"]}).to_dict()
             entries.append(
                 {
                     "schema": ENTRY_SCHEMA,
@@ -370,6 +386,7 @@ def paper_entries() -> list[dict[str, Any]]:
                     "metadata": meta,
                     "reported": {"top1": top1},
                     "source": PAPER_SOURCE,
+                    "provenance": row["provenance"],
                 }
             )
     return entries

@@ -44,6 +44,8 @@ COLUMNS = [
     ("pretraining", "pretraining", "text"),
     ("frames_crops", "frames × crops", "text"),
     ("params", "params", "text"),
+    ("weights", "starting weights", "text"),
+    ("recipe", "recipe", "text"),
     ("external", "external data", "text"),
     ("manifest", "snapshot", "text"),
     ("submitted", "submitted", "text"),
@@ -85,6 +87,7 @@ def board_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "paper_url": meta.get("paper_url", "") if is_web_url(meta.get("paper_url", "")) else "",
             "external": ("yes: " + external.get("details", "")) if external.get("used") else ("no" if s else ""),
             "submitted": entry.get("submitted", ""),
+            **{k: (entry.get("provenance") or {}).get(k, "") for k in ("weights", "recipe")},
             "manifest": (entry.get("manifest") or "")[:12],  # a sha256 (checked), so safe in a code span
         }
         if s:
@@ -161,17 +164,19 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         "Every *re-scored* number was computed from the submitted predictions by `ytfgvc leaderboard submit` "
         "(top-1, top-5 and mean class accuracy in %, each with its 95% bootstrap interval over test videos). "
         "Coverage is videos scored / official test videos; *top-1, missing = wrong* counts every video without a "
-        "prediction as an error; *snapshot* is the start of the submitter's download manifest hash. "
+        "prediction as an error; *starting weights* and *recipe* are what the predictions file says the model "
+        "started from and how it was trained (`ytfgvc benchmark` writes both); *snapshot* is the start of the "
+        "submitter's download manifest hash. "
         "Rows *reported in paper, not re-scored* are numbers printed in a paper, for reference only. "
         "How to submit: see the main README, section Leaderboard.",
     ]
     head = (
         "| # | method | top-1 % [95% CI] | top-5 % [95% CI] | mean class % [95% CI] | coverage "
-        "| top-1, missing = wrong | backbone | pretraining | frames × crops | params | external data | snapshot "
-        "| links | status |"
+        "| top-1, missing = wrong | backbone | pretraining | frames × crops | params | starting weights | recipe "
+        "| external data | snapshot | links | status |"
     )
     for dataset, rows in groups.items():
-        out += ["", f"## {md(_title(dataset))} (`{dataset}`)", "", head, "|" + "---|" * 15]
+        out += ["", f"## {md(_title(dataset))} (`{dataset}`)", "", head, "|" + "---|" * 17]
         for r in rows:
             links = " ".join(
                 f"[{name}]({md_url(r[key])})" for key, name in (("paper_url", "paper"), ("code_url", "code")) if r[key]
@@ -188,6 +193,8 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
                 md(r["pretraining"]),
                 md(r["frames_crops"]),
                 md(r["params"]),
+                md(r["weights"]),
+                md(r["recipe"]),
                 md(r["external"]),
                 f"`{r['manifest']}`" if r["manifest"] else ("unknown" if r["kind"] == "rescored" else ""),
                 links,

@@ -56,6 +56,7 @@ def submit(
     allow_partial: bool = False,
     replace: bool = False,
     max_bytes: int = MAX_PREDICTIONS_BYTES,
+    provenance: dict[str, str] | None = None,
 ) -> SubmitResult:
     """Validate ``predictions`` against the test list imported under ``root``, re-score it, write the entry.
 
@@ -68,6 +69,8 @@ def submit(
         allow_partial: accept files that leave official test videos out (scores are then on
             the covered videos, with coverage and missing-as-wrong figures beside them).
         replace: replace an existing entry of the same method name.
+        provenance: ``{"weights", "recipe"}`` to show; each key given here wins over the file's
+            ``provenance`` (``ytfgvc benchmark`` writes one).
     """
     method = check_method(method)
     metadata = metadata or Metadata()
@@ -96,6 +99,9 @@ def submit(
         "scores": scores_record(score_top5(pred.top5, lists)),
         "top5": pred.top5,
     }
+    origin = {**(pred.provenance or {}), **{k: v for k, v in (provenance or {}).items() if v}}
+    if origin:
+        entry["provenance"] = origin
     path = write_entry(leaderboard_dir, entry)
     return SubmitResult(path, entry, replaced=exists, warnings=[str(w) for w in report.warnings])
 

@@ -27,6 +27,9 @@ scored. Because scores must not increase along the list, the order and the score
 disagree; equal scores are allowed and keep the listed order (that is the tie rule: the
 file decides, so the ranking scored is exactly the one the submitter wrote).
 ``external_data.used`` is a boolean; when true, ``details`` must say what was used.
+``provenance`` is optional: ``{"weights": "<starting weights: file and sha256, a hub tag, or
+from scratch>", "recipe": "<the training recipe>"}``, each a line of text of at most 200
+characters (``ytfgvc benchmark`` writes it; the leaderboard shows it beside the scores).
 Other top-level keys are ignored (and not kept).
 """
 
@@ -84,6 +87,7 @@ class Predictions:
     top5: dict[str, list[int]]
     sha256: str
     n_official: int
+    provenance: dict[str, str] | None = None
 
     @property
     def coverage(self) -> float:
@@ -352,6 +356,31 @@ def _check_header(data: dict[str, Any], dataset: str, problems: list[Problem]) -
     return (manifest if isinstance(manifest, str) else None), external
 
 
+PROVENANCE_KEYS = ("weights", "recipe")
+MAX_PROVENANCE_CHARS = 200
+
+
+def provenance_problems(value: Any, where: str = "provenance") -> list[str]:
+    """Every problem of a ``provenance`` object (optional keys ``weights`` and ``recipe``, short plain text)."""
+    from ytfgvc.leaderboard.text import text_problems
+
+    if not isinstance(value, dict):
+        return [f"{where}: expected an object with 'weights' and 'recipe'"]
+    problems = [f"{where}: unknown field {_show(k)}" for k in value if k not in PROVENANCE_KEYS]
+    for key in PROVENANCE_KEYS:
+        if key in value:
+            problems += [f"{where}.{key}: {p}" for p in text_problems(value[key], MAX_PROVENANCE_CHARS)]
+    return problems
+
+
+def _check_provenance(data: dict[str, Any], problems: list[Problem]) -> dict[str, str] | None:
+    if "provenance" not in data:
+        return None
+    found = provenance_problems(data["provenance"])
+    problems += [Problem(*p.split(": ", 1)) for p in found]
+    return None if found else {k: data["provenance"][k] for k in PROVENANCE_KEYS if k in data["provenance"]}
+
+
 def validate_bytes(
     raw: bytes, lists: OfficialLists, dataset: str, *, allow_partial: bool = False, path: str = "<predictions>"
 ) -> Report:
@@ -377,6 +406,7 @@ def validate_bytes(
         problems.append(Problem("file", f"expected a JSON object, got a JSON {_json_kind(data)}"))
         return report
     manifest, external = _check_header(data, dataset, problems)
+    origin = _check_provenance(data, problems)
     results = data.get("results")
     if not isinstance(results, dict):
         problems.append(Problem("results", "missing or not an object mapping video id to ranked labels"))
@@ -419,7 +449,7 @@ def validate_bytes(
         if not top5:
             problems.append(Problem("results", "no predictions for any official test video"))
             return report
-        report.predictions = Predictions(dataset, manifest, external, top5, sha256_bytes(raw), len(test_ids))
+        report.predictions = Predictions(dataset, manifest, external, top5, sha256_bytes(raw), len(test_ids), origin)
     return report
 
 

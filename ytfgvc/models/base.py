@@ -15,6 +15,9 @@
   the crop side the backbone was trained at (299 for Inception-V3, 224 for most others).
 * ``pretrained_parameters()``: the parameters that came pretrained, frozen for the first
   epochs of the protocol by :meth:`freeze_pretrained`.
+* ``fuse_views(output, views)``: one score row per video from the outputs of its test
+  views (crops): by default the mean of the logits, official TSN's rule (its
+  ``test_models.py`` averages the raw scores of the crops); ``view_fusion`` says which rule.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ class VideoClassifier(nn.Module):
     input_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     input_std: tuple[float, ...] = (0.229, 0.224, 0.225)
     input_size: int = 224
+    view_fusion: str = "logits averaged over views (official TSN's test rule)"
+
+    def fuse_views(self, output: ModelOutput, views: int) -> torch.Tensor:
+        """(N·V, C) outputs, V consecutive views per video → (N, C) video scores: the mean of the logits."""
+        logits = output.logits.float()
+        return logits.view(-1, views, logits.shape[-1]).mean(1)
 
     def compute_loss(self, output: ModelOutput, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(output.logits, target)

@@ -54,6 +54,7 @@ class TrunkModel(VideoClassifier):
         self.input_size = backbone.input_size
         self.pretrained_source = backbone.source
         self.pretrained_message = backbone.message
+        self.weights_sha256 = getattr(backbone, "weights_sha256", None)
         self._apply_bn_policy()
 
     def pretrained_parameters(self) -> list[nn.Parameter]:

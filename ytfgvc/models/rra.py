@@ -23,6 +23,7 @@ model ``rra_parallel`` adds the paper's concatenated classifier: loss ``lc``, sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -59,6 +60,14 @@ VARIANTS: dict[str, Variant] = {
     "parallel": Variant(reduce=False),
 }
 SCORES = ("ensemble", "concat")
+# How the test views (crops, and frame chunks) of a video are fused: the mean of ȳ ("prob"),
+# of log ȳ ("log_prob"), or of the glimpse scores s_k before the softmax ("logits"). The
+# paper is silent; docs/models.md argues the default.
+TEST_FUSIONS = {
+    "prob": "mean of the ensemble score ȳ over views",
+    "log_prob": "mean of log ȳ over views",
+    "logits": "mean of each glimpse's scores s_k over views, then ȳ",
+}
 
 
 class Attention(nn.Module):
@@ -179,6 +188,8 @@ class RRA(FrameModel):
         variant: str = "rra",
         score: str = "ensemble",
         partial_bn: bool = False,
+        test_frames: int | str = "all",
+        test_fusion: str = "prob",
     ):
         if variant not in VARIANTS:
             raise YtfgvcError(f"unknown RRA variant {variant!r}{did_you_mean(variant, VARIANTS)}",
@@ -187,10 +198,20 @@ class RRA(FrameModel):
             raise YtfgvcError(f"unknown RRA score {score!r}{did_you_mean(score, SCORES)}", "use ensemble or concat")
         if not isinstance(glimpses, int) or glimpses < 1:
             raise YtfgvcError(f"glimpses must be a positive integer, got {glimpses!r}")
+        if test_fusion not in TEST_FUSIONS:
+            raise YtfgvcError(f"unknown RRA test_fusion {test_fusion!r}{did_you_mean(test_fusion, TEST_FUSIONS)}",
+                              f"choose one of {', '.join(TEST_FUSIONS)}")  # fmt: skip
+        if test_frames not in ("all", "train") and not (type(test_frames) is int and test_frames >= 1):
+            raise YtfgvcError(f"RRA test_frames must be all, train or a positive integer, got {test_frames!r}")
         terms = parse_loss(loss)
         super().__init__(backbone, pretrained, weights, partial_bn, num_segments)
         self.variant_name, self.score, self.loss_terms = variant, score, terms
         self.glimpses = glimpses
+        self.test_frames, self.test_fusion = test_frames, test_fusion
+        chunk = {"all": "all test frames in one attention softmax", "train": f"chunks of {num_segments} frames"}
+        self.view_fusion = (
+            f"{TEST_FUSIONS[test_fusion]} ({chunk.get(str(test_frames), f'chunks of {test_frames} frames')})"
+        )
         self.head = RRAHead(self.backbone.out_channels, num_classes, glimpses, VARIANTS[variant], dropout)
 
     def glimpse_forward(self, x: torch.Tensor, keep_maps: bool = False) -> Glimpses:
@@ -199,17 +220,40 @@ class RRA(FrameModel):
         return self.head(feats, keep_maps=keep_maps)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
-        g = self.glimpse_forward(x)
-        ens, cat = ensemble_log_probs(g.scores), concat_scores(g.scores)
-        extras = {
-            "glimpse_scores": g.scores,
-            "attention": g.attention,
-            "summaries": g.summaries,
-            "reductions": g.reductions,
-            "ensemble_log_probs": ens,
-            "concat_scores": cat,
-        }
+        """Training, or ``test_frames="all"``: one pass over all T frames; else chunks of frames fused as views."""
+        chunk = {"all": x.shape[1], "train": self.num_segments}.get(str(self.test_frames), self.test_frames)
+        if self.training or chunk >= x.shape[1]:
+            return self._forward_frames(x)
+        n_chunks = -(-x.shape[1] // chunk)  # sizes differ by at most one frame (tensor_split)
+        outs = [self._forward_frames(part) for part in x.tensor_split(n_chunks, dim=1)]
+        scores = torch.stack([o.extras["glimpse_scores"] for o in outs], 1)  # (B, chunks, K, C)
+        attention = torch.cat([o.extras["attention"] for o in outs], dim=2) / n_chunks  # still sums to 1
+        fused = self._output(scores.mean(1), {"attention": attention, "summaries": None, "reductions": None})
+        fused.logits = self._fuse(torch.stack([o.logits for o in outs], 1), scores)
+        return fused
+
+    def fuse_views(self, output: ModelOutput, views: int) -> torch.Tensor:
+        """One row per video from its ``views`` consecutive outputs, by ``test_fusion`` (see ``TEST_FUSIONS``)."""
+        scores = output.extras["glimpse_scores"].float()
+        logits = output.logits.float()
+        return self._fuse(logits.view(-1, views, logits.shape[-1]), scores.view(-1, views, *scores.shape[1:]))
+
+    def _fuse(self, logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """(B, V, C) logits and (B, V, K, C) glimpse scores of V views → (B, C)."""
+        if self.test_fusion == "log_prob":
+            return logits.mean(1)
+        if self.test_fusion == "prob":  # log of the mean of the softmaxes, finite where ȳ underflows
+            return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=1) - math.log(logits.shape[1])
+        return self._output(scores.mean(1)).logits
+
+    def _output(self, scores: torch.Tensor, extras: dict | None = None) -> ModelOutput:
+        ens, cat = ensemble_log_probs(scores), concat_scores(scores)
+        extras = {"glimpse_scores": scores, **(extras or {}), "ensemble_log_probs": ens, "concat_scores": cat}
         return ModelOutput(logits=ens if self.score == "ensemble" else cat, extras=extras)
+
+    def _forward_frames(self, x: torch.Tensor) -> ModelOutput:
+        g = self.glimpse_forward(x)
+        return self._output(g.scores, {"attention": g.attention, "summaries": g.summaries, "reductions": g.reductions})
 
     def compute_loss(self, output: ModelOutput, target: torch.Tensor) -> torch.Tensor:
         return rra_loss(output.extras["glimpse_scores"], target, self.loss_terms)
