@@ -8,22 +8,27 @@ Every backbone maps (N, 3, H, W) to the feature map before global pooling (N, C,
 says its ``out_channels``, the input normalisation its weights expect (``input_mean`` and
 ``input_std``, RGB on the 0–1 scale), the crop side it was trained at (``input_size``) and
 where its weights came from (``source``: ``torchvision:<name>.<weights>``, ``timm:<name>``,
-``file:<path>`` or ``from scratch``; ``message`` says why in a sentence).
+``tsn:<file name>``, ``file:<path>`` or ``from scratch``; ``message`` says why in a
+sentence; ``weights_sha256``: the sha256 of the weights file read, or None).
 
-Names: ``inception_v3`` (the paper's, for TSN and RRA), ``resnet18``, ``resnet50``,
-``resnet152`` (torchvision), ``bninception`` (:mod:`ytfgvc.models.bn_inception`), ``tiny``
-(a 3-layer net for tests and smoke runs), and ``timm:<name>`` for any timm 2D model when
-timm is installed (``pip install 'ytfgvc[timm]'``).
+Names: ``inception_v3`` (torchvision's Inception-V3), ``tsn_inception_v3`` (the TSN authors'
+Inception-V3, :mod:`ytfgvc.models.tsn_inception_v3`: the one the paper initialises TSN and
+RRA from), ``resnet18``, ``resnet50``, ``resnet152`` (torchvision), ``bninception``
+(:mod:`ytfgvc.models.bn_inception`), ``tiny`` (a 3-layer net for tests and smoke runs), and
+``timm:<name>`` for any timm 2D model when timm is installed (``pip install 'ytfgvc[timm]'``).
 
 Weights: ``weights=FILE`` loads a local state dict (see :mod:`ytfgvc.models.weights`);
-otherwise ``pretrained=True`` fetches the ImageNet weights from torchvision or timm (from
-their cache when offline). When that fails the backbone is built from scratch and says so
-in ``source`` and in a logged warning; nothing fails silently.
+otherwise ``pretrained=True`` fetches the ImageNet weights: from torchvision or timm, or, for
+``tsn_inception_v3`` and ``bninception``, the TSN authors' files (:data:`TSN_INCEPTION_V3_URL`,
+:data:`BNINCEPTION_URL`) through ``torch.hub`` (each from its cache when offline). When that
+fails the backbone is built from scratch and says so in ``source`` and in a logged warning;
+nothing fails silently.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,14 +38,18 @@ import torch
 from torch import nn
 
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.models import bn_inception
-from ytfgvc.models.weights import load_state_into, read_state_dict
+from ytfgvc.models import bn_inception, tsn_inception_v3
+from ytfgvc.models.weights import load_state_into, read_state_dict, unwrap_state_dict
 
 log = logging.getLogger("ytfgvc.models")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FROM_SCRATCH = "from scratch"
+# The TSN authors' ImageNet weights: the weight_url defaults of bninception/pytorch_load.py in the
+# tsn-pytorch branch of github.com/yjxiong/tensorflow-model-zoo.torch (commit 9788c67).
+TSN_INCEPTION_V3_URL = tsn_inception_v3.WEIGHTS_URL
+BNINCEPTION_URL = bn_inception.WEIGHTS_URL
 
 
 class Backbone(nn.Module):
@@ -65,6 +74,7 @@ class Backbone(nn.Module):
         self.input_size = input_size
         self.source = FROM_SCRATCH
         self.message = f"{name}: built from scratch (no pretrained weights asked for)"
+        self.weights_sha256: str | None = None  # of the weights file read (a local file or torch.hub's cached copy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised frames → (N, C, h, w) feature map."""
@@ -84,6 +94,7 @@ class _Spec:
     std: tuple[float, ...] = IMAGENET_STD
     input_size: int = 224
     torchvision_weights: str | None = None  # e.g. "IMAGENET1K_V1"
+    url: str | None = None  # a state dict to fetch through torch.hub (the TSN authors' files)
     convert: Callable[[dict], dict] | None = None  # file names → body names
     doc: str = ""
 
@@ -145,6 +156,16 @@ _SPECS: dict[str, _Spec] = {
         torchvision_weights=_TV,
         doc="Inception-V3 to Mixed_7c (2048 ch, 8x8 at 299 px; min 75 px)",
     ),
+    "tsn_inception_v3": _Spec(
+        tsn_inception_v3.TSNInceptionV3,
+        lambda net, x: net(x),
+        out_channels=2048,
+        mean=tsn_inception_v3.INPUT_MEAN,
+        std=tsn_inception_v3.INPUT_STD,
+        input_size=299,
+        url=TSN_INCEPTION_V3_URL,
+        doc="the TSN authors' Inception-V3 (tf_model_zoo) to mixed_10_join (2048 ch, 8x8 at 299 px); their weights",
+    ),
     **{
         name: _Spec(
             _resnet_build(name),
@@ -162,7 +183,8 @@ _SPECS: dict[str, _Spec] = {
         mean=bn_inception.INPUT_MEAN,
         std=bn_inception.INPUT_STD,
         convert=bn_inception.convert_flat_state_dict,
-        doc="BN-Inception (Ioffe & Szegedy 2015) to inception_5b (1024 ch, 1/32); weights from a file only",
+        url=BNINCEPTION_URL,
+        doc="BN-Inception (Ioffe & Szegedy 2015) to inception_5b (1024 ch, 1/32); the TSN authors' weights",
     ),
     "tiny": _Spec(
         _tiny_build,
@@ -199,9 +221,20 @@ def create_backbone(name: str, pretrained: bool = False, weights: str | Path | N
     net = Backbone(name, spec.build(), spec.features, spec.out_channels, spec.mean, spec.std, spec.input_size)
     if weights is not None:
         _load_file(net, Path(weights), spec.convert)
+    elif pretrained and spec.url is not None:
+        _load_hub(net, spec)
     elif pretrained:
         _load_torchvision(net, name, spec)
     return net
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _load_file(net: Backbone, path: Path, convert: Callable[[dict], dict] | None = None) -> None:
@@ -210,7 +243,42 @@ def _load_file(net: Backbone, path: Path, convert: Callable[[dict], dict] | None
         state = convert(state)
     report = load_state_into(net.body, state, f"file:{path}")
     net.source = f"file:{path}"
-    net.message = f"{net.name}: weights from {path}: {report.describe()}"
+    net.weights_sha256 = file_sha256(path)
+    net.message = f"{net.name}: weights from {path} (sha256 {net.weights_sha256}): {report.describe()}"
+    log.info(net.message)
+
+
+def _hub_file(url: str) -> Path:
+    """Where ``torch.hub.load_state_dict_from_url`` keeps the file of ``url``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def _cached_sha256(url: str) -> str | None:
+    path = _hub_file(url)
+    return file_sha256(path) if path.is_file() else None
+
+
+def _load_hub(net: Backbone, spec: _Spec) -> None:
+    """The TSN authors' weights of ``spec.url``, downloaded once into torch.hub's cache."""
+    url = spec.url
+    file_name = url.rsplit("/", 1)[-1]
+    try:
+        # check_hash: torch.hub compares the hex digits in the file name with the file's sha256.
+        obj = torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - no network, dead link, bad hash: all mean "not available here"
+        _from_scratch(
+            net,
+            f"could not fetch the TSN authors' weights {file_name} from {url} ({_reason(e)})",
+            f"download {file_name} and pass --weights FILE (weights=FILE)",
+        )
+        return
+    state = unwrap_state_dict(obj, f"{file_name} from {url}")
+    if spec.convert is not None:
+        state = spec.convert(state)
+    tag = f"tsn:{file_name}"
+    report = load_state_into(net.body, state, tag)
+    net.source, net.weights_sha256 = tag, _cached_sha256(url)
+    net.message = f"{net.name}: weights {tag} ({url}, sha256 {net.weights_sha256}): {report.describe()}"
     log.info(net.message)
 
 
@@ -234,8 +302,15 @@ def _load_torchvision(net: Backbone, name: str, spec: _Spec) -> None:
         _from_scratch(net, f"could not fetch {tag} ({_reason(e)})", "pass --weights FILE with a local copy")
         return
     report = load_state_into(net.body, state, tag)
-    net.source, net.message = tag, f"{name}: weights {tag}: {report.describe()}"
+    net.source, net.weights_sha256 = tag, _cached_sha256(_torchvision_url(name, spec.torchvision_weights))
+    net.message = f"{name}: weights {tag}: {report.describe()}"
     log.info(net.message)
+
+
+def _torchvision_url(name: str, weights_name: str) -> str:
+    import torchvision
+
+    return torchvision.models.get_model_weights(name)[weights_name].url
 
 
 def _from_scratch(net: Backbone, why: str, hint: str) -> None:

@@ -9,7 +9,9 @@
   (per-glimpse scores, attention maps).
 * ``compute_loss(output, target) -> Tensor``: the model's own training loss.
 * ``pretrained_source``: where the weights came from (``"torchvision:…"``, ``"timm:…"``,
-  ``"file:…"``) or ``"from scratch"``; recorded in every result.
+  ``"tsn:…"``, ``"file:…"``) or ``"from scratch"``; recorded in every result.
+  ``pretrained_sha256``: the sha256 of the weights file read (a local file or torch.hub's
+  cached download), or None.
 * ``input_mean`` / ``input_std``: the normalisation the weights expect, RGB on the 0–1
   scale (``(x - mean) / std`` per channel); the data pipeline applies it. ``input_size``:
   the crop side the backbone was trained at (299 for Inception-V3, 224 for most others).
@@ -40,6 +42,7 @@ class VideoClassifier(nn.Module):
 
     input_kind: str = "frames"
     pretrained_source: str = "from scratch"
+    pretrained_sha256: str | None = None
     input_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     input_std: tuple[float, ...] = (0.229, 0.224, 0.225)
     input_size: int = 224

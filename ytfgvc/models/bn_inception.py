@@ -15,6 +15,17 @@ the other, so a TSN/pretrainedmodels BN-Inception state dict loads directly.
 Input: the released weights expect Caffe's convention (BGR, 0–255, mean 104/117/128, std 1).
 We take RGB: :data:`INPUT_MEAN` / :data:`INPUT_STD` (RGB, on the 0–1 scale) reproduce that
 normalisation, and the converter swaps the first convolution's input channels.
+
+Checked against the TSN authors' definition, ``bninception/bn_inception.yaml`` of the
+``tsn-pytorch`` branch of https://github.com/yjxiong/tensorflow-model-zoo.torch (commit
+9788c67) as their ``layer_factory.py`` builds it: every yaml id maps onto a module here with
+the same shapes (convolutions with bias, BatchNorm with eps 1e-5), pooling is theirs (Caffe's
+``ceil_mode=True``; stem and 3c/4e pools 3×3/2 unpadded, the others 3×3/1 padded 1, average
+pools counting the padding, 5b's a max pool), and on the same weights the output is theirs
+(tests/test_models_tsn_weights.py). Their weights are :data:`WEIGHTS_URL`. One addition: on an
+odd-sized input to 3c or 4e their ceil-mode pool gives one row/column fewer than the padded
+stride-2 convolutions beside it and their code cannot concatenate; here the pool's input gets
+a row/column of -inf first (see :meth:`InceptionBlock.forward`).
 """
 
 from __future__ import annotations
@@ -28,6 +39,9 @@ from torch.nn import functional as F
 # (R, G, B) mean and std on the 0–1 scale equivalent to Caffe's BGR 0–255 mean (104, 117, 128), std 1.
 INPUT_MEAN = (128 / 255, 117 / 255, 104 / 255)
 INPUT_STD = (1 / 255, 1 / 255, 1 / 255)
+# The TSN authors' ImageNet weights (flat names, BGR): BNInception's weight_url in
+# bninception/pytorch_load.py of github.com/yjxiong/tensorflow-model-zoo.torch, branch tsn-pytorch.
+WEIGHTS_URL = "https://yjxiong.blob.core.windows.net/models/bn_inception-9f5701afb96c8044.pth"
 
 # name: (1x1, 3x3 reduce, 3x3, double 3x3 reduce, double 3x3, pool, pool projection, stride)
 _BLOCKS = [

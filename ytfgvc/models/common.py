@@ -53,6 +53,7 @@ class TrunkModel(VideoClassifier):
         self.input_mean, self.input_std = backbone.input_mean, backbone.input_std
         self.input_size = backbone.input_size
         self.pretrained_source = backbone.source
+        self.pretrained_sha256 = backbone.weights_sha256
         self.pretrained_message = backbone.message
         self.weights_sha256 = getattr(backbone, "weights_sha256", None)
         self._apply_bn_policy()

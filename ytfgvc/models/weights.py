@@ -9,6 +9,13 @@ most of the network's names is stripped.
 Loading never half-succeeds in silence: a name the network needs but the file lacks, or
 a tensor of the wrong shape, is an error that lists them; names the network does not have
 (a classifier head, auxiliary logits) are ignored and reported.
+
+Two things old files do are accepted: BatchNorm's ``num_batches_tracked`` counters (added
+in PyTorch 0.4.1) may be absent, and a tensor may carry extra leading dimensions of size 1
+(the TSN authors' released BN-Inception and Inception-V3 files store BatchNorm vectors as
+(1, C), which PyTorch 0.3 loaded and later versions refuse: yjxiong/tsn-pytorch issues #74,
+#100, zhoubolei/TRN-pytorch issues #43, #89); such a tensor is read as the network's shape and
+the report says how many were.
 """
 
 from __future__ import annotations
@@ -36,11 +43,14 @@ class LoadReport:
     loaded: int
     prefix: str = ""
     ignored: list[str] = field(default_factory=list)
+    reshaped: list[str] = field(default_factory=list)  # read without their leading size-1 dimensions
 
     def describe(self) -> str:
         text = f"{self.loaded} tensors loaded"
         if self.prefix:
             text += f" (prefix {self.prefix!r} stripped)"
+        if self.reshaped:
+            text += f" ({len(self.reshaped)} reshaped: stored with extra leading size-1 dims, e.g. (1, C) for (C,))"
         if self.ignored:
             groups = Counter(self._group(k) for k in self.ignored)
             listed = [f"{g} ({n})" if n > 1 else g for g, n in sorted(groups.items())]
@@ -75,15 +85,27 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line error
         raise YtfgvcError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from None
+    return unwrap_state_dict(obj, f"weights file {path}")
+
+
+def unwrap_state_dict(obj: object, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded weights object: a state dict, or a checkpoint holding one under
+    ``"state_dict"`` or ``"model"``. ``what`` names it in errors (``"weights file …"``)."""
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
     if not isinstance(obj, Mapping) or not obj:
-        raise YtfgvcError(f"weights file {path} holds no state dict", "save one with torch.save(model.state_dict(), …)")
+        raise YtfgvcError(f"{what} holds no state dict", "save one with torch.save(model.state_dict(), …)")
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise YtfgvcError(f"weights file {path} holds no tensors")
+        raise YtfgvcError(f"{what} holds no tensors")
     return state
+
+
+def _squeezes_to(stored: torch.Size, wanted: torch.Size) -> bool:
+    """``stored`` is ``wanted`` with extra leading dimensions of size 1, e.g. (1, 64) for (64,)."""
+    extra = len(stored) - len(wanted)
+    return extra > 0 and stored[extra:] == wanted and all(d == 1 for d in stored[:extra])
 
 
 def _best_prefix(file_keys: list[str], wanted: set[str]) -> str:
@@ -113,6 +135,9 @@ def load_state_into(net: nn.Module, state: Mapping[str, torch.Tensor], source: s
     stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     ignored = sorted(k for k in state if not k.startswith(prefix) or k[len(prefix) :] not in own)
     missing = sorted(needed - set(stripped))
+    reshaped = sorted(k for k in set(stripped) & set(own) if _squeezes_to(stripped[k].shape, own[k].shape))
+    for k in reshaped:
+        stripped[k] = stripped[k].reshape(own[k].shape)
     wrong = [
         f"{k} {tuple(stripped[k].shape)} (network: {tuple(own[k].shape)})"
         for k in sorted(set(stripped) & set(own))
@@ -130,4 +155,4 @@ def load_state_into(net: nn.Module, state: Mapping[str, torch.Tensor], source: s
         )
     usable = {k: v for k, v in stripped.items() if k in own}
     net.load_state_dict(usable, strict=False)
-    return LoadReport(loaded=len(usable), prefix=prefix, ignored=ignored)
+    return LoadReport(loaded=len(usable), prefix=prefix, ignored=ignored, reshaped=reshaped)
