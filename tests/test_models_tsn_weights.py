@@ -208,3 +208,16 @@ def test_the_authors_urls_still_serve(name):
     """Opt in with -m network: downloads the authors' file (about 100 MB) into torch.hub's cache."""
     net = create_backbone(name, pretrained=True)
     assert net.source.startswith("tsn:"), net.message
+
+
+def test_a_run_records_the_file_it_started_from_and_its_sha256(tmp_path: Path):
+    from ytfgvc.benchmark.records import weights_label
+    from ytfgvc.benchmark.run import weights_record
+
+    path = tmp_path / "inceptionv3-cuhk-0e09b300b493bc74c.pth"
+    torch.save(authors_state(V3), path)
+    model = create_model("tsn", 3, backbone="tsn_inception_v3", weights=str(path), num_segments=1)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = weights_record(model)
+    assert record == {"source": f"file:{path}", "file": path.name, "sha256": sha}
+    assert weights_label(record) == f"{path.name} (sha256 {sha[:12]})"

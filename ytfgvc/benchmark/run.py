@@ -234,9 +234,9 @@ def _check_weights(cfg: BenchmarkConfig, model: nn.Module) -> None:
 def weights_record(model: nn.Module) -> dict[str, Any]:
     """Where the model's starting weights came from: ``source``, ``file`` (a name), ``sha256`` (of a file)."""
     source = getattr(model, "pretrained_source", FROM_SCRATCH) or FROM_SCRATCH
-    sha = getattr(model, "weights_sha256", None)
-    name = Path(source[len("file:") :]).name if source.startswith("file:") else None
-    return {"source": source, "file": name, "sha256": sha}
+    kind, _, where = source.partition(":")
+    name = Path(where.removesuffix(" (inflated)")).name if kind in ("file", "tsn") else None
+    return {"source": source, "file": name, "sha256": getattr(model, "pretrained_sha256", None)}
 
 
 def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None, echo: Callable) -> bool:

@@ -55,7 +55,6 @@ class TrunkModel(VideoClassifier):
         self.pretrained_source = backbone.source
         self.pretrained_sha256 = backbone.weights_sha256
         self.pretrained_message = backbone.message
-        self.weights_sha256 = getattr(backbone, "weights_sha256", None)
         self._apply_bn_policy()
 
     def pretrained_parameters(self) -> list[nn.Parameter]:
