@@ -223,10 +223,19 @@ def make_dataset(root: Path, files: dict[str, Path], test: tuple[str, ...] = (),
 
     from .utils import write_release
 
-    labels = labels or {vid: i % 2 for i, vid in enumerate(files)}
+    files = dict(files)
+    if not test:  # a release has a test split: the last video, or a companion copy of a lone one
+        if len(files) == 1:
+            files["tcompanion0"] = next(iter(files.values()))
+        test = (list(files)[-1],)
+    labels = dict(labels or {vid: i % 2 for i, vid in enumerate(files)})
+    trained = sorted({labels[vid] for vid in files if vid not in test}) or [0]
+    for vid in test:  # a release has no class without a training video
+        if labels[vid] not in trained:
+            labels[vid] = trained[0]
     train = [[vid, labels[vid]] for vid in files if vid not in test]
     tst = [[vid, labels[vid]] for vid in files if vid in test]
-    write_release(root / "official-dltest", train, tst, {"0": "class zero", "1": "class one"})
+    write_release(root / "official-dltest", train, tst, {str(c): f"class {c}" for c in trained})
     import_annotations(root, "dltest", root / "official-dltest")
     layout = DatasetLayout(root, "dltest")
     layout.mirror_dir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,8 @@ def test_breaker_stops_the_run_and_prints_the_resume_command(tmp_path: Path, dl_
     assert "3 rate-limited answers in a row" in res.stderr
     assert f"ytfgvc download dltest --root {tmp_path} --source '{srv.mp4}' --jobs 1 --retries 0" in res.stderr
     status = json.loads(cli("download", "dltest", "--status", "--json", "--root", tmp_path).stdout)
-    assert status["splits"]["train"] == {"listed": 6, "rate_limited": 3, "pending": 3}
+    assert status["splits"]["train"] == {"listed": 5, "rate_limited": 3, "pending": 2}  # the 6th is the test video
+    assert status["splits"]["test"] == {"listed": 1, "pending": 1}
 
 
 def test_breaker_stops_when_the_network_is_down(tmp_path: Path, dl_card, clips):
@@ -52,7 +53,7 @@ def test_breaker_stops_when_the_network_is_down(tmp_path: Path, dl_card, clips):
     res = cli("download", "dltest", "--root", tmp_path, "--source", dead, "--jobs", "1", "--breaker", "3", *FAST)
     assert res.exit_code == 3 and "6 network errors in a row" in res.stderr
     status = json.loads(cli("download", "dltest", "--status", "--json", "--root", tmp_path).stdout)
-    assert status["splits"]["train"] == {"listed": 12, "network_error": 6, "pending": 6}
+    assert status["splits"]["train"] == {"listed": 11, "network_error": 6, "pending": 5}  # the 12th is the test video
 
 
 def test_status_reports_splits_classes_and_reasons(tmp_path: Path, dl_card, clips):
