@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
-from ytfgvc.prepare.flow_pairs import FLOW_KINDS, end_point_error, make_pair  # noqa: E402
+from tests.flow_pairs import FLOW_KINDS, end_point_error, make_pair  # noqa: E402  (the test fixtures)
 from ytfgvc.prepare.tvl1_torch import TVL1Params, tvl1_flow  # noqa: E402
 
 VIDEO_PAIRS = 300 * 4 * 5  # a 5-minute video, 4 sampled frames per second, 5 flow pairs per sampled frame

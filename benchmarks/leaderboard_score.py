@@ -20,7 +20,7 @@ import numpy as np
 
 from ytfgvc.annotations import OfficialLists
 from ytfgvc.leaderboard.scoring import ranked_matrix, score_top5
-from ytfgvc.leaderboard.validate import build_predictions, validate_file
+from ytfgvc.predictions import build_predictions, validate_file
 from ytfgvc.metrics import hits, paired_bootstrap
 
 

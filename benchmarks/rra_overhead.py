@@ -22,8 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ytfgvc.models import create_model  # noqa: E402
 from ytfgvc.models.visualize import attention_saliency  # noqa: E402
+
+from ytfgvc.models import create_model  # noqa: E402
 
 
 def timed(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:

@@ -25,7 +25,7 @@ from ytfgvc.download.ledger import Ledger
 from ytfgvc.fsutil import sha256_file
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare import PrepareConfig, prepare_dataset
-from ytfgvc.records import ok_video_ids
+from ytfgvc.snapshot import ok_video_ids
 
 TIMES = ("first_attempt", "last_attempt")
 # Small frames keep TV-L1 cheap on two shared cores; flow for the two shortest videos only.

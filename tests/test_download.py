@@ -18,7 +18,7 @@ from ytfgvc.download.plan import Item
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.fsutil import sha256_file
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.records import manifest_hash, ok_video_ids
+from ytfgvc.snapshot import manifest_hash, ok_video_ids
 
 from .loopback import FaultServer, make_dataset
 from .utils import make_ids

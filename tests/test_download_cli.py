@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from ytfgvc.cli import main
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.records import manifest_hash, ok_video_ids
+from ytfgvc.snapshot import manifest_hash, ok_video_ids
 
 from .conftest import TINY_SYNTH
 from .loopback import FaultServer, make_dataset

@@ -10,7 +10,7 @@ import pytest
 
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.leaderboard.scoring import score_top5
-from ytfgvc.leaderboard.validate import build_predictions, validate_bytes, validate_file
+from ytfgvc.predictions import build_predictions, validate_bytes, validate_file
 
 from .lb_utils import make_lists, predictions, ranked, write_json
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ytfgvc.prepare.sampling import select_frames, target_size
+from ytfgvc.prepare.resample import select_frames, target_size
 
 from .prepare_utils import encode, index_frames, level, read_jpeg, run_video
 

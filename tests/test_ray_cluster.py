@@ -17,7 +17,7 @@ import pytest
 from ytfgvc.distributed import ClusterConfig
 from ytfgvc.download import DownloadConfig, download
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.records import ok_video_ids
+from ytfgvc.snapshot import ok_video_ids
 
 from .loopback import FaultServer
 from .ray_utils import (

@@ -17,7 +17,7 @@ from ytfgvc.distributed import ClusterConfig
 from ytfgvc.download import DownloadConfig, download
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare import PrepareConfig, prepare_dataset
-from ytfgvc.records import ok_video_ids
+from ytfgvc.snapshot import ok_video_ids
 
 from .loopback import FaultServer
 from .ray_utils import (

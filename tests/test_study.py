@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from ytfgvc.study_attention import attention_on_detail, attention_on_visible_frames, crest_mask
+from ytfgvc.study.attention import attention_on_detail, attention_on_visible_frames, crest_mask
 
 
 def _hand_made() -> tuple[np.ndarray, np.ndarray]:

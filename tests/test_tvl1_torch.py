@@ -1,6 +1,6 @@
 """The torch TV-L1 backend against OpenCV's DualTVL1OpticalFlow and against known flow.
 
-Image pairs are made here (ytfgvc.prepare.flow_pairs): a smooth random texture and the same
+Image pairs are made here (tests/flow_pairs.py): a smooth random texture and the same
 texture displaced by a known flow, with noise and a brightness change.
 """
 
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from ytfgvc.prepare.flow_pairs import end_point_error, make_pair
-from ytfgvc.prepare.flow_stream import consecutive_pairs, iter_flow_batches
 from ytfgvc.prepare.tvl1_ops import image_pyramid, median_filter, median_filter_network, resize_linear, warp_bicubic
 from ytfgvc.prepare.tvl1_torch import TorchTVL1, TVL1Params, tvl1_flow
+
+from .flow_pairs import end_point_error, make_pair
 
 
 def _opencv_flows(params: TVL1Params, firsts: np.ndarray, seconds: np.ndarray, init=None) -> np.ndarray:
@@ -197,32 +197,6 @@ def test_gamma_and_initial_flow_match_opencv():
 
 
 # ---------------------------------------------------------------- streaming
-
-
-def test_streaming_a_long_video_keeps_memory_bounded():
-    rng = np.random.default_rng(60)
-    base = rng.integers(0, 256, (40, 40), dtype=np.uint8)
-    n_frames, batch_size = 1100, 64
-    produced = {"frames": 0}
-
-    def frames():
-        for t in range(n_frames):
-            produced["frames"] += 1
-            yield np.roll(base, t % 7, axis=1)[4:-4, 4:-4]  # a 32x32 view of a panning texture
-
-    backend = TorchTVL1(nscales=1, warps=1, innerIterations=5, outerIterations=1, device="cpu", batch_size=batch_size)
-    received = 0
-    for flows in iter_flow_batches(consecutive_pairs(frames()), backend.compute, batch_size):
-        received += len(flows)
-        assert flows.shape[1:] == (32, 32, 2)
-        assert produced["frames"] - received <= batch_size + 1, "frames were read ahead of the batch"
-    assert received == n_frames - 1
-
-
-def test_streaming_rejects_a_size_change():
-    pairs = [(np.zeros((20, 20), np.uint8),) * 2, (np.zeros((24, 20), np.uint8),) * 2]
-    with pytest.raises(ValueError, match="frame size changed"):
-        list(iter_flow_batches(pairs, TorchTVL1(device="cpu").compute, 4))
 
 
 # ---------------------------------------------------------------- opt-in

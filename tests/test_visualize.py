@@ -12,11 +12,11 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from ytfgvc.benchmark.visualize import normalise, visualize_run
 from ytfgvc.cli import main
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.models import create_model
-from ytfgvc.visualize_run import normalise, visualize_run
 
 from .torch_threads import one_torch_thread  # noqa: F401 - autouse
 
@@ -78,7 +78,8 @@ def rra_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_heat_maps_of_a_trained_toy_model_point_at_the_discriminative_box(rra_run: Path, tmp_path: Path):
     v = visualize_run(rra_run, VIDEO_ID, out=tmp_path / "vis.png")
-    assert v.frame_indices == [1, 4] and set(v.heat) == {"I1vis", "I2vis", "suppressed 1"}
+    assert v.frame_numbers == [2, 5]  # file numbers: img_00002.jpg, img_00005.jpg
+    assert set(v.heat) == {"I1vis", "I2vis", "suppressed 1"}
     assert v.predictions["ensemble"] == 1  # the box is green: class 1
     t, r, c = BOX_AT
     for name in ("I1vis", "I2vis"):
@@ -97,7 +98,7 @@ def test_visualize_command_writes_the_grid(rra_run: Path, tmp_path: Path):
     res = CliRunner().invoke(main, ["visualize", str(rra_run), VIDEO_ID, "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
-    assert summary["path"] == str(out) and out.is_file()
+    assert summary["path"] == str(out) and out.is_file() and summary["frame_numbers"] == [2, 5]
     assert set(summary["predictions"]) == {"ensemble", "glimpse 1", "glimpse 2"}
     res = CliRunner().invoke(main, ["visualize", str(rra_run), VIDEO_ID, "--no-suppressed", "--frames", "3"])
     assert res.exit_code == 0, res.output

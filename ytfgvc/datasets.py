@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -30,7 +29,7 @@ import yaml
 
 from ytfgvc.config import ConfigBase, did_you_mean
 from ytfgvc.errors import ValidationError, YtfgvcError
-from ytfgvc.layout import check_dataset_name
+from ytfgvc.layout import check_dataset_name, resource_dirs
 
 CARD_SCHEMA = "ytfgvc-card-1"
 SOURCES = ("youtube", "mirror")
@@ -124,9 +123,7 @@ class DatasetCard(ConfigBase):
 def card_dirs() -> list[Path]:
     """Folders searched for cards, in order."""
     dirs = [Path(p) for p in os.environ.get("YTFGVC_CARDS", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "annotations")
-    dirs.append(Path(sys.prefix) / "share" / "ytfgvc" / "annotations")
-    return [d for d in dirs if d.is_dir()]
+    return [d for d in dirs if d.is_dir()] + resource_dirs("annotations")
 
 
 def _card_files() -> dict[str, Path]:

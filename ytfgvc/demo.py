@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ytfgvc.layout import RunFiles
 from ytfgvc.synth import SynthConfig
 
 DATASET = "synthetic"
@@ -112,7 +113,7 @@ def stage_benchmark(ctx: DemoContext) -> str:
     files = write_table(table, runs_root / DATASET)
     ctx.echo(table.to_markdown())
     ctx.results["benchmark"] = {
-        "predictions": {m: str(r.run_dir / "predictions.json") for m, r in zip(BENCHMARK_METHODS, runs, strict=True)},
+        "predictions": {m: str(RunFiles(r.run_dir).predictions) for m, r in zip(BENCHMARK_METHODS, runs, strict=True)},
         "runs": [str(r.run_dir) for r in runs],
         "table6": files,
     }
@@ -124,7 +125,7 @@ def stage_prepare(ctx: DemoContext) -> str:
     from ytfgvc.layout import DatasetLayout
     from ytfgvc.prepare import NoVideosError, PrepareConfig, prepare_dataset
     from ytfgvc.prepare.lists import read_frames_meta
-    from ytfgvc.records import ok_video_ids
+    from ytfgvc.snapshot import ok_video_ids
 
     try:
         r = prepare_dataset(ctx.root, DATASET, PrepareConfig(jobs=ctx.jobs), progress=True)

@@ -16,13 +16,16 @@
     <root>/leaderboard/        submissions/, README.md, index.html (the demo's leaderboard)
     <runs>/<dataset>/<model>/<run>/
 
-Nobody else builds these paths: call :class:`DatasetLayout`.
+Nobody else builds these paths: call :class:`DatasetLayout`, :func:`run_dir` and
+:class:`RunFiles`. The files ytfgvc ships beside its code (dataset cards, baseline configs,
+study files) are found by :func:`resource_dirs`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,28 @@ DEFAULT_ROOT = "./ytfgvc-data"
 SPLITS = ("train", "test")
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _DATASET_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def resource_dirs(name: str) -> list[Path]:
+    """Folders holding ytfgvc's shipped files ``name`` (``annotations``, ``baselines``), in search order.
+
+    The source tree's (a clone, or an editable install) first, then ``<prefix>/share/ytfgvc/<name>``
+    (where ``pip install`` puts them: setup.cfg ``data_files``). Only existing folders are listed.
+    """
+    dirs = [Path(__file__).resolve().parent.parent / name, Path(sys.prefix) / "share" / "ytfgvc" / name]
+    return [d for d in dirs if d.is_dir()]
+
+
+def resource_file(name: str, relative: str) -> Path:
+    """The first shipped file ``<name>/<relative>``; an error says where it was looked for."""
+    for d in resource_dirs(name):
+        if (d / relative).is_file():
+            return d / relative
+    looked = [str(Path(__file__).resolve().parent.parent / name), str(Path(sys.prefix) / "share" / "ytfgvc" / name)]
+    raise YtfgvcError(
+        f"ytfgvc's file {name}/{relative} is not installed (looked in {', '.join(looked)})",
+        "reinstall ytfgvc (pip install ytfgvc, or pip install -e . in a clone)",
+    )
 
 
 def default_root() -> Path:
@@ -189,6 +214,52 @@ DEFAULT_LEADERBOARD_DIR = Path("leaderboard")  # relative to the working directo
 def leaderboard_dir(root: Path) -> Path:
     """``<root>/leaderboard/``: a leaderboard kept under the data folder (the demo's; never the repository's)."""
     return Path(root) / "leaderboard"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one run folder ``<runs>/<dataset>/<method>/<run>/`` (written by ``ytfgvc benchmark``).
+
+    Formats: :mod:`ytfgvc.benchmark.records` (config, log, metrics, curves), :mod:`ytfgvc.engine`
+    (checkpoint) and :mod:`ytfgvc.predictions`.
+    """
+
+    folder: Path
+
+    RECORDS = ("config.yaml", "log.jsonl", "metrics.json", "predictions.json", "curves.png")  # all but the checkpoint
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.yaml"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "log.jsonl"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def predictions(self) -> Path:
+        return self.folder / "predictions.json"
+
+    @property
+    def metrics(self) -> Path:
+        """Written last: a run is finished when this file exists."""
+        return self.folder / "metrics.json"
+
+    @property
+    def curves(self) -> Path:
+        return self.folder / "curves.png"
+
+    @property
+    def visualize_dir(self) -> Path:
+        return self.folder / "visualize"
+
+    @property
+    def finished(self) -> bool:
+        return self.metrics.is_file()
 
 
 def run_dir(runs_root: Path, dataset: str, model: str, run: str) -> Path:

@@ -11,7 +11,7 @@ recipe (:mod:`ytfgvc.benchmark.recipes`: RRA's from the paper, TSN's from the of
 TSN code, BN-Inception's and I3D's chosen and sourced); ``smoke`` runs the same code at toy
 sizes on a CPU. ``baselines/*.yaml`` hold the
 ``paper`` preset of each method, named ``{method}_{backbone}_{segments}_{modality}.yaml``
-(:func:`write_baselines` regenerates them; a test checks they match).
+(each is :func:`baseline_yaml` of :func:`baseline_configs`; a test checks they match).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from ytfgvc.errors import YtfgvcError
 CONFIG_SCHEMA = "ytfgvc-benchmark-config-2"
 METHODS = ("bninception", "i3d", "tsn", "rra")  # Table 6's order
 PRESETS = ("paper", "smoke")
-BASELINES_DIR = Path(__file__).resolve().parent.parent.parent / "baselines"
 
 
 @dataclass
@@ -303,19 +302,3 @@ def baseline_yaml(cfg: BenchmarkConfig) -> str:
         f"# recipe {recipe.name}: {recipe.title}; the source of every value is in ytfgvc/benchmark/recipes.py\n"
     )
     return head + yaml.safe_dump(d, sort_keys=False)
-
-
-def write_baselines(folder: Path = BASELINES_DIR) -> list[Path]:
-    """(Re)write ``baselines/*.yaml`` from the presets."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, cfg in baseline_configs().items():
-        p = folder / f"{name}.yaml"
-        p.write_text(baseline_yaml(cfg))
-        paths.append(p)
-    return paths
-
-
-if __name__ == "__main__":
-    for p in write_baselines():
-        print(p)

@@ -26,7 +26,7 @@ def load_data(cfg: BenchmarkConfig) -> DataInfo:
     """Read and check the lists and frames of ``cfg.dataset``; the number of classes and official test videos."""
     from ytfgvc.annotations import annotations_hash, is_imported, load_official
     from ytfgvc.datasets import get_card
-    from ytfgvc.records import manifest_hash
+    from ytfgvc.snapshot import manifest_hash
 
     if not cfg.dataset:
         raise YtfgvcError("no dataset given", "pass DATASET (birds, cars or synthetic)")

@@ -6,7 +6,7 @@
   ``clips``, ``seconds``, ``clips_per_s``, ``gpu_memory_gb`` (peak allocated, 0 on CPU).
 * ``checkpoint.pt``: ``{"schema", "model" (state_dict), "optimizer", "epoch", "history",
   "rng", "config", "elapsed_s", ...}`` (see :mod:`ytfgvc.engine`).
-* ``predictions.json``: the leaderboard format (``ytfgvc-predictions-1``, DESIGN.md).
+* ``predictions.json``: the leaderboard format (:mod:`ytfgvc.predictions`).
 * ``metrics.json``: schema ``ytfgvc-run-1``: ``scores`` (:meth:`ytfgvc.metrics.Scores.to_dict`),
   the data (``manifest``, ``annotations``), the protocol, the training batch plan,
   ``pretrained_source``, ``weights`` (``source``, ``file``, ``sha256``), ``recipe`` (name,
@@ -27,11 +27,9 @@ from typing import Any
 import numpy as np
 
 from ytfgvc import __version__
-from ytfgvc.fsutil import atomic_path, write_json_atomic, write_text_atomic
+from ytfgvc.fsutil import atomic_path, write_text_atomic
 
 METRICS_SCHEMA = "ytfgvc-run-1"
-PREDICTIONS_VERSION = "ytfgvc-predictions-1"
-TOP_K = 10  # labels kept per video in predictions.json (the leaderboard needs at least 5)
 
 
 def tool_versions() -> dict[str, str | None]:
@@ -138,38 +136,3 @@ def recipe_label(recipe: dict[str, Any]) -> str:
 def provenance(weights: dict[str, Any], recipe: dict[str, Any]) -> dict[str, str]:
     """What a predictions file (and a leaderboard entry) says about how the model was made."""
     return {"weights": weights_label(weights), "recipe": recipe_label(recipe)}
-
-
-def predictions(
-    dataset: str,
-    manifest: str | None,
-    video_ids: list[str],
-    probabilities: np.ndarray,
-    provenance: dict[str, str],
-    top_k: int = TOP_K,
-) -> dict[str, Any]:
-    """The leaderboard's predictions document: the ``top_k`` labels of each video, best first.
-
-    Ties go to the lower label id (:func:`ytfgvc.metrics.rank_scores`). ``provenance``
-    (:func:`provenance`) says which weights the model started from and its recipe.
-    """
-    from ytfgvc.metrics import rank_scores
-
-    ranked = rank_scores(probabilities, top_k)
-    results = {
-        vid: [{"label": int(label), "score": round(float(probabilities[i, label]), 6)} for label in ranked[i]]
-        for i, vid in enumerate(video_ids)
-    }
-    used = provenance["weights"] != "from scratch"
-    return {
-        "version": PREDICTIONS_VERSION,
-        "dataset": dataset,
-        "manifest": manifest,
-        "results": results,
-        "external_data": {"used": used, "details": f"initialised from {provenance['weights']}" if used else ""},
-        "provenance": provenance,
-    }
-
-
-def write_predictions(path: Path, doc: dict[str, Any]) -> None:
-    write_json_atomic(path, doc, indent=None)

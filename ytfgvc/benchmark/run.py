@@ -57,8 +57,9 @@ from ytfgvc.engine import (
     train_one_epoch,
 )
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.layout import run_dir
+from ytfgvc.layout import RunFiles, run_dir
 from ytfgvc.models.backbones import FROM_SCRATCH
+from ytfgvc.predictions import run_predictions, write_predictions
 
 # Keys that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device", "find_unused_parameters")
@@ -155,7 +156,8 @@ def _run(
     data = load_data(cfg)
     cfg = resolve(cfg, data)
     folder = run_dir(out, cfg.dataset, cfg.method, cfg.run_name)
-    seen = all_gather_objects(((folder / "metrics.json").is_file(), (folder / "checkpoint.pt").is_file()), env)
+    files = RunFiles(folder)
+    seen = all_gather_objects((files.finished, files.checkpoint.is_file()), env)
     if len(set(seen)) > 1:
         raise YtfgvcError(
             f"the processes see different contents in {folder}",
@@ -163,19 +165,19 @@ def _run(
         )
     finished, has_checkpoint = seen[0]
     if finished:
-        return RunResult(folder, "already finished", json.loads((folder / "metrics.json").read_text()))
+        return RunResult(folder, "already finished", json.loads(files.metrics.read_text()))
     state = None
     if has_checkpoint:
         if not resume:
             raise YtfgvcError(f"{folder} holds an unfinished run", "pass --resume to continue it, or --run-name NAME")
-        state = load_checkpoint(folder / "checkpoint.pt")
+        state = load_checkpoint(files.checkpoint)
         _check_same_config(state["config"], cfg, folder)
     run = _build(cfg, data, env, folder, state, session_start)
     if state is not None:
         echo(f"resuming {folder} after epoch {run.start_epoch} of {cfg.epochs}")
     if env.is_main:
         folder.mkdir(parents=True, exist_ok=True)
-        cfg.to_yaml(folder / "config.yaml")
+        cfg.to_yaml(files.config)
     barrier(env)
     if not _train(run, state, progress, stop_after, echo):
         return RunResult(folder, "stopped")
@@ -324,8 +326,8 @@ def _save(run: _Run, epochs_done: int) -> None:
             "elapsed_s": run.seconds(),
             "started": run.started,
         }
-        save_checkpoint(run.folder / "checkpoint.pt", state)
-        records.write_log(run.folder / "log.jsonl", run.history)
+        save_checkpoint(RunFiles(run.folder).checkpoint, state)
+        records.write_log(RunFiles(run.folder).log, run.history)
     barrier(run.env)
 
 
@@ -391,9 +393,10 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     weights = weights_record(run.model)
     recipe = records.recipe_record(get_recipe(cfg.recipe), cfg.to_dict())
     provenance = records.provenance(weights, recipe)
-    doc = records.predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, provenance)
-    records.write_predictions(folder / "predictions.json", doc)
-    records.plot_curves(folder / "curves.png", history, f"{cfg.method} on {cfg.dataset} ({cfg.run_name})")
+    doc = run_predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, provenance)
+    files = RunFiles(folder)
+    write_predictions(files.predictions, doc)
+    records.plot_curves(files.curves, history, f"{cfg.method} on {cfg.dataset} ({cfg.run_name})")
     cuda = env.device.type == "cuda"
     metrics = {
         "schema": records.METRICS_SCHEMA,
@@ -451,7 +454,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     }
     from ytfgvc.fsutil import write_json_atomic
 
-    write_json_atomic(folder / "metrics.json", metrics)
+    write_json_atomic(files.metrics, metrics)
     return metrics
 
 

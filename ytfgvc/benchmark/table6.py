@@ -23,6 +23,7 @@ from ytfgvc.benchmark.config import METHODS
 from ytfgvc.benchmark.records import METRICS_SCHEMA
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.fsutil import atomic_path, write_text_atomic
+from ytfgvc.layout import RunFiles
 
 
 def paper_top1(dataset: str, method: str) -> float | None:
@@ -237,10 +238,10 @@ def find_metrics(paths: list[Path]) -> list[Path]:
     for p in map(Path, paths):
         if p.is_file():
             found.append(p)
-        elif (p / "metrics.json").is_file():
-            found.append(p / "metrics.json")
+        elif RunFiles(p).finished:
+            found.append(RunFiles(p).metrics)
         elif p.is_dir():
-            found += sorted(p.rglob("metrics.json"))
+            found += sorted(p.rglob(RunFiles(p).metrics.name))
         else:
             raise YtfgvcError(f"{p} does not exist", "pass run folders (runs/<dataset>/<method>/<run>) or runs/")
     if not found:

@@ -57,7 +57,7 @@ def validate(file: Path, dataset: str, allow_partial: bool, root: Path, as_json:
       ytfgvc leaderboard validate predictions.json --dataset birds --root /data/ytfgvc
     """
     from ytfgvc.annotations import load_official
-    from ytfgvc.leaderboard.validate import validate_file
+    from ytfgvc.predictions import validate_file
 
     report = validate_file(file, load_official(root, dataset), dataset, allow_partial=allow_partial)
     if as_json:

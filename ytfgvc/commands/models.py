@@ -62,12 +62,12 @@ def visualize(
     Example:
       ytfgvc visualize runs/birds/rra/paper-1 dQw4w9WgXcQ --out rra-dQw4.png
     """
-    from ytfgvc.visualize_run import visualize_run
+    from ytfgvc.benchmark.visualize import visualize_run
 
     root = root or (ctx.find_root().obj or {}).get("root")
     v = visualize_run(run, video_id, out=out, root=root, num_frames=num_frames, suppressed=not no_suppressed)
     preds = ", ".join(f"{k}: {label}" for k, label in v.predictions.items())
-    text = f"{v.path}: {len(v.frame_indices)} frames x {len(v.heat)} maps ({preds})"
+    text = f"{v.path}: {len(v.frame_numbers)} frames x {len(v.heat)} maps ({preds})"
     emit(v.to_dict(), as_json, text)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -60,41 +59,24 @@ def study_cmd(
       ytfgvc study rra-vs-tsn --profile gpu --root /tmp/data --out runs
       ytfgvc study rra-vs-tsn --profile gpu --out runs --results-only
     """
-    from ytfgvc.study import STUDIES, load_study, run_study
-    from ytfgvc.study_report import build_report, write_study_record
+    from ytfgvc.study import run_study
 
-    study = load_study(name, profile)
-    if parallel is not None:
-        study.parallel = max(1, parallel)
-    if report is None:
-        folder = STUDIES["rra-vs-tsn"].parent
-        default = folder / "README.md" if profile == "gpu" else folder / f"README-{profile}.md"
-        report = study.runs_root(out) / "README.md" if profile == "micro" else default
-    t0 = time.perf_counter()
-    summary: dict = {"study": study.name, "profile": profile}
     echo = (lambda s: None) if as_json else click.echo
-    if not results_only:
-        result = run_study(study, root, out, progress=progress and not as_json, echo=echo)
-        write_study_record(study, root, out, time.perf_counter() - t0, _device(study))
-        summary.update(finished=len(result.finished), failed=result.failed, seconds=round(result.seconds, 1))
-    build_report(study, root, out, report, figures=figures)
-    summary["report"] = str(report)
-    if export is not None:
-        from ytfgvc.study import export_runs
-
-        summary["export"] = str(export_runs(study, out, export, report))
-    emit(summary, as_json, f"report written to {report}" + (f"; FAILED runs: {summary['failed']}"
-                                                             if summary.get("failed") else ""))  # fmt: skip
-
-
-def _device(study) -> str:
-    import torch
-
-    if study.config.get("device") == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    import platform
-
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    summary = run_study(
+        name,
+        profile,
+        root,
+        out,
+        report=report,
+        parallel=parallel,
+        results_only=results_only,
+        export=export,
+        figures=figures,
+        progress=progress and not as_json,
+        echo=echo,
+    )
+    failed = f"; FAILED runs: {summary.failed}" if summary.failed else ""
+    emit(summary.to_dict(), as_json, f"report written to {summary.report}{failed}")
 
 
 COMMANDS = [study_cmd]

@@ -1,6 +1,6 @@
 """Map what went wrong (a yt-dlp error, an HTTP status, a timeout) to a ledger status.
 
-The statuses and their permanent/transient split are fixed in :mod:`ytfgvc.records`.
+The statuses and their permanent/transient split are fixed in :mod:`ytfgvc.snapshot`.
 Errors are mapped by meaning, in this order (the first rule that matches wins):
 
 =================  ==============================================================

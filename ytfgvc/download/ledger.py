@@ -6,7 +6,7 @@ a run knows what never to ask for again and a report can say why videos are miss
 Tables (schema ``ytfgvc-ledger-1``)::
 
     videos(id TEXT PRIMARY KEY,     -- YouTube id
-           status TEXT NOT NULL,    -- one of ytfgvc.records.STATUSES
+           status TEXT NOT NULL,    -- one of ytfgvc.snapshot.STATUSES
            reason TEXT,             -- short, groupable ("HTTP 404", "private video", "12.0 s > 10 s")
            message TEXT,            -- the original error message
            attempts INTEGER,        -- requests made for it, over all runs
@@ -18,7 +18,7 @@ Tables (schema ``ytfgvc-ledger-1``)::
     meta(key TEXT PRIMARY KEY, value TEXT)      -- schema, dataset
     runs(started TEXT, finished TEXT, config TEXT, summary TEXT)   -- JSON, one row per run
 
-Later stages read only ``videos.id`` and ``videos.status`` (see :mod:`ytfgvc.records`).
+Later stages read only ``videos.id`` and ``videos.status`` (see :mod:`ytfgvc.snapshot`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.records import PERMANENT, STATUSES
+from ytfgvc.snapshot import PERMANENT, STATUSES
 
 SCHEMA = "ytfgvc-ledger-1"
 

@@ -16,7 +16,7 @@ from ytfgvc.annotations import load_official
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.download.plan import listed_items
 from ytfgvc.layout import SPLITS, DatasetLayout
-from ytfgvc.records import STATUSES, manifest_hash
+from ytfgvc.snapshot import STATUSES, manifest_hash
 
 COLUMNS = (*STATUSES, "pending")
 

@@ -39,7 +39,7 @@ from ytfgvc.download.sources import Source, parse_source
 from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker, run_task
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.records import STATUSES
+from ytfgvc.snapshot import STATUSES
 
 if TYPE_CHECKING:
     from ytfgvc.download.remote import RayRun

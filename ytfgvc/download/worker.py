@@ -25,7 +25,7 @@ from ytfgvc.download.sources import Source
 from ytfgvc.download.ytdlp import Cancelled, Fetched, YtDlpFetcher
 from ytfgvc.fsutil import atomic_path, sha256_file
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.records import TRANSIENT
+from ytfgvc.snapshot import TRANSIENT
 
 # A file may be this much shorter or longer than the source said (YouTube rounds to seconds).
 DURATION_TOLERANCE_S = 2.0

@@ -12,7 +12,7 @@ from ytfgvc.leaderboard.compare import CompareResult, compare
 from ytfgvc.leaderboard.entries import Metadata, load_entries, paper_entries, slugify
 from ytfgvc.leaderboard.render import render
 from ytfgvc.leaderboard.submit import rescore, submit
-from ytfgvc.leaderboard.validate import PREDICTIONS_VERSION, build_predictions, validate_file
+from ytfgvc.predictions import PREDICTIONS_VERSION, build_predictions, validate_file
 
 __all__ = [
     "DEFAULT_LEADERBOARD_DIR",

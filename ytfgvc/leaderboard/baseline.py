@@ -21,8 +21,8 @@ from ytfgvc.layout import DatasetLayout, leaderboard_dir
 from ytfgvc.leaderboard.entries import Metadata
 from ytfgvc.leaderboard.render import render
 from ytfgvc.leaderboard.submit import SubmitResult, submit
-from ytfgvc.leaderboard.validate import build_predictions
-from ytfgvc.records import manifest_hash
+from ytfgvc.predictions import build_predictions
+from ytfgvc.snapshot import manifest_hash
 
 CLASS_PRIOR = "Class prior (train label frequencies)"
 

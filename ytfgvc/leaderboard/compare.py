@@ -20,8 +20,8 @@ from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 from ytfgvc.leaderboard.entries import ENTRY_SCHEMA, entry_path, entry_problems, is_slug
 from ytfgvc.leaderboard.scoring import correctness
-from ytfgvc.leaderboard.validate import MAX_PREDICTIONS_BYTES, TooLarge, read_capped, strict_loads, validate_bytes
 from ytfgvc.metrics import Comparison, paired_bootstrap
+from ytfgvc.predictions import MAX_PREDICTIONS_BYTES, TooLarge, read_capped, strict_loads, validate_bytes
 
 METRICS = {"top1": 1, "top5": 5}
 COMPARE_BOOT = 10000

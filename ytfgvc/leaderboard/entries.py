@@ -40,7 +40,7 @@ from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.fsutil import is_temporary, write_text_atomic
 from ytfgvc.layout import check_dataset_name, is_valid_video_id
 from ytfgvc.leaderboard.text import text_problems
-from ytfgvc.leaderboard.validate import (
+from ytfgvc.predictions import (
     MIN_LABELS,
     SHA256_HEX,
     TooLarge,

@@ -21,7 +21,7 @@ from ytfgvc.leaderboard.entries import (
     write_entry,
 )
 from ytfgvc.leaderboard.scoring import score_top5, scores_record
-from ytfgvc.leaderboard.validate import MAX_PREDICTIONS_BYTES, validate_file
+from ytfgvc.predictions import MAX_PREDICTIONS_BYTES, validate_file
 
 
 @dataclass
@@ -61,7 +61,7 @@ def submit(
     """Validate ``predictions`` against the test list imported under ``root``, re-score it, write the entry.
 
     Args:
-        predictions: a predictions file (format: :mod:`ytfgvc.leaderboard.validate`).
+        predictions: a predictions file (format: :mod:`ytfgvc.predictions`).
         dataset: the dataset it is for; its official lists must be imported under ``root``.
         method: the method's display name; the entry's file name is derived from it.
         metadata: what the submitter says about the method (shown, escaped; never scored).

@@ -4,7 +4,7 @@
     >>> result = prepare_dataset("./ytfgvc-data", "birds", PrepareConfig(flow=True, jobs=8))
     >>> print(result.summary())
 
-Modules: :mod:`~ytfgvc.prepare.sampling` (which frames, what size, which way up),
+Modules: :mod:`~ytfgvc.prepare.resample` (which frames, what size, which way up),
 :mod:`~ytfgvc.prepare.video` (one video, decoded once; ``meta.json``),
 :mod:`~ytfgvc.prepare.flow` (the flow backend registry and the on-disk encoding),
 :mod:`~ytfgvc.prepare.flowstack` (flow stacks and their file numbering),

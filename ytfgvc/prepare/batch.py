@@ -32,7 +32,7 @@ from ytfgvc.prepare.config import FRAME_KEYS, PrepareConfig
 from ytfgvc.prepare.flow import get_flow_backend
 from ytfgvc.prepare.lists import ListsResult, read_frames_meta, write_lists
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
-from ytfgvc.records import manifest_hash, ok_video_ids
+from ytfgvc.snapshot import manifest_hash, ok_video_ids
 
 MAX_ERRORS_SHOWN = 20
 

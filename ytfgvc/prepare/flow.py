@@ -41,8 +41,6 @@ in pixels, not clamped (float16 keeps ~3 significant digits: < 0.008 px below 16
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,7 @@ import numpy as np
 
 from ytfgvc.config import did_you_mean
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.registry import Registry
 
 FLOW_BOUND = 20.0
 FLOW_STILL = 128
@@ -58,10 +57,8 @@ FLOW_FORMATS = ("jpg", "npy")
 FLOW_JPEG_QUALITY = 95
 _SCALE = FLOW_STILL / FLOW_BOUND  # 6.4 codes per pixel
 
-_BACKENDS: dict[str, Callable[..., FlowBackend]] = {}
+BACKENDS = Registry("flow backend", builtin=["ytfgvc.prepare.tvl1_torch"], hint="available here")
 # Modules that register backends when imported; missing ones are skipped.
-_BUILTIN_MODULES = ("ytfgvc.prepare.tvl1_torch",)
-_LOADED: set[str] = set()
 
 
 class FlowBackend:
@@ -106,38 +103,16 @@ def current_worker_index() -> int | None:
 
 def register_flow_backend(name: str) -> Callable:
     """Decorator: register a backend factory (usually a :class:`FlowBackend` subclass) under ``name``."""
-
-    def wrap(factory: Callable[..., FlowBackend]) -> Callable[..., FlowBackend]:
-        if name in _BACKENDS:
-            raise ValueError(f"flow backend {name!r} is already registered")
-        _BACKENDS[name] = factory
-        return factory
-
-    return wrap
-
-
-def _load_builtin() -> None:
-    # Importing a module registers its backends; one that is not installed is skipped.
-    for module in _BUILTIN_MODULES:
-        if module not in _LOADED and importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
-        _LOADED.add(module)
+    return BACKENDS.register(name)
 
 
 def list_flow_backends() -> list[str]:
-    _load_builtin()
-    return sorted(_BACKENDS)
+    return BACKENDS.names()
 
 
 def get_flow_backend(name: str, **params: Any) -> FlowBackend:
     """Build backend ``name`` with ``params``; an unknown name gets a "did you mean"."""
-    _load_builtin()
-    if name not in _BACKENDS:
-        raise YtfgvcError(
-            f"unknown flow backend {name!r}{did_you_mean(name, _BACKENDS)}",
-            f"available here: {', '.join(sorted(_BACKENDS))}",
-        )
-    return _BACKENDS[name](**params)
+    return BACKENDS.get(name)(**params)
 
 
 def check_params(backend: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from ytfgvc.annotations import annotations_hash, load_official
 from ytfgvc.datasets import get_card
 from ytfgvc.fsutil import write_json_atomic, write_text_atomic
 from ytfgvc.layout import SPLITS, DatasetLayout
-from ytfgvc.records import manifest_hash
+from ytfgvc.snapshot import manifest_hash
 
 LISTS_SCHEMA = "ytfgvc-lists-1"
 

@@ -6,7 +6,7 @@
 * ``source``: file, container, codec, native ``width``/``height``, ``fps`` (average, as
   a fraction and a float), ``native_frames`` decoded, ``duration_s``, ``start_time_s``,
   display orientation applied (``rotation_ccw``, ``mirror``), ``dropped_out_of_order``;
-* ``sample_fps``, ``rule`` (see :mod:`ytfgvc.prepare.sampling`), ``num_frames``,
+* ``sample_fps``, ``rule`` (see :mod:`ytfgvc.prepare.resample`), ``num_frames``,
   ``width``/``height`` (as written, display orientation), ``short_side``, ``jpeg_quality``;
 * ``timestamps`` (seconds from the first decoded frame) and ``native_index`` (0-based
   decode order) of every kept frame, in file order;
@@ -37,7 +37,7 @@ import numpy as np
 from ytfgvc import __version__
 from ytfgvc.fsutil import atomic_path, write_json_atomic
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.prepare.sampling import (
+from ytfgvc.prepare.resample import (
     FrameSelector,
     display_matrix_orientation,
     orient,

@@ -20,7 +20,8 @@ import numpy as np
 
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.fsutil import write_json_atomic, write_text_atomic
-from ytfgvc.study import Study
+from ytfgvc.layout import RunFiles
+from ytfgvc.study.run import Study
 
 # The paper's ActivityNet v1.3 numbers (mAP, ResNet-152), copied from Tables 3 and 4.
 PAPER_TABLE3 = {  # loss: (mAP_c, mAP_e)
@@ -95,10 +96,10 @@ def collect(study: Study, root: Path | str, out: Path | str) -> dict[str, Varian
         vr = runs[v.name] = VariantRuns(v.name, v.model)
         for seed in study.seeds:
             folder = study.run_folder(out, v, seed)
-            if not (folder / "metrics.json").is_file():
+            if not RunFiles(folder).finished:
                 continue
-            m = json.loads((folder / "metrics.json").read_text())
-            preds = json.loads((folder / "predictions.json").read_text())["results"]
+            m = json.loads(RunFiles(folder).metrics.read_text())
+            preds = json.loads(RunFiles(folder).predictions.read_text())["results"]
             vr.top1[seed] = m["scores"]["top1"]
             vr.mean_class[seed] = m["scores"]["mean_class"]
             vr.correct[seed] = {vid: bool(r and r[0]["label"] == truth.get(vid)) for vid, r in preds.items()}
@@ -155,7 +156,7 @@ def _run_root(run: Path) -> str:
     """The data root a run was trained on (its config.yaml)."""
     import yaml
 
-    return str((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("root", ""))
+    return str((yaml.safe_load(RunFiles(run).config.read_text()) or {}).get("root", ""))
 
 
 def _fmt_interval(c: dict[str, Any]) -> str:
@@ -303,7 +304,7 @@ def _ordering(runs: dict[str, VariantRuns]) -> list[str]:
 
 
 def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path, figures: bool) -> list[str]:
-    from ytfgvc.study_attention import VideoAttention, analyse_run
+    from ytfgvc.study.attention import VideoAttention, analyse_run
 
     lines = ["## Where the glimpses look (RRA, K = 4, seed " + "{seed})", ""]
     rra = runs.get("rra")
@@ -316,7 +317,7 @@ def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path,
     videos = sorted(rra.correct[seed])[:ATTENTION_VIDEOS]
     n = int(study.config.get("test_segments", 8))
     saved = study.runs_root(run.parents[3]) / "attention.json"
-    if (run / "checkpoint.pt").is_file() and (Path(_run_root(run)) / study.dataset).is_dir():
+    if RunFiles(run).checkpoint.is_file() and (Path(_run_root(run)) / study.dataset).is_dir():
         stats = analyse_run(run, videos, n)
         write_json_atomic(saved, {"run": str(run), "frames": n, "videos": [s.to_dict() for s in stats]})
     elif saved.is_file():  # re-rendered from exported run folders: the numbers computed with the data
@@ -328,7 +329,7 @@ def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path,
     lines += [
         f"Fraction of each glimpse's attention mass on the planted detail (the crest) over {n} test frames,"
         " against chance (the crest's area share: what uniform attention gets); then the mass on frames that"
-        " show the bird, against their share of the frames. Method: `ytfgvc/study_attention.py`.",
+        " show the bird, against their share of the frames. Method: `ytfgvc/study/attention.py`.",
         "",
         "| video | "
         + " | ".join(f"glimpse {i + 1} on crest" for i in range(k))
@@ -355,7 +356,7 @@ def _attention_section(study: Study, runs: dict[str, VariantRuns], report: Path,
     for vid in [s.video_id for s in stats if s.visible_frames][:FIGURE_VIDEOS]:
         png = fig_dir / f"{study.profile}-{vid}.png"
         if figures:
-            from ytfgvc.visualize_run import visualize_run
+            from ytfgvc.benchmark.visualize import visualize_run
 
             visualize_run(run, vid, out=png, num_frames=n)
         if png.is_file():

@@ -5,7 +5,7 @@ in source pixels (``<root>/synthetic/truth/<id>.json``, see :mod:`ytfgvc.synth`)
 frames' ``meta.json`` (written by ``ytfgvc prepare``) says which native frame each kept
 frame is (``native_index``) and the sizes (``source.width``/``height`` native, ``width``/
 ``height`` as written). The frames the model sees are those of
-:func:`ytfgvc.visualize_run.read_frames`: short side resized to ``input_size``, centre
+:func:`ytfgvc.benchmark.visualize.read_frames`: short side resized to ``input_size``, centre
 square crop. A feature-map cell (i, j) of an h x w map covers the crop's pixels
 [i S/h, (i+1) S/h) x [j S/w, (j+1) S/w).
 
@@ -111,7 +111,7 @@ def analyse_run(run: Path, video_ids: list[str], num_frames: int) -> list[VideoA
     """Attention mass on the detail, per glimpse, for ``video_ids`` under a trained RRA run."""
     import torch
 
-    from ytfgvc.visualize_run import load_run_model, normalise, read_frames, read_run_config
+    from ytfgvc.benchmark.visualize import load_run_model, normalise, read_frames, read_run_config
 
     cfg = read_run_config(run)
     model = load_run_model(run, cfg)

@@ -1,8 +1,10 @@
 """Studies: many benchmark runs (variants x seeds) on one dataset, then one report.
 
-    >>> from ytfgvc.study import load_study, run_study
-    >>> study = load_study("rra-vs-tsn", "micro")
-    >>> result = run_study(study, root="ytfgvc-data", out="runs")     # doctest: +SKIP
+    >>> from ytfgvc.study import run_study
+    >>> summary = run_study("rra-vs-tsn", "micro", root="ytfgvc-data", out="runs")   # doctest: +SKIP
+    >>> summary.report                                 # the report, rebuilt from the run folders
+
+:func:`run_study` is what ``ytfgvc study`` calls; :func:`run_variants` only trains and tests.
 
 A study file (``baselines/<dataset>/study.yaml``) holds ``name``, ``dataset``, ``common``
 (benchmark config keys shared by every run), ``variants`` (``name``, ``model``, ``kwargs``:
@@ -32,8 +34,9 @@ from typing import Any
 import yaml
 
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.layout import RunFiles, resource_file
 
-STUDIES = {"rra-vs-tsn": Path(__file__).resolve().parent.parent / "baselines" / "synthetic" / "study.yaml"}
+STUDIES = {"rra-vs-tsn": "synthetic/study.yaml"}  # shipped under baselines/ (layout.resource_file)
 PROFILES = ("gpu", "cpu", "micro")
 
 
@@ -92,7 +95,10 @@ def load_study(name_or_path: str | Path, profile: str) -> Study:
     """Read a study file (a name in :data:`STUDIES` or a path) and resolve ``profile``."""
     from ytfgvc.benchmark.config import deep_merge
 
-    path = STUDIES.get(str(name_or_path), Path(name_or_path))
+    if str(name_or_path) in STUDIES:
+        path = resource_file("baselines", STUDIES[str(name_or_path)])
+    else:
+        path = Path(name_or_path)
     if not path.is_file():
         raise YtfgvcError(f"unknown study {name_or_path!r}", f"use one of {', '.join(STUDIES)} or a study.yaml path")
     try:
@@ -157,7 +163,7 @@ class StudyResult:
     seconds: float
 
 
-def run_study(
+def run_variants(
     study: Study,
     root: Path | str,
     out: Path | str,
@@ -168,7 +174,7 @@ def run_study(
     t0 = time.perf_counter()
     ensure_data(study, root, progress, echo)
     jobs = [(v, s) for s in study.seeds for v in study.variants]
-    todo = [(v, s) for v, s in jobs if not (study.run_folder(out, v, s) / "metrics.json").is_file()]
+    todo = [(v, s) for v, s in jobs if not RunFiles(study.run_folder(out, v, s)).finished]
     echo(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to go, {study.parallel} at a time")
     failed: dict[str, str] = {}
     run = _run_in_process if study.parallel == 1 else _run_in_subprocess
@@ -190,7 +196,7 @@ def run_study(
                 bar.write(f"FAILED {name}: {failed[name]}")
             bar.update()
     finished = [study.run_folder(out, v, s) for v, s in jobs]
-    finished = [f for f in finished if (f / "metrics.json").is_file()]
+    finished = [f for f in finished if RunFiles(f).finished]
     return StudyResult(study.runs_root(out), finished, failed, time.perf_counter() - t0)
 
 
@@ -224,7 +230,91 @@ def _run_in_subprocess(study: Study, root, out, variant: Variant, seed: int, pro
         raise RuntimeError(f"exit {proc.returncode}: {tail[0]} (log: {log})")
 
 
-EXPORTED = ("config.yaml", "log.jsonl", "metrics.json", "predictions.json", "curves.png")
+@dataclass
+class StudySummary:
+    """What ``ytfgvc study`` did: the report written, and the runs when it ran them."""
+
+    study: str
+    profile: str
+    report: Path
+    finished: int | None = None
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float | None = None
+    export: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"study": self.study, "profile": self.profile, "report": str(self.report)}
+        if self.finished is not None:
+            d.update(finished=self.finished, failed=self.failed, seconds=self.seconds)
+        if self.export is not None:
+            d["export"] = str(self.export)
+        return d
+
+
+def default_report(study: Study, out: Path | str) -> Path:
+    """Where the report goes: beside the study file in a clone (gpu: README.md, cpu: README-cpu.md), else under OUT.
+
+    The micro profile, and any study whose file is installed (not in a clone), writes
+    ``OUT/study-<profile>/README.md``.
+    """
+    in_clone = (study.path.parent.parent.parent / ".git").exists()
+    if study.profile == "micro" or not in_clone:
+        return study.runs_root(out) / "README.md"
+    return study.path.parent / ("README.md" if study.profile == "gpu" else f"README-{study.profile}.md")
+
+
+def run_study(
+    name: str | Path,
+    profile: str,
+    root: Path | str,
+    out: Path | str,
+    *,
+    report: Path | None = None,
+    parallel: int | None = None,
+    results_only: bool = False,
+    export: Path | None = None,
+    figures: bool = True,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> StudySummary:
+    """Run a study's variants (unless ``results_only``), then rebuild its report; what ``ytfgvc study`` does.
+
+    Args:
+        name: a study in :data:`STUDIES` or a study.yaml path; ``profile`` one of :data:`PROFILES`.
+        root: where the study's data are made (``<root>/study-<profile>/``).
+        out: where its runs go (``<out>/study-<profile>/``).
+        report: the report to write (default :func:`default_report`).
+        parallel: runs at a time (their own processes when > 1); default the profile's.
+        export: also copy the runs' small files and the report there (:func:`export_runs`).
+        figures: draw the eq. 7 heat maps of two test videos.
+    """
+    from ytfgvc.study.report import build_report, write_study_record
+
+    study = load_study(name, profile)
+    if parallel is not None:
+        study.parallel = max(1, parallel)
+    report = Path(report) if report is not None else default_report(study, out)
+    t0 = time.perf_counter()
+    summary = StudySummary(study.name, profile, report)
+    if not results_only:
+        result = run_variants(study, root, out, progress=progress, echo=echo)
+        write_study_record(study, root, out, time.perf_counter() - t0, _device_name(study))
+        summary.finished, summary.failed = len(result.finished), result.failed
+        summary.seconds = round(result.seconds, 1)
+    build_report(study, root, out, report, figures=figures)
+    if export is not None:
+        summary.export = export_runs(study, out, export, report)
+    return summary
+
+
+def _device_name(study: Study) -> str:
+    import platform
+
+    import torch
+
+    if study.config.get("device") == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def export_runs(study: Study, out: Path | str, dest: Path | str, report: Path | None = None) -> Path:
@@ -240,7 +330,7 @@ def export_runs(study: Study, out: Path | str, dest: Path | str, report: Path | 
         for seed in study.seeds:
             folder = study.run_folder(out, v, seed)
             target = dst / folder.relative_to(src)
-            for name in EXPORTED:
+            for name in RunFiles.RECORDS:
                 if (folder / name).is_file():
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(folder / name, target / name)

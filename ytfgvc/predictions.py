@@ -1,4 +1,9 @@
-"""Predictions files: the format, its strict reader, and its writer.
+"""Predictions files (``ytfgvc-predictions-1``): the format, its builder and writer, and its strict reader.
+
+The one module that knows the format: ``ytfgvc benchmark`` writes a run's file with
+:func:`run_predictions` and :func:`write_predictions`, ``ytfgvc leaderboard`` reads every
+file with :func:`validate_file`, and anyone can make one from a score matrix with
+:func:`build_predictions`.
 
 A predictions file (written by ``benchmark``, accepted by ``leaderboard``) is UTF-8 JSON::
 
@@ -484,6 +489,8 @@ def build_predictions(
     labels: Iterable[int] | None = None,
     k: int = MIN_LABELS,
     external_data: dict[str, Any] | None = None,
+    provenance: dict[str, str] | None = None,
+    decimals: int | None = None,
 ) -> dict[str, Any]:
     """A predictions object (see the module docstring) from a score matrix.
 
@@ -495,6 +502,8 @@ def build_predictions(
         labels: the label id of each column.
         k: labels kept per video, best first (ties to the lower column, as ``metrics.rank_scores``).
         external_data: ``{"used": bool, "details": str}``; default: none used.
+        provenance: ``{"weights", "recipe"}`` (optional, shown on the leaderboard).
+        decimals: round the scores (after ranking, so the order and the tie rule hold).
     """
     from ytfgvc.metrics import rank_scores
 
@@ -506,14 +515,49 @@ def build_predictions(
     columns = np.arange(scores.shape[1]) if labels is None else np.asarray(list(labels))
     order = rank_scores(scores, k)
     rows = np.take_along_axis(scores, order, axis=1)
+    if decimals is not None:
+        rows = rows.round(decimals)
     results = {
         vid: [{"label": int(columns[j]), "score": float(s)} for j, s in zip(o, r, strict=True)]
         for vid, o, r in zip(video_ids, order, rows, strict=True)
     }
-    return {
+    doc = {
         "version": PREDICTIONS_VERSION,
         "dataset": dataset,
         "manifest": manifest,
         "results": results,
         "external_data": external_data or {"used": False, "details": ""},
     }
+    if provenance is not None:
+        doc["provenance"] = dict(provenance)
+    return doc
+
+
+RUN_TOP_K = 10  # labels a benchmark run keeps per video (the leaderboard scores the first 5)
+
+
+def run_predictions(
+    dataset: str,
+    manifest: str | None,
+    video_ids: Sequence[str],
+    probabilities: np.ndarray,
+    provenance: dict[str, str],
+) -> dict[str, Any]:
+    """A benchmark run's file: the 10 best labels of each video with their probability (6 decimals).
+
+    Ties go to the lower label id. The starting weights count as external data unless the
+    model was trained from scratch.
+    """
+    used = provenance["weights"] != "from scratch"
+    external = {"used": used, "details": f"initialised from {provenance['weights']}" if used else ""}
+    return build_predictions(
+        dataset, manifest, video_ids, probabilities, k=RUN_TOP_K, external_data=external,
+        provenance=provenance, decimals=6,
+    )  # fmt: skip
+
+
+def write_predictions(path: Path, doc: dict[str, Any]) -> None:
+    """Write a predictions object atomically (compact JSON)."""
+    from ytfgvc.fsutil import write_json_atomic
+
+    write_json_atomic(path, doc, indent=None)

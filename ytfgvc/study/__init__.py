@@ -1,0 +1,35 @@
+"""Studies: many benchmark runs (variants x seeds) on one dataset, then one report.
+
+* :mod:`ytfgvc.study.run` — the study file, the data, the runs (:func:`run_study` is what
+  ``ytfgvc study`` calls);
+* :mod:`ytfgvc.study.report` — the report rebuilt from the run folders;
+* :mod:`ytfgvc.study.attention` — where RRA's glimpses look, against the planted detail.
+"""
+
+from ytfgvc.study.run import (
+    PROFILES,
+    STUDIES,
+    Study,
+    StudyResult,
+    StudySummary,
+    Variant,
+    ensure_data,
+    export_runs,
+    load_study,
+    run_study,
+    run_variants,
+)
+
+__all__ = [
+    "PROFILES",
+    "STUDIES",
+    "Study",
+    "StudyResult",
+    "StudySummary",
+    "Variant",
+    "ensure_data",
+    "export_runs",
+    "load_study",
+    "run_study",
+    "run_variants",
+]
