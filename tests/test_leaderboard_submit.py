@@ -174,6 +174,11 @@ def test_compare_is_paired_on_common_videos(tmp_path: Path, root: Path):
     nearly = write_json(tmp_path / "c.json", predictions(LISTS, {IDS[0]: 1, IDS[4]: 0}))  # differs on 2 videos
     close = compare(str(strong.path), str(nearly), "synthetic", root, leaderboard_dir=board)
     assert not close.comparison.significant and "not significant" in close.sentence()
+    assert (close.only_a, close.only_b) == (0, 1) and close.sign_test_p == 1.0  # IDS[0] is wrong in both
+    assert "they disagree on 1 video" in close.sentence() and "too few for a bootstrap interval" in close.sentence()
+    assert "interval [" not in close.sentence()  # a coarse interval is not printed as if it meant something
+    same = compare(str(strong.path), str(strong.path), "synthetic", root, leaderboard_dir=board)
+    assert "right on exactly the same videos" in same.sentence()
     partial = write_json(tmp_path / "d.json", predictions(LISTS, ids=IDS[:10]))
     assert compare("strong", str(partial), "synthetic", root, leaderboard_dir=board).n_common == 10
 
@@ -202,7 +207,7 @@ def test_cli_validate_submit_compare_render(tmp_path: Path, root: Path):
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["scores"]["top1"] == 75.0
     res = run(main, ["leaderboard", "compare", "mine", path, *common])
-    assert res.exit_code == 0 and "+0.00 top1 points" in res.output and "not significant" in res.output
+    assert res.exit_code == 0 and "+0.00 top1 points" in res.output and "no difference to test" in res.output
     res = run(main, ["leaderboard", "render", "--leaderboard-dir", board])
     assert res.exit_code == 0 and "synthetic 1" in res.output
     assert "Mine" in (Path(board) / "README.md").read_text()
@@ -264,3 +269,17 @@ def test_invisible_format_characters_are_refused_with_the_field_named(tmp_path: 
                "--root", str(root), "--leaderboard-dir", str(tmp_path)],
     )  # fmt: skip
     assert res.exit_code == 2 and "U+202E" in res.output
+
+
+def test_outputs_go_under_root_unless_told_otherwise(tmp_path: Path, root: Path, monkeypatch):
+    """Never into ./leaderboard (in a clone: the committed leaderboard) unless asked."""
+    monkeypatch.chdir(tmp_path)
+    base = ["--dataset", "synthetic", "--root", str(root)]
+    res = CliRunner().invoke(main, ["leaderboard", "submit", str(good(tmp_path)), *base, "--method", "Here"])
+    assert res.exit_code == 0, res.output
+    assert (root / "leaderboard" / "submissions" / "synthetic" / "here.json").is_file()
+    assert not (tmp_path / "leaderboard").exists()
+    res = CliRunner().invoke(main, ["leaderboard", "render", "--root", str(root)])
+    assert res.exit_code == 0 and (root / "leaderboard" / "index.html").is_file()
+    res = CliRunner().invoke(main, ["leaderboard", "compare", "here", str(good(tmp_path, "b.json")), *base])
+    assert res.exit_code == 0, res.output

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytfgvc.layout import RunFiles
+from ytfgvc.layout import RunFiles, runs_dir
 from ytfgvc.synth import SynthConfig
 
 DATASET = "synthetic"
@@ -101,7 +101,7 @@ def stage_benchmark(ctx: DemoContext) -> str:
     missing = [m for m in BENCHMARK_METHODS if m not in list_models()]
     if missing:
         return f"skipped: models {', '.join(missing)} are not registered in ytfgvc.models"
-    runs_root = ctx.root / "runs"
+    runs_root = runs_dir(ctx.root)
     n_train = sum(1 for line in layout.list_path("train").read_text().splitlines() if line.strip())
     runs = []
     for method in BENCHMARK_METHODS:
@@ -118,7 +118,11 @@ def stage_benchmark(ctx: DemoContext) -> str:
         "table6": files,
     }
     top1 = ", ".join(f"{m} {r.metrics['scores']['top1']:.1f}%" for m, r in zip(BENCHMARK_METHODS, runs, strict=True))
-    return f"smoke runs of {' and '.join(BENCHMARK_METHODS)} (top-1 {top1}); Table 6 in {files['md']}"
+    chance = runs[0].metrics["chance"]["top1"]
+    return (
+        f"smoke runs of {' and '.join(BENCHMARK_METHODS)} (top-1 {top1}; chance {chance:.1f}%: a plumbing check, "
+        f"not a result); Table 6 in {files['md']}"
+    )
 
 
 def stage_prepare(ctx: DemoContext) -> str:
@@ -168,6 +172,13 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
 ]
 
 
+NEXT_STEPS = """next:
+  the smoke scores only show the pipeline works (2 epochs, tiny inputs, chance level);
+  ytfgvc study rra-vs-tsn --profile cpu     RRA against TSN on the synthetic data, for real (about 40 min on 2 cores)
+  ytfgvc annotations import birds DIR       the official lists (see ytfgvc datasets), then download, prepare, benchmark
+  docs: README.md, docs/benchmark.md, docs/study.md"""
+
+
 def run_demo(
     root: Path, jobs: int = 0, echo: Callable[[str], None] = print, synth: SynthConfig | None = None
 ) -> DemoContext:
@@ -180,4 +191,5 @@ def run_demo(
         line = fn(ctx)
         echo(f"[{name}] {line} ({time.perf_counter() - t:.1f} s)")
     echo(f"demo finished in {time.perf_counter() - t0:.1f} s; everything is under {ctx.root.resolve()}")
+    echo(NEXT_STEPS)
     return ctx

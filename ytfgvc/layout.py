@@ -13,8 +13,8 @@
       frames/<id>/img_00001.jpg … + meta.json
       flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …
       lists/train.txt, lists/test.txt, lists/missing.txt, lists/meta.json
-    <root>/leaderboard/        submissions/, README.md, index.html (the demo's leaderboard)
-    <runs>/<dataset>/<model>/<run>/
+    <root>/leaderboard/        submissions/, README.md, index.html (leaderboard commands, unless --leaderboard-dir)
+    <root>/runs/<dataset>/<method>/<run>/   benchmark (unless --out); study: <root>/runs/study-<profile>/
 
 Nobody else builds these paths: call :class:`DatasetLayout`, :func:`run_dir` and
 :class:`RunFiles`. The files ytfgvc ships beside its code (dataset cards, baseline configs,
@@ -208,12 +208,14 @@ class DatasetLayout:
         return f"frames/{check_video_id(video_id)}"
 
 
-DEFAULT_LEADERBOARD_DIR = Path("leaderboard")  # relative to the working directory: the repository's leaderboard
-
-
 def leaderboard_dir(root: Path) -> Path:
-    """``<root>/leaderboard/``: a leaderboard kept under the data folder (the demo's; never the repository's)."""
+    """``<root>/leaderboard/``: where leaderboard commands write unless told otherwise (never the repository's)."""
     return Path(root) / "leaderboard"
+
+
+def runs_dir(root: Path) -> Path:
+    """``<root>/runs/``: where ``benchmark`` and ``study`` write their run folders unless ``--out`` says otherwise."""
+    return Path(root) / "runs"
 
 
 @dataclass(frozen=True)

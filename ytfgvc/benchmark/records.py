@@ -12,7 +12,7 @@
   ``pretrained_source``, ``weights`` (``source``, ``file``, ``sha256``), ``recipe`` (name,
   values, the source of each, and the keys the run ``changed``), ``versions``, ``git``,
   ``device``, ``wall_time_s``, ``gpu_hours``.
-* ``curves.png``: training loss and accuracy per epoch.
+* ``curves.png``: training loss and top-1 per epoch, the test top-1 and top-5, chance, and the lr.
 """
 
 from __future__ import annotations
@@ -90,8 +90,14 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> None:
-    """Training loss and accuracy per epoch, side by side."""
+def plot_curves(
+    path: Path,
+    history: list[dict[str, Any]],
+    title: str = "",
+    test: dict[str, float] | None = None,
+    chance_top1: float | None = None,
+) -> None:
+    """Training loss, training top-1 (with the test top-1 and top-5 of the finished run, and chance), and the lr."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,12 +105,24 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> N
     from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.2))
     a.plot(epochs, [r["loss"] for r in history], marker="o", ms=3)
     a.set(xlabel="epoch", ylabel="training loss")
-    b.plot(epochs, [r["accuracy"] for r in history], marker="o", ms=3, color="tab:green")
-    b.set(xlabel="epoch", ylabel="training top-1 (%)")
-    for ax in (a, b):
+    b.plot(epochs, [r["accuracy"] for r in history], marker="o", ms=3, color="tab:green", label="training top-1")
+    if test and epochs:
+        b.plot([epochs[-1]], [test["top1"]], "D", color="tab:blue", label=f"test top-1 {test['top1']:.1f}")
+        b.plot([epochs[-1]], [test["top5"]], "s", color="tab:purple", label=f"test top-5 {test['top5']:.1f}")
+    if chance_top1 is not None:
+        b.axhline(chance_top1, color="tab:red", ls="--", lw=1, label=f"chance {chance_top1:.1f}")
+    b.set(xlabel="epoch", ylabel="accuracy (%)")
+    b.legend(fontsize=7)
+    c.step(epochs, [r["lr"] for r in history], where="mid", color="tab:orange", marker="o", ms=3)
+    c.set(xlabel="epoch", ylabel="learning rate", yscale="log")
+    frozen = [r["epoch"] for r in history if r.get("frozen")]
+    if frozen:
+        c.axvspan(min(frozen) - 0.5, max(frozen) + 0.5, color="0.9", label="pretrained layers frozen")
+        c.legend(fontsize=7)
+    for ax in (a, b, c):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=10)
@@ -112,6 +130,30 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> N
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def chance(num_classes: int) -> dict[str, float]:
+    """Top-1 and top-5 accuracy (%) of guessing uniformly among ``num_classes`` classes."""
+    return {"top1": round(100 / num_classes, 2), "top5": round(min(100.0, 500 / num_classes), 2)}
+
+
+def meaning(metrics: dict[str, Any]) -> str:
+    """One or two sentences on what a run's scores mean (chance level; smoke and from-scratch runs)."""
+    c = metrics.get("chance") or {}
+    parts = []
+    if metrics.get("preset") == "smoke":
+        parts.append(
+            f"Smoke runs check that the pipeline works end to end; with {metrics.get('num_classes', '?')} classes "
+            f"chance is {c.get('top1', 0):.1f}% top-1, and scores near it are expected, not a result. For a "
+            "real RRA-vs-TSN comparison on the synthetic data: `ytfgvc study rra-vs-tsn --profile cpu` "
+            "(docs/study.md); for the paper's protocol on YouTube-Birds and Cars: docs/benchmark.md."
+        )
+    elif (metrics.get("weights") or {}).get("source") == "from scratch":
+        parts.append(
+            f"{metrics.get('method')} was trained from scratch (no pretrained weights): not comparable with the "
+            f"paper's numbers; chance is {c.get('top1', 0):.1f}% top-1."
+        )
+    return " ".join(parts)
 
 
 def recipe_record(recipe: Any, config: dict[str, Any]) -> dict[str, Any]:

@@ -396,7 +396,8 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     doc = run_predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, provenance)
     files = RunFiles(folder)
     write_predictions(files.predictions, doc)
-    records.plot_curves(files.curves, history, f"{cfg.method} on {cfg.dataset} ({cfg.run_name})")
+    title = f"{cfg.method} on {cfg.dataset} ({cfg.run_name})"
+    records.plot_curves(files.curves, history, title, scores.to_dict(), records.chance(cfg.num_classes)["top1"])
     cuda = env.device.type == "cuda"
     metrics = {
         "schema": records.METRICS_SCHEMA,
@@ -407,6 +408,8 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
         "run": cfg.run_name,
         "preset": cfg.preset,
         "scores": scores.to_dict(),
+        "num_classes": cfg.num_classes,
+        "chance": records.chance(cfg.num_classes),
         "data": {
             "manifest": data.manifest,
             "annotations": data.annotations,

@@ -61,6 +61,7 @@ class Row:
     weights: str = "from scratch"
     weights_sha256: str | None = None
     recipe: str = ""
+    chance_top1: float | None = None  # guessing uniformly (100 / classes); None for runs that predate it
 
     @property
     def from_scratch(self) -> bool:
@@ -115,6 +116,9 @@ class Table6:
                     _md(f"{r.preset}: {r.run}"),
                 ]
                 out.append("| " + " | ".join(cells) + " |")
+            chance = next((r.chance_top1 for r in self.rows if r.dataset == ds and r.chance_top1), None)
+            if chance is not None:
+                out += [f"Chance: {chance:.2f}% top-1 (uniform guessing).", ""]
             out.append("")
         if self.ignored:
             out.append("Older runs not shown: " + ", ".join(_md(p) for p in self.ignored))
@@ -183,6 +187,10 @@ class Table6:
             else:
                 ax.bar(x, ours, 0.5, yerr=err, capsize=3, color="tab:blue")
             ax.set_xticks(x, [_tick(r) for r in rows], fontsize=7)
+            chance = next((r.chance_top1 for r in rows if r.chance_top1), None)
+            if chance is not None:
+                ax.axhline(chance, color="tab:red", ls="--", lw=1, label=f"chance ({chance:.1f}%)")
+                ax.legend(fontsize=8)
             ax.set(title=ds, ylabel="top-1 (%)", ylim=(0, 100))
             ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
@@ -290,6 +298,7 @@ def build_table(paths: list[Path]) -> Table6:
                 run_dir=str(p.parent),
                 backbone=m.get("backbone"),
                 **_provenance(m),
+                chance_top1=(m.get("chance") or {}).get("top1"),
             )
         )
     return Table6(rows, ignored)
@@ -302,6 +311,39 @@ def _provenance(m: dict[str, Any]) -> dict[str, Any]:
     weights = m.get("weights") or {"source": m.get("pretrained_source") or "from scratch"}
     recipe = recipe_label(m["recipe"]) if m.get("recipe") else "not recorded (run predates recipes)"
     return {"weights": weights_label(weights), "weights_sha256": weights.get("sha256"), "recipe": recipe}
+
+
+@dataclass
+class Table6Run:
+    """What :func:`run_table6` did: one result per method, the table, and its files (rank 0 only)."""
+
+    runs: list[Any]
+    table: Table6 | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": [r.to_dict() for r in self.runs], "table6": self.files}
+
+
+def run_table6(configs: list[Any], out: Path, resume: bool = False, progress: bool = True, echo=print) -> Table6Run:
+    """Train and test each config (the four methods, one process group), then write Table 6 under ``out/<dataset>``.
+
+    What ``ytfgvc benchmark DATASET --table6`` does. Under ``torchrun`` every rank trains;
+    rank 0 alone builds and writes the table.
+    """
+    from ytfgvc.benchmark.run import run_benchmark
+    from ytfgvc.engine import init_distributed, shutdown_distributed
+
+    env = init_distributed(configs[0].device)
+    try:
+        runs = [run_benchmark(cfg, out, resume=resume, progress=progress, env=env, echo=echo) for cfg in configs]
+    finally:
+        shutdown_distributed(env)
+    result = Table6Run(runs)
+    if env.is_main:
+        result.table = build_table([r.run_dir for r in runs])
+        result.files = write_table(result.table, Path(out) / configs[0].dataset)
+    return result
 
 
 def write_table(table: Table6, folder: Path, stem: str = "table6") -> dict[str, str]:

@@ -66,7 +66,9 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
     "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A config YAML."
 )
 @click.option("--table6", is_flag=True, help="Run all four methods, then write Table 6 under OUT/DATASET/.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The runs folder [ROOT/runs]."
+)
 @click.option("--run-name", "run_name", default=None, help="Run folder name [<preset>-seed<seed>].")
 @click.option("--resume", is_flag=True, help="Continue the run from its checkpoint (starts it when there is none).")
 @click.option("--epochs", type=int, default=None)
@@ -138,45 +140,40 @@ def benchmark(
     """
     from ytfgvc.benchmark.config import METHODS, load_config
     from ytfgvc.benchmark.run import run_benchmark
+    from ytfgvc.benchmark.table6 import run_table6
+    from ytfgvc.layout import runs_dir
 
     _import_plugins(imports)
     if table6 and method:
         raise YtfgvcError("--table6 runs all four methods; drop --model")
-    methods = list(METHODS) if table6 else [method]
     flags["compile"] = compile_
-    main_rank = int(os.environ.get("RANK", "0")) == 0
-    results = []
-    env = None
-    if table6:  # one process group for the four runs
-        from ytfgvc.engine import init_distributed
-
-        cfg0 = load_config(METHODS[0], preset, config_file, _overrides(sets, METHODS[0], **dict(flags)))
-        env = init_distributed(cfg0.device)
-    try:
-        for m in methods:
-            over = _overrides(sets, m or "", **dict(flags))
-            over.update(dataset=dataset, root=str(root))
-            if run_name:
-                over["run"] = run_name
-            cfg = load_config(m, preset, config_file, over)
-            results.append(run_benchmark(cfg, out, resume=resume, progress=progress and not as_json, env=env,
-                                         echo=click.echo if not as_json else (lambda s: None)))  # fmt: skip
-    finally:
-        if env is not None:
-            from ytfgvc.engine import shutdown_distributed
-
-            shutdown_distributed(env)
-    if not main_rank:
-        return
-    summary: dict[str, Any] = {"runs": [r.to_dict() for r in results]}
-    lines = [_result_line(r) for r in results]
+    out = out or runs_dir(root)
+    configs = []
+    for m in list(METHODS) if table6 else [method]:
+        over = _overrides(sets, m or "", **dict(flags))
+        over.update(dataset=dataset, root=str(root), **({"run": run_name} if run_name else {}))
+        configs.append(load_config(m, preset, config_file, over))
+    echo = click.echo if not as_json else (lambda s: None)
+    progress = progress and not as_json
     if table6:
-        from ytfgvc.benchmark.table6 import build_table, write_table
+        done = run_table6(configs, out, resume=resume, progress=progress, echo=echo)
+        runs, summary = done.runs, done.to_dict()
+    else:
+        runs = [run_benchmark(configs[0], out, resume=resume, progress=progress, echo=echo)]
+        summary = {"runs": [r.to_dict() for r in runs]}
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    lines = [_result_line(r) for r in runs]
+    if table6:
+        lines += ["", done.table.to_markdown(), f"table written to {done.files['md']} (+ .csv .tex .png)"]
+    emit(summary, as_json, "\n".join(lines + [_meaning(runs)]))
 
-        table = build_table([r.run_dir for r in results])
-        summary["table6"] = write_table(table, Path(out) / dataset)
-        lines += ["", table.to_markdown(), f"table written to {summary['table6']['md']} (+ .csv .tex .png)"]
-    emit(summary, as_json, "\n".join(lines))
+
+def _meaning(runs: list) -> str:
+    """What the numbers mean, for people: chance level, and what a smoke or from-scratch run is for."""
+    from ytfgvc.benchmark.records import meaning
+
+    return "\n".join(filter(None, ["", *dict.fromkeys(meaning(r.metrics) for r in runs if r.metrics)]))
 
 
 def _result_line(r) -> str:

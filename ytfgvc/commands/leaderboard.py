@@ -10,16 +10,15 @@ import click
 
 from ytfgvc.cli import emit, json_option, root_option
 from ytfgvc.errors import ValidationError
-from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 
 SHOWN_PROBLEMS = 50
 
 leaderboard_dir_option = click.option(
     "--leaderboard-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_LEADERBOARD_DIR,
-    show_default=True,
-    help="Folder holding submissions/, README.md and index.html.",
+    default=None,
+    help="Folder holding submissions/, README.md and index.html [ROOT/leaderboard]. In a clone, "
+    "`--leaderboard-dir leaderboard` is the committed leaderboard.",
 )
 
 
@@ -151,17 +150,19 @@ def submit(
 
 @leaderboard.command()
 @leaderboard_dir_option
+@root_option
 @json_option
-def render(leaderboard_dir: Path, as_json: bool) -> None:
+def render(leaderboard_dir: Path | None, root: Path, as_json: bool) -> None:
     """Write README.md and index.html of the leaderboard from its entries.
 
     \b
     Example:
       ytfgvc leaderboard render --leaderboard-dir leaderboard
     """
+    from ytfgvc.layout import leaderboard_dir as default_dir
     from ytfgvc.leaderboard.render import render as do_render
 
-    r = do_render(leaderboard_dir)
+    r = do_render(leaderboard_dir or default_dir(root))
     counts = ", ".join(f"{d} {n}" for d, n in r.entries.items()) or "no entries"
     emit(r.to_dict(), as_json, f"rendered {r.readme} and {r.index} ({counts})")
 

@@ -12,7 +12,9 @@ from ytfgvc.cli import emit, json_option, root_option
 @click.command("study")
 @click.argument("name", default="rra-vs-tsn")
 @click.option("--profile", type=click.Choice(["gpu", "cpu", "micro"]), default="gpu", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The runs folder [ROOT/runs]."
+)
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),

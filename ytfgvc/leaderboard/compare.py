@@ -5,6 +5,11 @@ Both are scored on the videos they have in common (so different download coverag
 not decide the result), and :func:`ytfgvc.metrics.paired_bootstrap` resamples those
 videos to give the difference in top-1 (or top-5) a 95% interval: the difference is
 significant at 5% when the interval leaves out zero.
+
+Only the videos where the two disagree (one right, the other wrong) carry information.
+The result says how many there are, with an exact two-sided sign test on them; when they
+are few, the bootstrap interval is coarse (it can only take a few values) and the sentence
+says so instead of printing it bare.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from ytfgvc.annotations import OfficialLists, load_official
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
+from ytfgvc.layout import leaderboard_dir as default_leaderboard_dir
 from ytfgvc.leaderboard.entries import ENTRY_SCHEMA, entry_path, entry_problems, is_slug
 from ytfgvc.leaderboard.scoring import correctness
 from ytfgvc.metrics import Comparison, paired_bootstrap
@@ -25,6 +30,7 @@ from ytfgvc.predictions import MAX_PREDICTIONS_BYTES, TooLarge, read_capped, str
 
 METRICS = {"top1": 1, "top5": 5}
 COMPARE_BOOT = 10000
+FEW_DISAGREEMENTS = 10  # below this many discordant videos, the sentence reports the exact sign test instead
 
 
 @dataclass
@@ -43,6 +49,16 @@ class CompareResult:
     accuracy_a: float
     accuracy_b: float
     comparison: Comparison
+    only_a: int = 0  # videos A gets right and B wrong
+    only_b: int = 0  # videos B gets right and A wrong
+
+    @property
+    def sign_test_p(self) -> float:
+        """Exact two-sided sign test on the videos where A and B disagree (1.0 when they never do)."""
+        from scipy.stats import binomtest
+
+        n = self.only_a + self.only_b
+        return 1.0 if n == 0 else float(binomtest(self.only_a, n, 0.5).pvalue)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,17 +68,33 @@ class CompareResult:
             "videos_in_common": self.n_common,
             "accuracy_a": self.accuracy_a,
             "accuracy_b": self.accuracy_b,
+            "only_a_right": self.only_a,
+            "only_b_right": self.only_b,
+            "sign_test_p": round(self.sign_test_p, 6),
             **self.comparison.to_dict(),
         }
 
     def sentence(self) -> str:
         c = self.comparison
+        head = (
+            f"{self.a} - {self.b} = {c.diff:+.2f} {self.metric} points ({self.accuracy_a:.2f} vs "
+            f"{self.accuracy_b:.2f}) on {self.n_common} common videos"
+        )
+        differ = self.only_a + self.only_b
+        if differ == 0:
+            return f"{head}: both are right on exactly the same videos, so there is no difference to test"
+        videos = "video" if differ == 1 else "videos"
+        split = f"they disagree on {differ} {videos} ({self.a} alone right on {self.only_a}, {self.b} on {self.only_b})"
+        if differ < FEW_DISAGREEMENTS:
+            verdict = "not significant" if self.sign_test_p >= 0.05 else "significant"
+            return (
+                f"{head}; {split}: too few for a bootstrap interval to mean much; exact sign test "
+                f"p = {self.sign_test_p:.3g}: {verdict} at 5%"
+            )
         verdict = "significant" if c.significant else "not significant"
         return (
-            f"{self.a} - {self.b} = {c.diff:+.2f} {self.metric} points "
-            f"({self.accuracy_a:.2f} vs {self.accuracy_b:.2f}) "
-            f"on {self.n_common} common videos; 95% interval [{c.interval[0]:+.2f}, {c.interval[1]:+.2f}], "
-            f"p = {c.p_value:.4f}: {verdict} at 5%"
+            f"{head}; {split}; 95% interval [{c.interval[0]:+.2f}, {c.interval[1]:+.2f}], "
+            f"p = {c.p_value:.4f} (sign test p = {self.sign_test_p:.3g}): {verdict} at 5%"
         )
 
 
@@ -102,7 +134,7 @@ def compare(
     b: str,
     dataset: str,
     root: Path,
-    leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR,
+    leaderboard_dir: Path | None = None,
     metric: str = "top1",
     n_boot: int = COMPARE_BOOT,
 ) -> CompareResult:
@@ -110,7 +142,8 @@ def compare(
     if metric not in METRICS:
         raise YtfgvcError(f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
     lists = load_official(root, dataset)
-    side_a, side_b = (load_side(s, dataset, lists, leaderboard_dir) for s in (a, b))
+    board = Path(leaderboard_dir) if leaderboard_dir is not None else default_leaderboard_dir(root)
+    side_a, side_b = (load_side(s, dataset, lists, board) for s in (a, b))
     right_a = correctness(side_a.top5, lists, METRICS[metric])
     right_b = correctness(side_b.top5, lists, METRICS[metric])
     common = [vid for vid, _ in lists.test if vid in right_a and vid in right_b]
@@ -126,4 +159,6 @@ def compare(
         accuracy_a=round(float(va.mean() * 100), 4),
         accuracy_b=round(float(vb.mean() * 100), 4),
         comparison=paired_bootstrap(va, vb, n_boot=n_boot),
+        only_a=int(((va > 0) & (vb == 0)).sum()),
+        only_b=int(((vb > 0) & (va == 0)).sum()),
     )

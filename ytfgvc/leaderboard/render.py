@@ -26,7 +26,6 @@ from typing import Any
 from ytfgvc import __version__
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.fsutil import write_text_atomic
-from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
 from ytfgvc.leaderboard.entries import STATUS_TEXT, is_web_url, load_entries
 
 DATASET_ORDER = ("birds", "cars")
@@ -272,6 +271,12 @@ def chart_svg(rows: list[dict[str, Any]], dataset: str) -> str:
     for t in range(0, 101, 20):
         parts.append(f'<line class="axis" x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{height - 6}"/>')
         parts.append(f'<text x="{x(t):.1f}" y="{top - 10}" text-anchor="middle">{t}</text>')
+    chance = _chance_top1(dataset)
+    if chance is not None:
+        parts.append(
+            f'<line class="chance" x1="{x(chance):.1f}" y1="{top - 6}" x2="{x(chance):.1f}" y2="{height - 6}">'
+            f"<title>chance: {chance:.2f}% top-1 (uniform guessing)</title></line>"
+        )
     for i, r in enumerate(rows):
         y = top + i * (bar_h + gap)
         name = r["method"] if len(r["method"]) <= 34 else r["method"][:33] + "…"
@@ -293,15 +298,32 @@ def chart_svg(rows: list[dict[str, Any]], dataset: str) -> str:
     return "".join(parts)
 
 
+def shown_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The columns with something to show in ``rows`` (an empty column only takes width)."""
+    always = {"rank", "method", "top1"}
+    return [c for c in COLUMNS if c[0] in always or any(r.get(c[0]) not in (None, "") for r in rows)]
+
+
+def _chance_top1(dataset: str) -> float | None:
+    """100 / classes of the dataset's card (None without a card)."""
+    from ytfgvc.datasets import get_card
+
+    try:
+        return 100.0 / get_card(dataset).num_classes
+    except YtfgvcError:
+        return None
+
+
 def _panel(dataset: str, rows: list[dict[str, Any]]) -> str:
     sorted_by = {"top1": ' aria-sort="descending"'}
+    columns = shown_columns(rows)
     heads = "".join(
         f'<th data-key="{k}" data-type="{t}"{sorted_by.get(k, "")}><button type="button">{esc(label)}</button></th>'
-        for k, label, t in COLUMNS
+        for k, label, t in columns
     )
     body = "\n".join(
         f'<tr data-slug="{esc(r["slug"])}" class="{esc(r["kind"])}">'
-        + "".join(_cell(r, k) for k, _, _ in COLUMNS)
+        + "".join(_cell(r, k) for k, _, _ in columns)
         + "</tr>"
         for r in rows
     )
@@ -345,7 +367,7 @@ def render_html(groups: dict[str, list[dict[str, Any]]]) -> str:
     return re.sub(r"@([A-Z]+)@", lambda m: fills[m.group(1)], _asset("page.html"))
 
 
-def render(leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR) -> RenderResult:
+def render(leaderboard_dir: Path) -> RenderResult:
     """Check every entry under ``<leaderboard>/submissions/`` and write README.md and index.html."""
     leaderboard_dir = Path(leaderboard_dir)
     groups = group(load_entries(leaderboard_dir))

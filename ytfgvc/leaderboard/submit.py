@@ -9,7 +9,7 @@ from typing import Any
 from ytfgvc import __version__
 from ytfgvc.annotations import OfficialLists, annotations_hash, load_official
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.layout import DEFAULT_LEADERBOARD_DIR
+from ytfgvc.layout import leaderboard_dir as default_leaderboard_dir
 from ytfgvc.leaderboard.entries import (
     ENTRY_SCHEMA,
     Metadata,
@@ -52,7 +52,7 @@ def submit(
     root: Path,
     *,
     metadata: Metadata | None = None,
-    leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR,
+    leaderboard_dir: Path | None = None,
     allow_partial: bool = False,
     replace: bool = False,
     max_bytes: int = MAX_PREDICTIONS_BYTES,
@@ -65,7 +65,7 @@ def submit(
         dataset: the dataset it is for; its official lists must be imported under ``root``.
         method: the method's display name; the entry's file name is derived from it.
         metadata: what the submitter says about the method (shown, escaped; never scored).
-        leaderboard_dir: holds ``submissions/<dataset>/<slug>.json``.
+        leaderboard_dir: holds ``submissions/<dataset>/<slug>.json`` (default ``<root>/leaderboard``).
         allow_partial: accept files that leave official test videos out (scores are then on
             the covered videos, with coverage and missing-as-wrong figures beside them).
         replace: replace an existing entry of the same method name.
@@ -77,6 +77,7 @@ def submit(
     lists = load_official(root, dataset)
     report = validate_file(predictions, lists, dataset, allow_partial=allow_partial, max_bytes=max_bytes)
     pred = report.raise_if_invalid()
+    leaderboard_dir = Path(leaderboard_dir) if leaderboard_dir is not None else default_leaderboard_dir(root)
     slug, exists = choose_slug(leaderboard_dir, dataset, method)
     if exists and not replace:
         raise YtfgvcError(
@@ -116,9 +117,7 @@ class RescoreResult:
         return dict(self.__dict__)
 
 
-def rescore(
-    root: Path, dataset: str, leaderboard_dir: Path = DEFAULT_LEADERBOARD_DIR, *, write: bool = False
-) -> RescoreResult:
+def rescore(root: Path, dataset: str, leaderboard_dir: Path | None = None, *, write: bool = False) -> RescoreResult:
     """Re-score every ``rescored`` entry of ``dataset`` from its kept top-5 against the imported test list.
 
     Reports entries whose stored scores differ (a changed test list, or a scorer change
@@ -127,6 +126,7 @@ def rescore(
     lists: OfficialLists = load_official(root, dataset)
     current = annotations_hash(root, dataset)
     result = RescoreResult(0, [], [])
+    leaderboard_dir = Path(leaderboard_dir) if leaderboard_dir is not None else default_leaderboard_dir(root)
     for entry in load_entries(leaderboard_dir):
         if entry["dataset"] != dataset:
             continue
