@@ -277,6 +277,7 @@ def chart_svg(rows: list[dict[str, Any]], dataset: str) -> str:
             f'<line class="chance" x1="{x(chance):.1f}" y1="{top - 6}" x2="{x(chance):.1f}" y2="{height - 6}">'
             f"<title>chance: {chance:.2f}% top-1 (uniform guessing)</title></line>"
         )
+        parts.append(f'<text class="chance" x="{x(chance) + 3:.1f}" y="{height - 8}">chance</text>')
     for i, r in enumerate(rows):
         y = top + i * (bar_h + gap)
         name = r["method"] if len(r["method"]) <= 34 else r["method"][:33] + "…"
