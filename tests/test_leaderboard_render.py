@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from ytfgvc.datasets import get_card
-from ytfgvc.leaderboard.entries import PAPER_TABLE6, entry_problems, load_entries, paper_entries, read_entry
+from ytfgvc.leaderboard.entries import (
+    PAPER_TABLE6,
+    entry_problems,
+    load_entries,
+    paper_entries,
+    read_entry,
+    write_entry,
+)
 from ytfgvc.leaderboard.render import md, render, script_json
 from ytfgvc.leaderboard.submit import submit
 
@@ -59,9 +66,19 @@ def test_every_committed_entry_is_valid():
     assert len(load_entries(COMMITTED)) == len(paths)
 
 
+def write_paper_entries() -> None:
+    """Rewrite the committed paper rows after a deliberate change, then re-render the page.
+
+    python -c 'from tests.test_leaderboard_render import write_paper_entries; write_paper_entries()'
+    ytfgvc leaderboard render --leaderboard-dir leaderboard
+    """
+    for entry in paper_entries():
+        write_entry(COMMITTED, entry)
+
+
 def test_committed_paper_rows_are_the_papers_table6_marked_as_not_rescored():
     committed = {(e["dataset"], e["method"]): e for e in load_entries(COMMITTED) if e["kind"] == "paper"}
-    assert committed == {(e["dataset"], e["method"]): e for e in paper_entries()}
+    assert committed == {(e["dataset"], e["method"]): e for e in paper_entries()}, "see write_paper_entries"
     cards = {d: get_card(d).paper_table6 for d in ("birds", "cars")}
     assert {(d, m): e["reported"]["top1"] for (d, m), e in committed.items()} == {
         (d, row["method"]): cards[d][row["key"]] for row in PAPER_TABLE6 for d in cards

@@ -99,9 +99,5 @@ class ConfigBase:
         except TypeError as e:
             raise YtfgvcError(f"{where}: {e}") from None
 
-    @classmethod
-    def from_yaml(cls: type[C], path: Path) -> C:
-        return cls.from_dict(read_yaml_mapping(path), where=str(path))
-
     def replace(self: C, **changes: Any) -> C:
         return dataclasses.replace(self, **changes)

@@ -1,7 +1,7 @@
 """``ytfgvc demo``: every stage that exists, in order, on the synthetic dataset, offline.
 
 Each stage is a function ``(ctx) -> str`` that does its work and returns one summary
-line; later stages append themselves to :data:`STAGES`.
+line; :data:`STAGES` lists them in order.
 """
 
 from __future__ import annotations

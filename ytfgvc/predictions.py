@@ -434,7 +434,8 @@ def validate_bytes(
             problems.append(
                 Problem(
                     "results",
-                    f"{n} official test ids are missing (allow partial coverage to score the rest)",
+                    f"{n} official test ids are missing (pass --allow-partial to score the videos you have; "
+                    "coverage is then shown beside every score)",
                     report.missing,
                 )
             )

@@ -86,10 +86,6 @@ def write_log(path: Path, history: list[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in history))
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
 def plot_curves(
     path: Path,
     history: list[dict[str, Any]],

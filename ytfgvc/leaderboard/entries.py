@@ -390,8 +390,3 @@ def paper_entries() -> list[dict[str, Any]]:
                 }
             )
     return entries
-
-
-def write_paper_entries(leaderboard_dir: Path) -> list[Path]:
-    """Write (or rewrite) the Table 6 rows under ``<leaderboard>/submissions/``; returns their paths."""
-    return [write_entry(leaderboard_dir, entry) for entry in paper_entries()]
