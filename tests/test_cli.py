@@ -59,3 +59,26 @@ def test_demo_generates_imports_and_lists(tmp_path: Path):
     assert ctx.results["synth"].videos == 12
     assert any("synthetic: 9 train / 3 test listed" in line for line in lines), lines
     assert "demo finished" in lines[-1]
+
+
+def _all_commands(group=None, prefix=""):
+    import click
+
+    group = group or main
+    for name, cmd in group.commands.items():
+        yield f"{prefix}{name}", cmd
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, f"{prefix}{name} ")
+
+
+def test_every_option_has_help_text_and_every_command_an_example():
+    import click
+
+    missing = []
+    for name, cmd in _all_commands():
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.help and p.name not in ("help", "version"):
+                missing.append(f"ytfgvc {name} {p.opts[0]}")
+        if not isinstance(cmd, click.Group) and "Example" not in (cmd.help or ""):
+            missing.append(f"ytfgvc {name}: no example in --help")
+    assert missing == []

@@ -56,24 +56,33 @@ class DistEnv:
         return self.world > 1
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` is the local rank's GPU when there is one, else the CPU."""
+def resolve_device(name: str = "auto", local_rank: int = 0, world: int = 1) -> torch.device:
+    """``auto`` is the local rank's GPU when there is one, else the CPU; ``cuda:N`` is GPU N (one process)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise YtfgvcError("--device cuda: no CUDA GPU is visible", "use --device cpu or check `ytfgvc doctor`")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name != "cpu":
-        raise YtfgvcError(f"unknown device {name!r}", "use auto, cpu or cuda")
-    return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    kind, _, index = name.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise YtfgvcError(f"unknown device {name!r}", "use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise YtfgvcError(f"--device {name}: no CUDA GPU is visible", "use --device cpu or check `ytfgvc doctor`")
+    count = torch.cuda.device_count()
+    if not index:
+        return torch.device("cuda", local_rank % count)
+    if world > 1:
+        raise YtfgvcError(f"--device {name} names one GPU, but torchrun started {world} processes",
+                          "use --device cuda: each process takes the GPU of its local rank")  # fmt: skip
+    if int(index) >= count:
+        raise YtfgvcError(f"--device {name}: only {count} GPU(s) are visible (cuda:0 to cuda:{count - 1})")
+    return torch.device("cuda", int(index))
 
 
 def init_distributed(device: str = "auto") -> DistEnv:
     """Join the process group that ``torchrun`` describes in the environment (or run alone)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = resolve_device(device, local_rank, world)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     owns = False

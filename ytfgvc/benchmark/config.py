@@ -17,6 +17,7 @@ sizes on a CPU. ``baselines/*.yaml`` hold the
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,8 @@ class BenchmarkConfig(ConfigBase):
         need(self.test_crops in (1, 10), "--set test_crops", f"1 or 10, got {self.test_crops!r}")
         need(self.decode in ("auto", "cpu", "gpu"), "--decode", f"auto, cpu or gpu, got {self.decode!r}")
         need(self.amp in ("auto", "bf16", "off"), "--amp", f"auto, bf16 or off, got {self.amp!r}")
-        need(self.device in ("auto", "cpu", "cuda"), "--device", f"auto, cpu or cuda, got {self.device!r}")
+        ok_device = self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(self.device)) is not None
+        need(ok_device, "--device", f"auto, cpu, cuda or cuda:N, got {self.device!r}")
         need(self.lr > 0, "--lr", "must be positive")
         need(self.optimizer in OPTIMIZERS, "--set optimizer", f"one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         need(self.param_groups in POLICIES, "--set param_groups", f"one of {', '.join(POLICIES)}")

@@ -71,11 +71,11 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
 )
 @click.option("--run-name", "run_name", default=None, help="Run folder name [<preset>-seed<seed>].")
 @click.option("--resume", is_flag=True, help="Continue the run from its checkpoint (starts it when there is none).")
-@click.option("--epochs", type=int, default=None)
-@click.option("--lr", type=float, default=None)
+@click.option("--epochs", type=int, default=None, help="Training epochs [the method's recipe: RRA 120, TSN 80, ...].")
+@click.option("--lr", type=float, default=None, help="Initial learning rate [the method's recipe].")
 @click.option("--batch-size", type=int, default=None, help="Clips per optimizer step, over all processes.")
 @click.option("--micro-batch", type=int, default=None, help="Clips per forward pass per process (accumulates).")
-@click.option("--input-size", type=int, default=None)
+@click.option("--input-size", type=int, default=None, help="Square crop side in pixels [299 Inception, 224 others].")
 @click.option("--backbone", default=None, help="Backbone name passed to the model.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Pretrained weights file.")
 @click.option("--pretrained/--no-pretrained", default=None, help="Load ImageNet weights (torchvision/timm).")
@@ -92,16 +92,27 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
     default=None,
     help="Data loader processes per GPU/process, or auto (its share of the cores, at most 12).",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option(
+    "--device",
+    default=None,
+    metavar="auto|cpu|cuda|cuda:N",
+    help="Where to train: auto (a GPU if there is one), cpu, cuda (under torchrun: each process's local GPU), "
+    "or cuda:N (GPU N, one process) [auto].",
+)
 @click.option(
     "--decode",
     type=click.Choice(["auto", "cpu", "gpu"]),
     default=None,
     help="Where JPEGs are decoded: loader workers (cpu, and auto), or nvjpeg on the GPU (gpu).",
 )
-@click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None)
+@click.option(
+    "--amp",
+    type=click.Choice(["auto", "bf16", "off"]),
+    default=None,
+    help="Mixed precision: auto (bf16 autocast on a GPU, fp32 on a CPU), bf16, or off (fp32) [auto].",
+)
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None, help="Seed of the model, the sampling and the augmentation [0].")
 @click.option("--set", "sets", multiple=True, help="KEY=VALUE (or METHOD:KEY=VALUE) for any config key; repeatable.")
 @click.option("--import", "imports", multiple=True, help="Import a module that registers more models; repeatable.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")

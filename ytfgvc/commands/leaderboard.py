@@ -171,7 +171,9 @@ def render(leaderboard_dir: Path | None, root: Path, as_json: bool) -> None:
 @click.argument("a")
 @click.argument("b")
 @click.option("--dataset", required=True, help="The dataset both are for.")
-@click.option("--metric", type=click.Choice(["top1", "top5"]), default="top1", show_default=True)
+@click.option(
+    "--metric", type=click.Choice(["top1", "top5"]), default="top1", show_default=True, help="What to compare."
+)
 @leaderboard_dir_option
 @root_option
 @json_option

@@ -11,7 +11,13 @@ from ytfgvc.cli import emit, json_option, root_option
 
 @click.command("study")
 @click.argument("name", default="rra-vs-tsn")
-@click.option("--profile", type=click.Choice(["gpu", "cpu", "micro"]), default="gpu", show_default=True)
+@click.option(
+    "--profile",
+    type=click.Choice(["gpu", "cpu", "micro"]),
+    default="gpu",
+    show_default=True,
+    help="Size: gpu (one GPU, minutes), cpu (2 cores, under an hour), micro (a plumbing check, seconds).",
+)
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The runs folder [ROOT/runs]."
 )
@@ -31,7 +37,7 @@ from ytfgvc.cli import emit, json_option, root_option
     help="Also copy the runs' small files (no checkpoints) and the report here, to carry them elsewhere.",
 )
 @click.option("--figures/--no-figures", default=True, help="Draw the eq. 7 heat maps of two test videos.")
-@click.option("--progress/--no-progress", default=True)
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @root_option
 @json_option
 def study_cmd(
