@@ -58,7 +58,7 @@ def test_demo_generates_imports_and_lists(tmp_path: Path):
     ctx = run_demo(tmp_path, jobs=2, echo=lines.append, synth=TINY_SYNTH)
     assert ctx.results["synth"].videos == 12
     assert any("synthetic: 9 train / 3 test listed" in line for line in lines), lines
-    assert "demo finished" in lines[-1]
+    assert "demo finished" in lines[-2] and "ytfgvc study rra-vs-tsn" in lines[-1]  # then the next steps
 
 
 def _all_commands(group=None, prefix=""):
