@@ -67,6 +67,7 @@ def study_cmd(
       ytfgvc study rra-vs-tsn --profile gpu --root /tmp/data --out runs
       ytfgvc study rra-vs-tsn --profile gpu --out runs --results-only
     """
+    from ytfgvc.layout import runs_dir
     from ytfgvc.study import run_study
 
     echo = (lambda s: None) if as_json else click.echo
@@ -74,7 +75,7 @@ def study_cmd(
         name,
         profile,
         root,
-        out,
+        out or runs_dir(root),
         report=report,
         parallel=parallel,
         results_only=results_only,
