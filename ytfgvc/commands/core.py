@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from ytfgvc.cli import emit, json_option, root_option
+from ytfgvc.config import default_of
+from ytfgvc.synth import SynthConfig
 
 
 @click.command()
@@ -60,9 +62,11 @@ def import_cmd(dataset: str, src: Path, force: bool, root: Path, as_json: bool) 
 
 
 @click.command()
-@click.option("--classes", default=10, show_default=True, help="Number of classes.")
-@click.option("--videos-per-class", default=16, show_default=True, help="Videos per class.")
-@click.option("--seed", default=0, show_default=True, help="Everything follows from it.")
+@click.option("--classes", default=default_of(SynthConfig, "classes"), show_default=True, help="Number of classes.")
+@click.option(
+    "--videos-per-class", default=default_of(SynthConfig, "videos_per_class"), show_default=True, help="Per class."
+)
+@click.option("--seed", default=default_of(SynthConfig, "seed"), show_default=True, help="Everything follows from it.")
 @click.option("--jobs", default=0, help="Worker processes (default: all cores).")
 @click.option("--force", is_flag=True, help="Delete a synthetic dataset made with other settings first.")
 @root_option

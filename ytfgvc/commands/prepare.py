@@ -8,8 +8,10 @@ import click
 import yaml
 
 from ytfgvc.cli import cluster_options, emit, json_option, root_option
+from ytfgvc.config import default_of
 from ytfgvc.distributed import ClusterConfig
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.prepare.config import PrepareConfig
 
 
 def _parse_params(items: tuple[str, ...]) -> dict:
@@ -24,19 +26,36 @@ def _parse_params(items: tuple[str, ...]) -> dict:
 
 @click.command()
 @click.argument("dataset")
-@click.option("--jobs", default=0, show_default=True, help="Worker processes (0: one per CPU core).")
-@click.option("--short-side", default=256, show_default=True, help="Resize so the shorter side is this (never up).")
+@click.option(
+    "--jobs", default=default_of(PrepareConfig, "jobs"), show_default=True, help="Worker processes (0: one per core)."
+)
+@click.option(
+    "--short-side",
+    default=default_of(PrepareConfig, "short_side"),
+    show_default=True,
+    help="Resize so the shorter side is this (never up).",
+)
 @click.option("--sample-fps", type=float, default=None, help="Frames kept per second (default: the dataset card's).")
 @click.option("--flow", is_flag=True, help="Also compute TV-L1 optical flow stacks.")
-@click.option("--flow-backend", default="opencv", show_default=True, help="Flow backend: opencv (CPU) or torch.")
+@click.option(
+    "--flow-backend",
+    default=default_of(PrepareConfig, "flow_backend"),
+    show_default=True,
+    help="Flow backend: opencv (CPU) or torch.",
+)
 @click.option(
     "--flow-format",
     type=click.Choice(["jpg", "npy"]),
-    default="jpg",
+    default=default_of(PrepareConfig, "flow_format"),
     show_default=True,
     help="jpg: clamped to +-20 px, 8 bit; npy: float16, lossless.",
 )
-@click.option("--flow-stack", default=5, show_default=True, help="Flow fields per stack, anchored at each frame.")
+@click.option(
+    "--flow-stack",
+    default=default_of(PrepareConfig, "flow_stack"),
+    show_default=True,
+    help="Flow fields per stack, anchored at each frame.",
+)
 @click.option("--flow-param", multiple=True, metavar="KEY=VALUE", help="Backend parameter, e.g. warps=3 (repeat).")
 @click.option("--limit", type=int, default=None, help="Prepare at most this many videos in this run.")
 @click.option("--force", is_flag=True, help="Redo videos already prepared, also those made with other settings.")
@@ -71,7 +90,7 @@ def prepare(
       ytfgvc prepare cars --flow --flow-stack 5 --jobs 16 --json
       ytfgvc prepare birds --flow --executor ray --ray-address auto --root /shared/ytfgvc
     """
-    from ytfgvc.prepare import PrepareConfig, prepare_dataset
+    from ytfgvc.prepare import prepare_dataset
 
     cfg = PrepareConfig(
         short_side=short_side,
