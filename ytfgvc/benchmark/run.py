@@ -228,7 +228,7 @@ def _check_weights(cfg: BenchmarkConfig, model: nn.Module) -> None:
     why = getattr(model, "pretrained_message", "") or f"{backbone}: no pretrained weights"
     raise YtfgvcError(
         f"the paper preset starts {cfg.method} from pretrained weights, and none could be loaded ({why})",
-        f"get the file named in docs/models.md for {backbone} and pass --weights FILE, "
+        "pass --weights FILE with a copy of that file (docs/models.md says where each comes from), "
         "or --allow-scratch to train from scratch (marked 'from scratch' in every record)",
     )
 
