@@ -148,7 +148,7 @@ def test_the_run_uses_the_recipes_optimizer_and_schedule(root, tmp_path):
 
 
 def test_a_paper_run_that_would_start_from_scratch_stops_unless_allowed(root, tmp_path):
-    with pytest.raises(YtfgvcError, match="--weights FILE, or --allow-scratch") as e:
+    with pytest.raises(YtfgvcError, match="--weights FILE with a copy of that file.*or --allow-scratch") as e:
         run_benchmark(_paper_cfg(root), tmp_path, progress=False, echo=lambda s: None)
     assert "paper preset starts tsn from pretrained weights" in str(e.value)
     assert not (tmp_path / "synthetic").exists()
