@@ -112,6 +112,13 @@ def test_relative_links_resolve():
     assert not problems, "\n".join(problems)
 
 
+def test_readme_links_every_page():
+    linked = {(REPO / t.partition("#")[0]).resolve() for t in links(README) if not t.startswith("#")}
+    pages = [*sorted((REPO / "docs").glob("*.md")), REPO / "benchmarks" / "README.md"]
+    unlinked = [str(p.relative_to(REPO)) for p in pages if p.resolve() not in linked]
+    assert not unlinked, f"README.md does not link {', '.join(unlinked)}"
+
+
 def test_slug_follows_github():
     assert slug("Recipes: how each method is trained, and every deviation") == (
         "recipes-how-each-method-is-trained-and-every-deviation"
