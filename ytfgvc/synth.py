@@ -77,7 +77,7 @@ SIZE_WEIGHTS = [4, 3, 1, 1]
 SMALL_SIZES = [(426, 240), (320, 240)]
 VISIBLE_FRACTION = (0.25, 0.35)
 CREST_RADIUS = 0.075  # of the short side
-# x264, chosen by measuring size, time and crest colour on the decoded defaults (see the README):
+# x264, chosen by measuring size, time and crest colour on the decoded defaults (see benchmarks/README.md):
 # "veryfast" keeps the defaults under a minute on 2 cores (slower presets were bigger with mbtree
 # off); "animation" suits flat, drawn content; qcomp=1 keeps the quantiser nearly constant, where
 # the default 0.6 kept re-spending bits on frames that barely change. mbtree off: with it, x264's

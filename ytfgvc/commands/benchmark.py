@@ -135,7 +135,7 @@ def benchmark(
     compile_: bool | None,
     **flags: Any,
 ) -> None:
-    """Train and test a model under the paper's protocol; write runs/DATASET/MODEL/RUN/.
+    """Train and test a model under the paper's protocol; write ROOT/runs/DATASET/MODEL/RUN/ (or OUT/...).
 
     Records: config.yaml, log.jsonl, checkpoint.pt (every epoch), predictions.json,
     metrics.json (top-1/top-5/mean class with 95% intervals and coverage), curves.png.
@@ -145,7 +145,7 @@ def benchmark(
     Example:
       ytfgvc benchmark birds --model rra
       ytfgvc benchmark synthetic --model tsn --preset smoke
-      ytfgvc benchmark birds --config baselines/tsn_inceptionv3_4_rgb.yaml --resume
+      ytfgvc benchmark birds --config baselines/tsn_tsninceptionv3_4_rgb.yaml --resume
       torchrun --nproc_per_node 8 -m ytfgvc benchmark birds --model rra --resume
       ytfgvc benchmark synthetic --table6 --preset smoke
     """
@@ -209,8 +209,8 @@ def table6_cmd(runs: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
 
     \b
     Example:
-      ytfgvc table6 runs/birds runs/cars --out results/
-      ytfgvc table6 runs/synthetic/tsn/smoke-seed0 runs/synthetic/rra/smoke-seed0
+      ytfgvc table6 ytfgvc-data/runs/birds ytfgvc-data/runs/cars --out results/
+      ytfgvc table6 ytfgvc-data/runs/synthetic/tsn/smoke-seed0 ytfgvc-data/runs/synthetic/rra/smoke-seed0
     """
     from ytfgvc.benchmark.table6 import build_table, write_table
 

@@ -38,7 +38,7 @@ def leaderboard() -> None:
 
     \b
     Example:
-      ytfgvc leaderboard validate runs/birds/rra/r1/predictions.json --dataset birds
+      ytfgvc leaderboard validate ytfgvc-data/runs/birds/rra/paper-seed0/predictions.json --dataset birds
     """
 
 
@@ -122,7 +122,7 @@ def submit(
 
     \b
     Example:
-      ytfgvc leaderboard submit runs/birds/rra/r1/predictions.json --dataset birds \\
+      ytfgvc leaderboard submit ytfgvc-data/runs/birds/rra/paper-seed0/predictions.json --dataset birds \\
           --method 'RRA (Inception-V3)' --backbone Inception-V3 --pretraining ImageNet \\
           --frames-crops '25 x 10' --allow-partial
     """

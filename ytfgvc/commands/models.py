@@ -60,7 +60,7 @@ def visualize(
 
     \b
     Example:
-      ytfgvc visualize runs/birds/rra/paper-1 dQw4w9WgXcQ --out rra-dQw4.png
+      ytfgvc visualize ytfgvc-data/runs/birds/rra/paper-seed0 dQw4w9WgXcQ --out rra-dQw4.png
     """
     from ytfgvc.benchmark.visualize import visualize_run
 

@@ -167,7 +167,7 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         "started from and how it was trained (`ytfgvc benchmark` writes both); *snapshot* is the start of the "
         "submitter's download manifest hash. "
         "Rows *reported in paper, not re-scored* are numbers printed in a paper, for reference only. "
-        "How to submit: see the main README, section Leaderboard.",
+        "How to submit: docs/leaderboard.md in the ytfgvc repository.",
     ]
     head = (
         "| # | method | top-1 % [95% CI] | top-5 % [95% CI] | mean class % [95% CI] | coverage "
