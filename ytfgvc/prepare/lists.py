@@ -67,8 +67,15 @@ def read_frames_meta(layout: DatasetLayout, video_id: str) -> dict[str, Any] | N
         return None
 
 
-def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None) -> ListsResult:
-    """Write the rawframe lists for what is prepared now; ``reasons`` explain missing ids."""
+_NOW = object()
+
+
+def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None, manifest: Any = _NOW) -> ListsResult:
+    """Write the rawframe lists for what is prepared now; ``reasons`` explain missing ids.
+
+    ``manifest`` is the hash of the snapshot the frames were made from (``prepare`` passes
+    the one it read its ids with); by default, that of the snapshot on disk now.
+    """
     card = get_card(layout.dataset)
     official = load_official(layout.root, layout.dataset)
     reasons = reasons or {}
@@ -91,7 +98,7 @@ def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None) ->
         listed=listed,
         written=written,
         paper={"train": card.split_sizes.train, "test": card.split_sizes.test},
-        manifest=manifest_hash(layout),
+        manifest=manifest_hash(layout) if manifest is _NOW else manifest,
         missing=missing,
     )
     record = {
