@@ -116,6 +116,11 @@ class DatasetLayout:
         return self.videos_dir / f"{TMP_PREFIX}{check_video_id(video_id)}"
 
     @property
+    def download_lock_path(self) -> Path:
+        """Held (:mod:`ytfgvc.locks`) while ``ytfgvc download`` (or ``--merge``) writes this dataset."""
+        return self.base / ".download.lock"
+
+    @property
     def ledger_path(self) -> Path:
         return self.base / "ledger.sqlite"
 
@@ -174,7 +179,7 @@ class DatasetLayout:
 
     @property
     def prepare_lock_path(self) -> Path:
-        """Held (flock) while ``ytfgvc prepare`` runs on this dataset."""
+        """Held (:mod:`ytfgvc.locks`) while ``ytfgvc prepare`` runs on this dataset."""
         return self.base / ".prepare.lock"
 
     @staticmethod

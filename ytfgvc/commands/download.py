@@ -53,8 +53,15 @@ def download(
     Every video ends with one status in videos/../ledger.sqlite: ok, unavailable, blocked,
     filtered_duration, filtered_resolution, rate_limited, network_error, corrupt or error.
     Running it again resumes: finished videos are never fetched twice, permanent failures
-    are not asked for again unless --retry-failed. Exit status 3: the circuit breaker
-    stopped the run (it prints the command that resumes it).
+    are not asked for again unless --retry-failed. One download (or --merge) per dataset
+    at a time: a second is refused, naming the first (pid, host, since when).
+
+    \b
+    Exit status: 0 done; 2 bad input, disk full, ledger locked, or another download
+    running (one line on stderr says which and what to do); 3 the circuit breaker
+    stopped the run; 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) the run stopped on a signal
+    after recording what finished. After 3, 130 and 143 the summary is printed and
+    stderr has the exact command that resumes the run.
 
     \b
     Example:
@@ -93,11 +100,24 @@ def download(
         emit(r.to_dict(), as_json, text)
         return
 
-    from ytfgvc.download import DownloadConfig
+    from ytfgvc.download import DownloadConfig, Interrupted
     from ytfgvc.download import download as run_download
+    from ytfgvc.interrupts import EXIT_SIGINT, EXIT_SIGTERM
 
     cfg = DownloadConfig(dataset=dataset, **opts)
-    r = run_download(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
+    try:
+        r = run_download(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
+    except Interrupted as stopped:
+        _summary(stopped.result, dataset, as_json)
+        click.echo(f"interrupted: {stopped.result.message}", err=True)
+        sys.exit(EXIT_SIGTERM if stopped.result.signal == "SIGTERM" else EXIT_SIGINT)
+    _summary(r, dataset, as_json)
+    if r.stopped == "breaker":
+        click.echo(f"error: {r.message}", err=True)
+        sys.exit(EXIT_BREAKER)
+
+
+def _summary(r, dataset: str, as_json: bool) -> None:
     settled = sum(r.settled.values())
     lines = [
         f"{dataset}: {r.selected} selected from {r.source}",
@@ -114,9 +134,6 @@ def download(
             + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
         )
     emit(r.to_dict(), as_json, "\n".join(lines))
-    if r.stopped == "breaker":
-        click.echo(f"error: {r.message}", err=True)
-        sys.exit(EXIT_BREAKER)
 
 
 @click.command("serve-mirror")
