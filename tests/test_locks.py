@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,11 +14,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ytfgvc import locks
+from ytfgvc.cli import main
 from ytfgvc.locks import Holder, LockHeld, exclusive
 
-from .robust_utils import REPO, wait_for
+from .rawframes_utils import make_prepared
+from .robust_utils import REPO, wait_for, ytfgvc
 
 
 def hold(path: Path, record: Holder | None = None) -> subprocess.Popen:
@@ -109,3 +113,29 @@ def test_a_holder_that_stalled_while_it_was_taken_over_knows_it_lost(tmp_path: P
         wait_for(lambda: lock.lost, timeout=5, what="the heartbeat to notice")
         with pytest.raises(Exception, match="another process took over"):
             lock.check()
+
+
+def test_the_same_benchmark_run_started_twice_is_refused(tmp_path: Path):
+    root = tmp_path / "data"
+    make_prepared(root)
+    args = [
+        "benchmark", "synthetic", "--root", root, "--out", tmp_path / "runs", "--model", "tsn", "--preset", "smoke",
+        "--import", "tests.tiny_models", "--set", "model.name=test_tiny_frames", "--input-size", "24",
+        "--workers", "0", "--batch-size", "4", "--epochs", "200", "--no-progress", "--resume",
+    ]  # fmt: skip
+    first = ytfgvc(*args, env={"OMP_NUM_THREADS": "1"})
+    lock = tmp_path / "runs/synthetic/tsn/smoke-seed0/.lock"
+    try:
+        wait_for(lambda: lock.is_file() and f'"pid": {first.pid},' in lock.read_text(), what="the first run to start")
+        second = CliRunner().invoke(main, [str(a) for a in args])
+        assert second.exit_code == 2 and second.stderr.count("\n") == 1, second.output
+        assert second.stderr.startswith(f"error: `ytfgvc benchmark` of {lock.parent} is already running (pid ")
+        assert f"(pid {first.pid} on {socket.gethostname()}, since " in second.stderr
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 143, err
+        assert "interrupted (SIGTERM): finished work is kept; resume with:" in err
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()

@@ -7,15 +7,18 @@
 
 The run folder (:mod:`ytfgvc.benchmark.records`) is written by rank 0 only; the
 checkpoint after every epoch lets ``resume=True`` continue exactly where a killed run
-stopped, and a finished run (``metrics.json`` present) is not run again.
+stopped, and a finished run (``metrics.json`` present) is not run again. One process
+runs a folder at a time (``<run>/.lock``, :mod:`ytfgvc.locks`): the same run started
+twice is refused, naming the process that has it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,8 +61,10 @@ from ytfgvc.engine import (
 )
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import run_dir
+from ytfgvc.locks import Lock, LockHeld
 from ytfgvc.models.backbones import FROM_SCRATCH
 
+RUN_LOCK = ".lock"  # held by the process running the folder's run (rank 0 under torchrun)
 # Keys that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device", "find_unused_parameters")
 
@@ -155,6 +160,50 @@ def _run(
     data = load_data(cfg)
     cfg = resolve(cfg, data)
     folder = run_dir(out, cfg.dataset, cfg.method, cfg.run_name)
+    with _one_process_per_run(folder, env, echo):
+        return _run_locked(cfg, data, folder, env, resume, progress, stop_after, echo, session_start)
+
+
+@contextlib.contextmanager
+def _one_process_per_run(folder: Path, env: DistEnv, echo: Callable[[str], None]) -> Iterator[None]:
+    """Rank 0 holds ``<run>/.lock`` for the run; every rank stops when it cannot (the run is going on elsewhere)."""
+    lock, refusal = None, None
+    created = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first: removed again if unused
+    if env.is_main:
+        try:
+            lock = Lock(folder / RUN_LOCK, f"`ytfgvc benchmark` of {folder}").acquire()
+        except LockHeld as e:
+            refusal = (e.message, e.hint)
+        if lock is not None and lock.took_over is not None:
+            echo(f"note: took over {lock.path} from a process that is gone ({lock.took_over.describe()})")
+    refused = all_gather_objects(refusal, env)[0]
+    if refused is not None:
+        raise LockHeld(*refused, holder=None)
+    try:
+        yield
+    except BaseException:
+        if lock is not None and [p.name for p in folder.iterdir()] == [RUN_LOCK]:  # stopped before writing anything
+            lock.release(remove=True)
+            for d in created:
+                with contextlib.suppress(OSError):
+                    d.rmdir()  # only if empty
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(
+    cfg: BenchmarkConfig,
+    data: DataInfo,
+    folder: Path,
+    env: DistEnv,
+    resume: bool,
+    progress: bool,
+    stop_after: int | None,
+    echo: Callable[[str], None],
+    session_start: float,
+) -> RunResult:
     seen = all_gather_objects(((folder / "metrics.json").is_file(), (folder / "checkpoint.pt").is_file()), env)
     if len(set(seen)) > 1:
         raise YtfgvcError(
