@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from ytfgvc.lifeline import is_alive, process_start
 
@@ -56,3 +59,24 @@ def descendants(pid: int) -> dict[int, int | None]:
 
 def alive(procs: dict[int, int | None]) -> list[int]:
     return [pid for pid, start in procs.items() if is_alive(pid, start)]
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: int) -> Iterator[Path]:
+    """A tmpfs of ``size`` bytes mounted at ``path`` for the block (skips the test where mounting is not allowed)."""
+    path.mkdir(parents=True)
+    try:
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    except FileNotFoundError:
+        pytest.skip("no mount command here to make a small full filesystem")
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {res.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def grow_tmpfs(path: Path, size: str = "64m") -> None:
+    """Free space: the tmpfs at ``path`` gets bigger."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from ytfgvc.annotations import annotations_hash
@@ -28,7 +27,7 @@ from ytfgvc.prepare import PrepareConfig, prepare_dataset
 from ytfgvc.records import manifest_hash, ok_video_ids, snapshot_hash
 
 from .loopback import FaultServer, make_dataset
-from .robust_utils import wait_for, ytfgvc
+from .robust_utils import grow_tmpfs, small_tmpfs, wait_for, ytfgvc
 from .utils import make_ids
 
 FAST = ["--retries", "0", "--backoff", "0.01", "--timeout", "5"]
@@ -154,20 +153,12 @@ def test_sigterm_stops_the_download_with_its_summary_the_resume_command_and_stat
     assert_intact(layout, ids)
 
 
-def _mount_tmpfs(path: Path, size: int) -> None:
-    path.mkdir(parents=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {res.stderr.decode().strip()}")
-
-
 def test_a_full_filesystem_gives_one_line_and_the_same_command_resumes(tmp_path: Path, dl_card, clips):
     ids = make_ids(8, "f")
     src = make_dataset(tmp_path / "src", dict.fromkeys(ids, clips["ok"]))
     root = tmp_path / "small"
     size = (128 * 1024 + 3 * clips["ok"].stat().st_size) // 4096 * 4096  # the lists, the ledger and 2-3 videos
-    _mount_tmpfs(root, size)
-    try:
+    with small_tmpfs(root, size):
         layout = DatasetLayout(root, "dltest")
         shutil.copytree(src.annotations_dir, layout.annotations_dir)
         with FaultServer(src.mirror_dir) as srv:
@@ -182,7 +173,7 @@ def test_a_full_filesystem_gives_one_line_and_the_same_command_resumes(tmp_path:
             for v in kept:  # nothing half-written under a finished name
                 assert layout.video_path(v).read_bytes() == src.mirror_video(v).read_bytes()
 
-            subprocess.run(["mount", "-o", "remount,size=64m", str(root)], check=True)  # space freed
+            grow_tmpfs(root)  # space freed
             srv.clear_log()
             proc = ytfgvc(*cmd)
             out, err = proc.communicate(timeout=120)
@@ -192,8 +183,6 @@ def test_a_full_filesystem_gives_one_line_and_the_same_command_resumes(tmp_path:
             assert layout.video_path(v).read_bytes() == src.mirror_video(v).read_bytes()
         assert statuses(root) == dict.fromkeys(ids, "ok")
         assert json.loads(layout.manifest_path.read_text())["hash"] == on_disk_hash(layout, ids)
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 def _cli(*args):

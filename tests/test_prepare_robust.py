@@ -22,7 +22,7 @@ from ytfgvc.fsutil import is_temporary
 from ytfgvc.layout import DatasetLayout
 
 from .prepare_utils import encode, panning_frames
-from .robust_utils import REPO, alive, descendants, wait_for, ytfgvc
+from .robust_utils import REPO, alive, descendants, grow_tmpfs, small_tmpfs, wait_for, ytfgvc
 
 N_VIDEOS = 6
 
@@ -99,18 +99,10 @@ def test_sigterm_ends_prepare_and_its_pool_with_143_and_a_second_prepare_is_refu
     assert all((layout.base / d / "meta.json").is_file() for d in done)
 
 
-def _mount_tmpfs(path: Path, size: int) -> None:
-    path.mkdir(parents=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {res.stderr.decode().strip()}")
-
-
 def test_a_full_filesystem_stops_prepare_in_one_line_and_the_same_command_finishes(tmp_path: Path, pan_videos):
     root = tmp_path / "small"
     videos = sum(p.stat().st_size for p in pan_videos.iterdir())
-    _mount_tmpfs(root, (videos + 64 * 1024) // 4096 * 4096)  # the videos, and the frames of one or two
-    try:
+    with small_tmpfs(root, (videos + 64 * 1024) // 4096 * 4096):  # the videos, and the frames of one or two
         layout = DatasetLayout(root, "synthetic")
         shutil.copytree(pan_videos, layout.videos_dir)
         cmd = ["prepare", "synthetic", "--root", root, "--jobs", "2", "--json"]
@@ -122,13 +114,11 @@ def test_a_full_filesystem_stops_prepare_in_one_line_and_the_same_command_finish
         done, _ = entries(layout)
         assert all((layout.base / d / "meta.json").is_file() for d in done)  # only complete folders count
 
-        subprocess.run(["mount", "-o", "remount,size=64m", str(root)], check=True)
+        grow_tmpfs(root)
         proc = ytfgvc(*cmd)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert json.loads(out)["prepared"] == N_VIDEOS and not mid_video(layout)
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 def test_a_full_disk_at_a_frame_write_gives_one_line_and_nothing_half_written(tmp_path: Path, pan_videos, monkeypatch):
