@@ -44,6 +44,7 @@ from ytfgvc.leaderboard.validate import (
     MIN_LABELS,
     SHA256_HEX,
     TooLarge,
+    details_problems,
     provenance_problems,
     read_capped,
     strict_loads,
@@ -271,6 +272,8 @@ def entry_problems(entry: Any, dataset: str | None = None, slug: str | None = No
         external = entry.get("external_data")
         if not (isinstance(external, dict) and isinstance(external.get("used"), bool)):
             problems.append("external_data: expected {used: bool, details: str}")
+        else:
+            problems += [f"external_data.details: {p}" for p in details_problems(external.get("details", ""))]
         if "reported" in entry:
             problems.append("reported: a re-scored entry carries no reported numbers")
     elif kind == "paper":
