@@ -173,3 +173,14 @@ def test_loader_workers_end_within_seconds_of_a_killed_process(tmp_path: Path):
         proc.wait()
     # torch's own check ends them after 5 s at best; ytfgvc.lifeline's within about one
     wait_for(lambda: not alive(workers), timeout=2.5, what="the loader's workers to end")
+
+
+def test_a_meta_json_nested_100000_deep_is_made_again_not_a_traceback(tmp_path: Path, pan_videos):
+    layout = pan_root(tmp_path, pan_videos)
+    vid = sorted(p.stem for p in layout.videos_dir.glob("*.mp4"))[0]
+    layout.frames_dir(vid).mkdir(parents=True)
+    (layout.frames_dir(vid) / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    res = CliRunner().invoke(main, ["prepare", "synthetic", "--root", str(layout.root), "--jobs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["made_frames"] == N_VIDEOS
+    assert json.loads((layout.frames_dir(vid) / "meta.json").read_text())["id"] == vid

@@ -107,9 +107,10 @@ def _dataset_lock(layout: DatasetLayout):
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):  # absent, torn, or not ours: made again
         return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _frames_match(meta: dict[str, Any], settings: dict[str, Any]) -> bool:

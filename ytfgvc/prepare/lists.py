@@ -62,9 +62,10 @@ def read_frames_meta(layout: DatasetLayout, video_id: str) -> dict[str, Any] | N
     """The ``meta.json`` of a complete ``frames/<id>/``, or None (absent or unreadable)."""
     p = layout.frames_dir(video_id) / "meta.json"
     try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads(p.read_text())
+    except (OSError, ValueError, RecursionError):  # absent, torn, or not ours
         return None
+    return meta if isinstance(meta, dict) else None
 
 
 _NOW = object()
