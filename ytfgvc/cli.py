@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import shlex
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,7 @@ class _Group(click.Group):
             again = shlex.join(["ytfgvc", *sys.argv[1:]])
             click.echo(f"interrupted ({signal_name(e)}): finished work is kept; resume with:\n  {again}", err=True)
             sys.exit(exit_status(e))
-        except (OSError, sqlite3.Error) as e:  # a full disk or a locked database, wherever it surfaced
+        except Exception as e:  # a full disk or a locked database, wherever it surfaced; else a bug
             mapped = as_user_error(e)
             if mapped is None:
                 raise

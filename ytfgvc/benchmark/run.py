@@ -60,6 +60,7 @@ from ytfgvc.engine import (
     train_one_epoch,
 )
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.fserrors import disk_full_error, is_disk_full
 from ytfgvc.layout import run_dir
 from ytfgvc.locks import Lock, LockHeld
 from ytfgvc.models.backbones import FROM_SCRATCH
@@ -373,8 +374,13 @@ def _save(run: _Run, epochs_done: int) -> None:
             "elapsed_s": run.seconds(),
             "started": run.started,
         }
-        save_checkpoint(run.folder / "checkpoint.pt", state)
-        records.write_log(run.folder / "log.jsonl", run.history)
+        try:
+            save_checkpoint(run.folder / "checkpoint.pt", state)
+            records.write_log(run.folder / "log.jsonl", run.history)
+        except Exception as e:
+            if is_disk_full(e):  # the previous checkpoint is intact: --resume continues from it
+                raise disk_full_error(run.folder, e) from None
+            raise
     barrier(run.env)
 
 
