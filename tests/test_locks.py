@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -61,7 +62,8 @@ def test_a_held_lock_is_refused_in_one_line_naming_the_holder_and_freed_when_it_
             pass
         text = str(e.value)
         assert "\n" not in text and text.startswith("`ytfgvc download birds` on /data is already running (")
-        assert f"pid {holder.pid} on {socket.gethostname()}, since 20" in text and "last heartbeat 0 s ago" in text
+        who = rf"\(pid {holder.pid} on {re.escape(socket.gethostname())}, since 20[-0-9T:+]+, last heartbeat \d+ s ago;"
+        assert re.search(who, text), text
         assert text.endswith("wait for it to end, or stop it (its finished work is kept); then run this command again")
         assert e.value.holder.pid == holder.pid
     finally:
@@ -97,7 +99,7 @@ def test_a_live_holder_on_another_host_is_not_taken_over(tmp_path: Path):
     there = Holder(pid=4242, host="node-3", started=iso(3600), heartbeat=iso(2))
     stale = hold(path, there)
     try:
-        match = r"pid 4242 on node-3, since .*, last heartbeat [23] s ago"
+        match = r"pid 4242 on node-3, since .*, last heartbeat \d+ s ago"
         with pytest.raises(LockHeld, match=match), exclusive(path, "job"):
             pass
     finally:

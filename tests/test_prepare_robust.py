@@ -172,7 +172,7 @@ def test_loader_workers_end_within_seconds_of_a_killed_process(tmp_path: Path):
         proc.kill()
         proc.wait()
     # torch's own check ends them after 5 s at best; ytfgvc.lifeline's within about one
-    wait_for(lambda: not alive(workers), timeout=2.5, what="the loader's workers to end")
+    wait_for(lambda: not alive(workers), timeout=3, what="the loader's workers to end")
 
 
 def test_a_meta_json_nested_100000_deep_is_made_again_not_a_traceback(tmp_path: Path, pan_videos):
