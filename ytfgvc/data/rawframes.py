@@ -41,6 +41,8 @@ def _count(text: str, limit: int) -> int | None:
         return None
     value = int(text)
     return value if value <= limit else None
+
+
 FRAME_KINDS = ("segments", "clip")
 # What a loader worker hands over: cropped views, decoded frames (cropped on the device),
 # or JPEG bytes (decoded and cropped on the device).
