@@ -20,8 +20,8 @@ import numpy as np
 
 from ytfgvc.annotations import OfficialLists
 from ytfgvc.leaderboard.scoring import ranked_matrix, score_top5
-from ytfgvc.predictions import build_predictions, validate_file
 from ytfgvc.metrics import hits, paired_bootstrap
+from ytfgvc.predictions import build_predictions, validate_file
 
 
 def best_of(repeat: int, fn: Callable[[], object]) -> float:

@@ -112,3 +112,18 @@ def die_on_some(job: VideoJob) -> VideoResult:
     if job.video_id.startswith("die"):
         os._exit(3)
     return prepare_video(job)
+
+
+def faststart_copy(src: Path, dest: Path) -> Path:
+    """``ffmpeg -i src -c copy -movflags faststart dest`` with PyAV (no ffmpeg CLI needed): the index comes first."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dest), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        stream = inp.streams.video[0]
+        add = getattr(out, "add_stream_from_template", None)  # PyAV >= 13; before, add_stream(template=)
+        copy = add(stream) if add else out.add_stream(template=stream)
+        for packet in inp.demux(stream):
+            if packet.dts is not None:  # the flush packet
+                packet.stream = copy
+                out.mux(packet)
+    return dest

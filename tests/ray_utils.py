@@ -22,10 +22,10 @@ from pathlib import Path
 
 from ytfgvc.distributed import ClusterConfig
 from ytfgvc.download.ledger import Ledger
-from ytfgvc.fsutil import sha256_file
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare import PrepareConfig, prepare_dataset
 from ytfgvc.snapshot import ok_video_ids
+from ytfgvc.system.fsutil import sha256_file
 
 TIMES = ("first_attempt", "last_attempt")
 # Small frames keep TV-L1 cheap on two shared cores; flow for the two shortest videos only.

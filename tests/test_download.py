@@ -16,9 +16,9 @@ from ytfgvc.download import DownloadConfig, download
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.download.plan import Item
 from ytfgvc.errors import ValidationError, YtfgvcError
-from ytfgvc.fsutil import sha256_file
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.snapshot import manifest_hash, ok_video_ids
+from ytfgvc.system.fsutil import sha256_file
 
 from .loopback import FaultServer, make_dataset
 from .utils import make_ids

@@ -22,8 +22,8 @@ from ytfgvc.download.pacing import NodePacer
 from ytfgvc.download.remote import keep_returned
 from ytfgvc.download.worker import Outcome
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import sha256_bytes
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.system.fsutil import sha256_bytes
 
 
 def test_cluster_options_are_checked_and_resumed():

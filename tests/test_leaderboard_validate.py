@@ -202,6 +202,10 @@ def test_rejects_bad_manifest_and_external_data():
     assert only(problems_of(obj), "external_data", "missing or not an object")
     obj["external_data"] = {"used": True, "details": " "}
     assert only(problems_of(obj), "external_data.details", "say which")
+    obj["external_data"] = {"used": True, "details": "ImageNet-21k\u202e\nand Kinetics"}  # shown on the page
+    assert only(problems_of(obj), "external_data.details", "invisible control or format characters (U+202E)")
+    obj["external_data"] = {"used": True, "details": "ImageNet-21k\nand Kinetics-400"}  # a newline is fine
+    assert not [p for p in problems_of(obj) if p.startswith("external_data")]
 
 
 def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path):

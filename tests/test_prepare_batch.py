@@ -17,12 +17,12 @@ from ytfgvc.annotations import load_official
 from ytfgvc.cli import main
 from ytfgvc.datasets import get_card
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import is_temporary
 from ytfgvc.inventory import dataset_status
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare import NoVideosError, PrepareConfig, prepare_dataset
+from ytfgvc.system.fsutil import is_temporary
 
-from .prepare_utils import die_on_some, encode, panning_frames
+from .prepare_utils import die_on_some, encode, faststart_copy, panning_frames
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,12 +57,7 @@ def test_bad_videos_do_not_stop_the_batch_and_lists_match_the_import(tmp_path: P
     corrupt, truncated, no_video = ids[0], ids[1], ids[2]
     layout.video_path(corrupt).write_bytes(np.random.default_rng(0).bytes(20_000))
     # A faststart copy keeps its index when cut, so it opens and then runs out of frames.
-    faststart = tmp_path / "fs.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(layout.video_path(truncated)), "-c", "copy", "-movflags", "faststart",
-         str(faststart)],
-        check=True,
-    )  # fmt: skip
+    faststart = faststart_copy(layout.video_path(truncated), tmp_path / "fs.mp4")
     _truncated_copy(faststart, layout.video_path(truncated))
     encode_audio_only(layout.video_path(no_video))
     layout.manifest_path.write_text(json.dumps({"schema": "test", "hash": "ab12cd34ef56" + "0" * 52}))

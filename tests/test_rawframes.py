@@ -45,12 +45,16 @@ def test_read_list_reports_every_bad_line(tmp_path):
         "frames/bbbbbbbbbbb ten 0\n"
         "frames/aaaaaaaaaaa 4 0\n"
         "frames/ccccccccccc 5\n"
+        f"frames/ddddddddddd 3 {2**63}\n"  # a label no tensor holds (OverflowError, later, if let in)
+        f"frames/eeeeeeeeeee {'9' * 5000} 1\n"  # more digits than int() converts
+        "frames/fffffffffff 3 \u00b2\n"  # a digit to str.isdigit, not to int()
     )
     with pytest.raises(ValidationError) as e:
         read_list(lay, "train")
     problems = "\n".join(e.value.problems)
     assert "train.txt:2" in problems and "train.txt:3" in problems and "listed twice" in problems
-    assert "train.txt:5" in problems and len(e.value.problems) == 4
+    assert "train.txt:5" in problems and len(e.value.problems) == 7
+    assert all(f"train.txt:{n}: frame count and label must be integers (1 to" in problems for n in (6, 7, 8))
     with pytest.raises(YtfgvcError, match="ytfgvc prepare synthetic"):
         read_list(lay, "test")
 

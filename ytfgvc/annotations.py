@@ -24,8 +24,8 @@ from typing import Any
 from ytfgvc import __version__
 from ytfgvc.datasets import DatasetCard, get_card
 from ytfgvc.errors import ValidationError, YtfgvcError
-from ytfgvc.fsutil import atomic_path, sha256_bytes, write_json_atomic
 from ytfgvc.layout import SPLITS, DatasetLayout, is_valid_video_id
+from ytfgvc.system.fsutil import atomic_path, sha256_bytes, write_json_atomic
 
 CHECKSUMS_SCHEMA = "ytfgvc-annotations-1"
 MAX_OFFICIAL_FILE_BYTES = 64 << 20

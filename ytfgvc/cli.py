@@ -1,14 +1,17 @@
 """The ``ytfgvc`` command line: a thin shell over the library.
 
 Each command parses its options into a config, calls one library function and prints a
-summary (``--json`` for machines). A :class:`~ytfgvc.errors.YtfgvcError` becomes one line on
-stderr and exit code 2.
+summary (``--json`` for machines). A :class:`~ytfgvc.errors.YtfgvcError`, a full disk and a
+locked database (:mod:`ytfgvc.system.fserrors`) become one line on stderr and exit code 2. SIGTERM
+stops a command as Ctrl-C does (:mod:`ytfgvc.system.interrupts`): exit code 130 after SIGINT, 143
+after SIGTERM, with the command that resumes the work.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,17 +85,28 @@ def emit(summary: Any, as_json: bool, text: str) -> None:
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        from ytfgvc.system.fserrors import as_user_error
+        from ytfgvc.system.interrupts import exit_status, signal_name, sigterm_as_interrupt
+
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except ValidationError as e:
             click.echo(f"error: {e.report()}", err=True)
             sys.exit(e.exit_code)
         except YtfgvcError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished work is kept; run the same command again to resume", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as e:
+            again = shlex.join(["ytfgvc", *sys.argv[1:]])
+            click.echo(f"interrupted ({signal_name(e)}): finished work is kept; resume with:\n  {again}", err=True)
+            sys.exit(exit_status(e))
+        except Exception as e:  # a full disk or a locked database, wherever it surfaced; else a bug
+            mapped = as_user_error(e)
+            if mapped is None:
+                raise
+            click.echo(f"error: {mapped}", err=True)
+            sys.exit(mapped.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import write_text_atomic
+from ytfgvc.system.fsutil import write_text_atomic
 
 C = TypeVar("C", bound="ConfigBase")
 

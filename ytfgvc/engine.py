@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import atomic_path
+from ytfgvc.system.fsutil import atomic_path
 
 CHECKPOINT_SCHEMA = "ytfgvc-checkpoint-1"
 
@@ -268,9 +268,13 @@ def seed_everything(seed: int) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` atomically (a killed write leaves the previous checkpoint intact)."""
-    with atomic_path(Path(path)) as tmp:
-        torch.save({"schema": CHECKPOINT_SCHEMA, **state}, tmp)
+    """Write ``state`` atomically (a killed write leaves the previous checkpoint intact).
+
+    Through a Python file, so that a full disk surfaces as the OSError (ENOSPC) behind torch's
+    RuntimeError rather than as a bare iostream failure.
+    """
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
+        torch.save({"schema": CHECKPOINT_SCHEMA, **state}, f)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from ytfgvc.annotations import read_checksums
 from ytfgvc.datasets import DatasetCard, get_card, list_datasets
-from ytfgvc.fsutil import is_temporary
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.system.fsutil import is_temporary
 
 
 @dataclass

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import TMP_PREFIX
+from ytfgvc.system.fsutil import TMP_PREFIX
 
 DEFAULT_ROOT = "./ytfgvc-data"
 SPLITS = ("train", "test")
@@ -141,6 +141,11 @@ class DatasetLayout:
         return self.videos_dir / f"{TMP_PREFIX}{check_video_id(video_id)}"
 
     @property
+    def download_lock_path(self) -> Path:
+        """Held (:mod:`ytfgvc.system.locks`) while ``ytfgvc download`` (or ``--merge``) writes this dataset."""
+        return self.base / ".download.lock"
+
+    @property
     def ledger_path(self) -> Path:
         return self.base / "ledger.sqlite"
 
@@ -199,7 +204,7 @@ class DatasetLayout:
 
     @property
     def prepare_lock_path(self) -> Path:
-        """Held (flock) while ``ytfgvc prepare`` runs on this dataset."""
+        """Held (:mod:`ytfgvc.system.locks`) while ``ytfgvc prepare`` runs on this dataset."""
         return self.base / ".prepare.lock"
 
     @staticmethod
@@ -254,6 +259,11 @@ class RunFiles:
     @property
     def curves(self) -> Path:
         return self.folder / "curves.png"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the process running the folder's run (rank 0 under torchrun): one process per run."""
+        return self.folder / ".lock"
 
     @property
     def visualize_dir(self) -> Path:

@@ -52,7 +52,7 @@ import numpy as np
 
 from ytfgvc.annotations import OfficialLists
 from ytfgvc.errors import ValidationError, YtfgvcError
-from ytfgvc.fsutil import sha256_bytes
+from ytfgvc.system.fsutil import sha256_bytes
 
 PREDICTIONS_VERSION = "ytfgvc-predictions-1"
 MAX_PREDICTIONS_BYTES = 64 << 20  # 5684 videos x 200 labels with long floats is ~45 MB
@@ -355,10 +355,19 @@ def _check_header(data: dict[str, Any], dataset: str, problems: list[Problem]) -
             problems.append(Problem("external_data.used", f"{_show(used)} is not true or false"))
         if not isinstance(details, str) or len(details) > MAX_DETAILS_CHARS:
             problems.append(Problem("external_data.details", f"must be a string of at most {MAX_DETAILS_CHARS} chars"))
+        elif invisible := details_problems(details):
+            problems.append(Problem("external_data.details", invisible[0]))
         elif used is True and not details.strip():
             problems.append(Problem("external_data.details", "external data was used: say which"))
         external = {"used": used, "details": details}
     return (manifest if isinstance(manifest, str) else None), external
+
+
+def details_problems(details: str) -> list[str]:
+    """What is wrong with ``external_data.details`` as text shown on the leaderboard (newlines allowed)."""
+    from ytfgvc.leaderboard.text import text_problems
+
+    return text_problems(details, MAX_DETAILS_CHARS, newlines=True)
 
 
 PROVENANCE_KEYS = ("weights", "recipe")
@@ -559,6 +568,6 @@ def run_predictions(
 
 def write_predictions(path: Path, doc: dict[str, Any]) -> None:
     """Write a predictions object atomically (compact JSON)."""
-    from ytfgvc.fsutil import write_json_atomic
+    from ytfgvc.system.fsutil import write_json_atomic
 
     write_json_atomic(path, doc, indent=None)

@@ -48,8 +48,8 @@ from ytfgvc.annotations import ImportResult, import_annotations
 from ytfgvc.config import ConfigBase
 from ytfgvc.datasets import get_card
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import atomic_path, write_json_atomic
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.system.fsutil import atomic_path, write_json_atomic
 
 DATASET = "synthetic"
 SCHEMA = "ytfgvc-synth-2"  # the generator's version: bump it whenever the output changes

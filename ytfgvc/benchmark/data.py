@@ -26,7 +26,6 @@ def load_data(cfg: BenchmarkConfig) -> DataInfo:
     """Read and check the lists and frames of ``cfg.dataset``; the number of classes and official test videos."""
     from ytfgvc.annotations import annotations_hash, is_imported, load_official
     from ytfgvc.datasets import get_card
-    from ytfgvc.snapshot import manifest_hash
 
     if not cfg.dataset:
         raise YtfgvcError("no dataset given", "pass DATASET (birds, cars or synthetic)")
@@ -57,8 +56,23 @@ def load_data(cfg: BenchmarkConfig) -> DataInfo:
     if top >= num_classes:
         raise YtfgvcError(f"label {top} in the lists, but only {num_classes} classes", "check --set num_classes")
     return DataInfo(
-        layout, splits["train"], splits["test"], num_classes, n_official, manifest_hash(layout), annotations
+        layout, splits["train"], splits["test"], num_classes, n_official, lists_manifest(layout), annotations
     )
+
+
+def lists_manifest(layout: DatasetLayout) -> str | None:
+    """The snapshot the lists were made from (``lists/meta.json``), else the one on disk now (hand-made lists)."""
+    import json
+
+    from ytfgvc.snapshot import manifest_hash
+
+    try:
+        meta = json.loads(layout.lists_meta_path.read_text())
+        if isinstance(meta, dict) and "manifest" in meta:
+            return meta["manifest"] if isinstance(meta["manifest"], str) else None
+    except (OSError, ValueError, RecursionError):
+        pass
+    return manifest_hash(layout)
 
 
 def resolve(cfg: BenchmarkConfig, data: DataInfo) -> BenchmarkConfig:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ytfgvc import __version__
-from ytfgvc.fsutil import atomic_path, write_text_atomic
+from ytfgvc.system.fsutil import atomic_path, write_text_atomic
 
 METRICS_SCHEMA = "ytfgvc-run-1"
 

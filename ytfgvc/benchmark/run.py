@@ -7,15 +7,18 @@
 
 The run folder (:mod:`ytfgvc.benchmark.records`) is written by rank 0 only; the
 checkpoint after every epoch lets ``resume=True`` continue exactly where a killed run
-stopped, and a finished run (``metrics.json`` present) is not run again.
+stopped, and a finished run (``metrics.json`` present) is not run again. One process
+runs a folder at a time (``<run>/.lock``, :mod:`ytfgvc.system.locks`): the same run started
+twice is refused, naming the process that has it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,8 @@ from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import RunFiles, run_dir
 from ytfgvc.models.backbones import FROM_SCRATCH
 from ytfgvc.predictions import run_predictions, write_predictions
+from ytfgvc.system.fserrors import disk_full_error, is_disk_full
+from ytfgvc.system.locks import Lock, LockHeld
 
 # Keys that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device", "find_unused_parameters")
@@ -156,6 +161,51 @@ def _run(
     data = load_data(cfg)
     cfg = resolve(cfg, data)
     folder = run_dir(out, cfg.dataset, cfg.method, cfg.run_name)
+    with _one_process_per_run(folder, env, echo):
+        return _run_locked(cfg, data, folder, env, resume, progress, stop_after, echo, session_start)
+
+
+@contextlib.contextmanager
+def _one_process_per_run(folder: Path, env: DistEnv, echo: Callable[[str], None]) -> Iterator[None]:
+    """Rank 0 holds ``<run>/.lock`` for the run; every rank stops when it cannot (the run is going on elsewhere)."""
+    lock, refusal = None, None
+    created = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first: removed again if unused
+    if env.is_main:
+        try:
+            lock = Lock(RunFiles(folder).lock, f"`ytfgvc benchmark` of {folder}").acquire()
+        except LockHeld as e:
+            refusal = (e.message, e.hint)
+        if lock is not None and lock.took_over is not None:
+            echo(f"note: took over {lock.path} from a process that is gone ({lock.took_over.describe()})")
+    refused = all_gather_objects(refusal, env)[0]
+    if refused is not None:
+        raise LockHeld(*refused, holder=None)
+    try:
+        yield
+    except BaseException:
+        stopped_before_writing = [p.name for p in folder.iterdir()] == [RunFiles(folder).lock.name]
+        if lock is not None and stopped_before_writing:
+            lock.release(remove=True)
+            for d in created:
+                with contextlib.suppress(OSError):
+                    d.rmdir()  # only if empty
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(
+    cfg: BenchmarkConfig,
+    data: DataInfo,
+    folder: Path,
+    env: DistEnv,
+    resume: bool,
+    progress: bool,
+    stop_after: int | None,
+    echo: Callable[[str], None],
+    session_start: float,
+) -> RunResult:
     files = RunFiles(folder)
     seen = all_gather_objects((files.finished, files.checkpoint.is_file()), env)
     if len(set(seen)) > 1:
@@ -326,8 +376,13 @@ def _save(run: _Run, epochs_done: int) -> None:
             "elapsed_s": run.seconds(),
             "started": run.started,
         }
-        save_checkpoint(RunFiles(run.folder).checkpoint, state)
-        records.write_log(RunFiles(run.folder).log, run.history)
+        try:
+            save_checkpoint(RunFiles(run.folder).checkpoint, state)
+            records.write_log(RunFiles(run.folder).log, run.history)
+        except Exception as e:
+            if is_disk_full(e):  # the previous checkpoint is intact: --resume continues from it
+                raise disk_full_error(run.folder, e) from None
+            raise
     barrier(run.env)
 
 
@@ -455,7 +510,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
         "started": run.started,
         "finished": _now(),
     }
-    from ytfgvc.fsutil import write_json_atomic
+    from ytfgvc.system.fsutil import write_json_atomic
 
     write_json_atomic(files.metrics, metrics)
     return metrics

@@ -22,8 +22,8 @@ from typing import Any
 from ytfgvc.benchmark.config import METHODS
 from ytfgvc.benchmark.records import METRICS_SCHEMA
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import atomic_path, write_text_atomic
 from ytfgvc.layout import RunFiles
+from ytfgvc.system.fsutil import atomic_path, write_text_atomic
 
 
 def paper_top1(dataset: str, method: str) -> float | None:

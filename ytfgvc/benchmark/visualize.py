@@ -38,8 +38,8 @@ import torch
 import yaml
 
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import atomic_path
 from ytfgvc.layout import DatasetLayout, RunFiles, check_video_id
+from ytfgvc.system.fsutil import atomic_path
 
 TOP_SUPPRESSED = 4
 

@@ -139,7 +139,9 @@ def benchmark(
 
     Records: config.yaml, log.jsonl, checkpoint.pt (every epoch), predictions.json,
     metrics.json (top-1/top-5/mean class with 95% intervals and coverage), curves.png.
-    Several GPUs or nodes: start the same command with torchrun.
+    Several GPUs or nodes: start the same command with torchrun. One process per run
+    folder: the same run started twice is refused. Exit status 130 after SIGINT, 143
+    after SIGTERM; --resume continues from the last epoch's checkpoint.
 
     \b
     Example:

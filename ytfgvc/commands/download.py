@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from ytfgvc.cli import cluster_options, emit, json_option, root_option
+from ytfgvc.config import default_of
+from ytfgvc.download.config import DownloadConfig
 from ytfgvc.errors import YtfgvcError
 
 # Exit status of a run that the circuit breaker stopped (finished work is kept).
@@ -22,21 +24,40 @@ def _counts(counts: dict[str, int]) -> str:
 @click.argument("dataset")
 @click.argument("ledgers", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--source", help="youtube, mirror, a URL template with {id}, or a folder (default: the card's).")
-@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test", "all"]),
+    default=default_of(DownloadConfig, "split"),
+    show_default=True,
+    help="Which official list to fetch.",
+)
 @click.option("--limit", type=int, help="Only the first N selected videos.")
 @click.option("--shard", metavar="i/N", help="Only shard i of N (0-based; by id hash), e.g. $SLURM_ARRAY_TASK_ID/8.")
 @click.option("--jobs", type=int, help="Parallel downloads (default: 2 for YouTube, 4 for mirrors and folders).")
 @click.option("--sleep", metavar="S|A-B", help="Seconds between requests (default: 5-10 for YouTube, 0 otherwise).")
-@click.option("--retries", type=int, default=2, show_default=True, help="Retries of a transient failure in one run.")
+@click.option(
+    "--retries",
+    type=int,
+    default=default_of(DownloadConfig, "retries"),
+    show_default=True,
+    help="Retries of a transient failure in one run.",
+)
 @click.option("--backoff", "backoff_s", type=float, help="First retry wait (s), doubled each time (default: 30/1).")
 @click.option(
     "--breaker",
     type=int,
-    default=5,
+    default=default_of(DownloadConfig, "breaker"),
     show_default=True,
     help="Stop after K rate-limited answers (or 2K network errors) in a row.",
 )
-@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Network timeout (s).")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=default_of(DownloadConfig, "timeout_s"),
+    show_default=True,
+    help="Network timeout (s).",
+)
 @click.option("--retry-failed", is_flag=True, help="Ask again for videos that failed permanently before.")
 @click.option("--cookies", type=click.Path(path_type=Path), help="cookies.txt (Netscape format) passed to yt-dlp.")
 @click.option("--proxy", help="Proxy URL passed to yt-dlp, e.g. socks5://127.0.0.1:1080.")
@@ -53,8 +74,15 @@ def download(
     Every video ends with one status in videos/../ledger.sqlite: ok, unavailable, blocked,
     filtered_duration, filtered_resolution, rate_limited, network_error, corrupt or error.
     Running it again resumes: finished videos are never fetched twice, permanent failures
-    are not asked for again unless --retry-failed. Exit status 3: the circuit breaker
-    stopped the run (it prints the command that resumes it).
+    are not asked for again unless --retry-failed. One download (or --merge) per dataset
+    at a time: a second is refused, naming the first (pid, host, since when).
+
+    \b
+    Exit status: 0 done; 2 bad input, disk full, ledger locked, or another download
+    running (one line on stderr says which and what to do); 3 the circuit breaker
+    stopped the run; 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) the run stopped on a signal
+    after recording what finished. After 3, 130 and 143 the summary is printed and
+    stderr has the exact command that resumes the run.
 
     \b
     Example:
@@ -93,11 +121,24 @@ def download(
         emit(r.to_dict(), as_json, text)
         return
 
-    from ytfgvc.download import DownloadConfig
+    from ytfgvc.download import DownloadConfig, Interrupted
     from ytfgvc.download import download as run_download
+    from ytfgvc.system.interrupts import EXIT_SIGINT, EXIT_SIGTERM
 
     cfg = DownloadConfig(dataset=dataset, **opts)
-    r = run_download(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
+    try:
+        r = run_download(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
+    except Interrupted as stopped:
+        _summary(stopped.result, dataset, as_json)
+        click.echo(f"interrupted: {stopped.result.message}", err=True)
+        sys.exit(EXIT_SIGTERM if stopped.result.signal == "SIGTERM" else EXIT_SIGINT)
+    _summary(r, dataset, as_json)
+    if r.stopped == "breaker":
+        click.echo(f"error: {r.message}", err=True)
+        sys.exit(EXIT_BREAKER)
+
+
+def _summary(r, dataset: str, as_json: bool) -> None:
     settled = sum(r.settled.values())
     lines = [
         f"{dataset}: {r.selected} selected from {r.source}",
@@ -114,9 +155,6 @@ def download(
             + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
         )
     emit(r.to_dict(), as_json, "\n".join(lines))
-    if r.stopped == "breaker":
-        click.echo(f"error: {r.message}", err=True)
-        sys.exit(EXIT_BREAKER)
 
 
 @click.command("serve-mirror")

@@ -82,7 +82,9 @@ def prepare(
 
     Writes frames/<id>/img_00001.jpg … + meta.json, lists/train.txt and lists/test.txt
     (MMAction2 rawframe format), and with --flow flow/<id>/flow_x_00001.jpg … A second
-    run does only what is missing; a killed run leaves nothing half-written.
+    run does only what is missing; a killed run leaves nothing half-written, and its
+    workers end with it. One prepare per dataset at a time (a second is refused).
+    Exit status 130 after SIGINT, 143 after SIGTERM (the resume command is printed).
 
     \b
     Example:

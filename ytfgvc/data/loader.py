@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -35,6 +36,7 @@ from ytfgvc.data.host import local_processes, usable_cores
 from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder, jpeg_backend
 from ytfgvc.data.rawframes import RawFrameDataset, batch_buffer, clip_views, crop_batch, frames_batch
 from ytfgvc.data.ring import TaggedBatches, make_ring
+from ytfgvc.system.lifeline import Token, bind_to_main, main_token
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +248,7 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader over ``(epoch, index)`` keys; its own generator keeps the global RNG untouched.
 
+    Workers end within a second of this process, however it ends (:mod:`ytfgvc.system.lifeline`).
     ``ring`` (default: ``pin_memory``) gives workers that decode frames a
     :class:`~ytfgvc.data.ring.SlotRing` to decode into (``dataset.ring``), sized for
     ``batch_size`` clips of the dataset's largest probed frame and kept under a quarter of
@@ -261,6 +264,8 @@ def make_loader(
         pin_memory=pin_memory and dataset.ring is None,  # ring slots are pinned already
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),
+        # No parent-death signal: the workers may be forked by a thread (device_batches) that ends first.
+        worker_init_fn=functools.partial(_bind_worker, main_token()) if workers > 0 else None,
     )
     if dataset.ring is not None:
         return DataLoader(
@@ -268,6 +273,10 @@ def make_loader(
         )
     prefetch = PREFETCH if workers > 0 else None
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, prefetch_factor=prefetch, **common)
+
+
+def _bind_worker(main: Token, worker_id: int) -> None:
+    bind_to_main(main)
 
 
 MAX_AUTO_WORKERS = 12

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from ytfgvc.annotations import MAX_LABEL_ID
 from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.ring import SlotRing, TaggedKeys
 from ytfgvc.data.sampling import sample_clip_indices, sample_test_indices, sample_train_indices
@@ -31,6 +32,17 @@ from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import DatasetLayout, is_valid_video_id
 
 MAX_LIST_LINES = 10_000_000
+MAX_LIST_FRAMES = 10_000_000  # frames of one video: 29 days at 4 fps
+
+
+def _count(text: str, limit: int) -> int | None:
+    """``text`` as a non-negative integer of at most ``limit``, or None (signs, non-ASCII digits, huge numbers)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(limit)):
+        return None
+    value = int(text)
+    return value if value <= limit else None
+
+
 FRAME_KINDS = ("segments", "clip")
 # What a loader worker hands over: cropped views, decoded frames (cropped on the device),
 # or JPEG bytes (decoded and cropped on the device).
@@ -71,14 +83,17 @@ def read_list(layout: DatasetLayout, split: str) -> list[VideoRecord]:
             if not is_valid_video_id(video_id) or rel != layout.list_entry_dir(video_id):
                 problems.append(f"{where}: {rel[:80]!r} is not frames/<11-character id>")
                 continue
-            if not (frames.isdigit() and int(frames) >= 1) or not label.isdigit():
-                problems.append(f"{where}: frame count and label must be integers (>= 1 and >= 0)")
+            n_frames, label_id = _count(frames, MAX_LIST_FRAMES), _count(label, MAX_LABEL_ID)
+            if n_frames is None or n_frames < 1 or label_id is None:
+                problems.append(
+                    f"{where}: frame count and label must be integers (1 to {MAX_LIST_FRAMES} and 0 to {MAX_LABEL_ID})"
+                )
                 continue
             if video_id in seen:
                 problems.append(f"{where}: {video_id} is listed twice")
                 continue
             seen.add(video_id)
-            records.append(VideoRecord(video_id, int(frames), int(label)))
+            records.append(VideoRecord(video_id, n_frames, label_id))
     if problems:
         raise ValidationError(f"rawframe list {path}", problems, f"run `ytfgvc prepare {layout.dataset}` again")
     if not records:

@@ -28,8 +28,8 @@ from typing import Any
 
 from ytfgvc.distributed import ClusterConfig, require_ray
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import atomic_path, write_text_atomic
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.system.fsutil import atomic_path, write_text_atomic
 
 # Retries of a task whose worker process or node died (Ray's ``max_retries``); an exception
 # raised by the task itself is a result, not retried.

@@ -14,6 +14,6 @@ Example:
 """
 
 from ytfgvc.download.config import DownloadConfig
-from ytfgvc.download.runner import DownloadResult, download
+from ytfgvc.download.runner import DownloadResult, Interrupted, download
 
-__all__ = ["DownloadConfig", "DownloadResult", "download"]
+__all__ = ["DownloadConfig", "DownloadResult", "Interrupted", "download"]

@@ -23,18 +23,22 @@ Later stages read only ``videos.id`` and ``videos.status`` (see :mod:`ytfgvc.sna
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.snapshot import PERMANENT, STATUSES
+from ytfgvc.system.fserrors import disk_full_error, is_disk_full, is_locked, ledger_locked_error
 
 SCHEMA = "ytfgvc-ledger-1"
+BUSY_TIMEOUT_S = 60.0  # how long a write waits for another process's transaction before giving up
 
 _COLUMNS = """
     id TEXT PRIMARY KEY,
@@ -125,7 +129,8 @@ class Ledger:
     """The ledger of one dataset; use as a context manager.
 
     :meth:`record` commits at most every ``commit_every_s`` seconds (a commit waits for
-    the disk: tens of milliseconds on a busy one) and on :meth:`flush` / :meth:`close`.
+    the disk: tens of milliseconds on a busy one), :meth:`flush_if_due` when that long
+    has passed without a record, and :meth:`flush` / :meth:`close`.
     A killed run loses at most that many seconds of records, and nothing that matters:
     a finished file without its record is verified (not fetched) by the next run, a lost
     failure is tried again. ``readonly`` opens an existing ledger without changing it.
@@ -142,17 +147,30 @@ class Ledger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         try:
-            self.db = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
-            self.db.execute("PRAGMA busy_timeout = 60000")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            if not readonly:
-                self._create()
-            self._check()
+            with self._errors():
+                self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+                self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                if not readonly:
+                    self._create()
+                self._check()
         except sqlite3.DatabaseError as e:
             raise YtfgvcError(
                 f"cannot use ledger {self.path}: {e}",
                 "if the file is damaged, move it away; the next run re-checks every video",
             ) from None
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A full disk or a ledger locked by another process as one line (nothing committed is lost)."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if is_disk_full(e):
+                raise disk_full_error(self.path) from None
+            if is_locked(e):
+                raise ledger_locked_error(self.path) from None
+            raise
 
     def _create(self) -> None:
         with self.db:
@@ -171,24 +189,37 @@ class Ledger:
 
     def flush(self) -> None:
         """Commit what :meth:`record` has written so far."""
-        self.db.commit()
+        with self._errors():
+            self.db.commit()
         self._last_commit = time.monotonic()
 
-    def close(self) -> None:
-        if self.db.in_transaction:
+    def flush_if_due(self) -> None:
+        """Commit what waits for a commit since ``commit_every_s`` (called while no record arrives)."""
+        if self.db.in_transaction and time.monotonic() - self._last_commit >= self.commit_every_s:
             self.flush()
-        self.db.close()
+
+    def close(self, quiet: bool = False) -> None:
+        """Commit and close; ``quiet``: a failing commit is rolled back silently (another error is on its way)."""
+        try:
+            if self.db.in_transaction:
+                self.flush()
+        except (YtfgvcError, sqlite3.Error):
+            if not quiet:
+                raise
+        finally:
+            self.db.close()
 
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(quiet=exc_type is not None)
 
     # reading
     def records(self) -> dict[str, VideoRecord]:
-        cur = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM videos")
-        return {row[0]: VideoRecord(*row) for row in cur.fetchall()}
+        with self._errors():
+            rows = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM videos").fetchall()
+        return {row[0]: VideoRecord(*row) for row in rows}
 
     def get(self, video_id: str) -> VideoRecord | None:
         row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM videos WHERE id = ?", (video_id,)).fetchone()
@@ -220,14 +251,15 @@ class Ledger:
             f"INSERT INTO videos ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))}) "
             f"ON CONFLICT(id) DO UPDATE SET {', '.join(updates)}"
         )
-        self.db.execute(sql, values)
+        with self._errors():
+            self.db.execute(sql, values)
         if time.monotonic() - self._last_commit >= self.commit_every_s:
             self.flush()
 
     def replace_all(self, records: dict[str, VideoRecord]) -> None:
         """Make the table hold exactly ``records`` (used by merge), in one transaction."""
         self.flush()
-        with self.db:
+        with self._errors(), self.db:
             self.db.execute("DELETE FROM videos")
             self.db.executemany(
                 f"INSERT INTO videos ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})",
@@ -236,7 +268,7 @@ class Ledger:
 
     def log_run(self, started: str, config: dict[str, Any], summary: dict[str, Any]) -> None:
         self.flush()
-        with self.db:
+        with self._errors(), self.db:
             self.db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?)",
                 (started, utc_now(), json.dumps(config, default=str), json.dumps(summary, default=str)),

@@ -22,17 +22,18 @@ is listed as ``missing`` and left out of the hash.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from collections import Counter
 from typing import Any
 
 from ytfgvc import __version__
 from ytfgvc.download.ledger import VideoRecord, utc_now
-from ytfgvc.fsutil import write_json_atomic
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.snapshot import MANIFEST_SCHEMA as SCHEMA
+from ytfgvc.snapshot import snapshot_hash
+from ytfgvc.system.fsutil import write_json_atomic
 
-SCHEMA = "ytfgvc-manifest-1"
+__all__ = ["SCHEMA", "build_manifest", "snapshot_hash", "tool_versions", "write_manifest"]
 
 
 def tool_versions() -> dict[str, str]:
@@ -53,14 +54,6 @@ def tool_versions() -> dict[str, str]:
         "libavformat": ".".join(map(str, libav)) if libav else "unknown",
         "python": platform.python_version(),
     }
-
-
-def snapshot_hash(dataset: str, annotations: str, obtained: dict[str, str]) -> str:
-    """The hash naming a snapshot; ``obtained`` maps id to the sha256 of its file."""
-    h = hashlib.sha256(f"{SCHEMA}\n{dataset}\n{annotations}\n".encode())
-    for vid in sorted(obtained):
-        h.update(f"{vid} {obtained[vid]}\n".encode())
-    return h.hexdigest()
 
 
 def build_manifest(layout: DatasetLayout, records: dict[str, VideoRecord], annotations: str) -> dict[str, Any]:

@@ -18,10 +18,11 @@ from typing import Any
 
 from ytfgvc.annotations import annotations_hash
 from ytfgvc.download.ledger import Ledger, VideoRecord, merge_records, utc_now
+from ytfgvc.download.lock import one_writer
 from ytfgvc.download.manifest import write_manifest
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import atomic_path, sha256_file
 from ytfgvc.layout import DatasetLayout, is_valid_video_id
+from ytfgvc.system.fsutil import atomic_path, sha256_file
 
 
 @dataclass
@@ -63,22 +64,23 @@ def merge(root: Path, dataset: str, inputs: list[Path]) -> MergeResult:
     layout = DatasetLayout(root, dataset)
     own = layout.ledger_path.resolve()
     paths = [p for p in (find_ledger(i, dataset).resolve() for i in inputs) if p != own]
-    with Ledger(layout.ledger_path, dataset) as target:
-        merged = target.records()
-        origin: dict[str, list[Path]] = {}  # id -> videos/ folders of inputs that have it ok
-        for path in paths:
-            with Ledger(path, dataset, readonly=True) as ledger:
-                for vid, rec in ledger.records().items():
-                    if not is_valid_video_id(vid):
-                        continue  # never let an id from a file reach a path
-                    if rec.status == "ok":
-                        origin.setdefault(vid, []).append(path.parent / "videos")
-                    old = merged.get(vid)
-                    merged[vid] = rec if old is None else merge_records(old, rec)
-        copied, rejected = _bring_videos(layout, merged, origin)
-        target.replace_all(merged)
-        target.log_run(utc_now(), {"merge": [str(p) for p in paths]}, {"records": len(merged), "copied": copied})
-    manifest = write_manifest(layout, merged, annotations_hash(root, dataset))
+    with one_writer(layout):
+        with Ledger(layout.ledger_path, dataset) as target:
+            merged = target.records()
+            origin: dict[str, list[Path]] = {}  # id -> videos/ folders of inputs that have it ok
+            for path in paths:
+                with Ledger(path, dataset, readonly=True) as ledger:
+                    for vid, rec in ledger.records().items():
+                        if not is_valid_video_id(vid):
+                            continue  # never let an id from a file reach a path
+                        if rec.status == "ok":
+                            origin.setdefault(vid, []).append(path.parent / "videos")
+                        old = merged.get(vid)
+                        merged[vid] = rec if old is None else merge_records(old, rec)
+            copied, rejected = _bring_videos(layout, merged, origin)
+            target.replace_all(merged)
+            target.log_run(utc_now(), {"merge": [str(p) for p in paths]}, {"records": len(merged), "copied": copied})
+        manifest = write_manifest(layout, merged, annotations_hash(root, dataset))
     counts = {k: v for k, v in manifest["counts"].items() if k != "missing"}
     return MergeResult(
         dataset=dataset,

@@ -16,8 +16,8 @@ from ytfgvc.annotations import OfficialLists
 from ytfgvc.download.ledger import VideoRecord
 from ytfgvc.download.worker import Task
 from ytfgvc.errors import ValidationError
-from ytfgvc.fsutil import TMP_PREFIX, is_temporary
 from ytfgvc.layout import SPLITS, DatasetLayout, is_valid_video_id
+from ytfgvc.system.fsutil import TMP_PREFIX, is_temporary
 
 
 @dataclass(frozen=True)

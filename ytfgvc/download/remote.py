@@ -43,8 +43,8 @@ from ytfgvc.download.sources import Source
 from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker, run_task
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import sha256_bytes
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.system.fsutil import sha256_bytes
 
 # How many times a video handed back by a node whose breaker tripped is offered to another node.
 MAX_HANDBACKS = 3

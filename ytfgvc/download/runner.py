@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ytfgvc.annotations import annotations_hash, load_official
 from ytfgvc.datasets import get_card
@@ -31,6 +31,7 @@ from ytfgvc.distributed import require_ray
 from ytfgvc.distributed.cluster import RaySession, shared_root_marker
 from ytfgvc.download.config import DownloadConfig, parse_sleep
 from ytfgvc.download.ledger import Ledger, utc_now
+from ytfgvc.download.lock import one_writer
 from ytfgvc.download.manifest import write_manifest
 from ytfgvc.download.pacing import Breaker, Pacer
 from ytfgvc.download.plan import Item, listed_items, plan, select, sweep_leftovers
@@ -38,8 +39,11 @@ from ytfgvc.download.server import MirrorServer
 from ytfgvc.download.sources import Source, parse_source
 from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker, run_task
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
+from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.snapshot import STATUSES
+from ytfgvc.system.fserrors import disk_full_error, is_disk_full, is_locked, ledger_locked_error
+from ytfgvc.system.interrupts import signal_name
 
 if TYPE_CHECKING:
     from ytfgvc.download.remote import RayRun
@@ -76,11 +80,12 @@ class DownloadResult:
     manifest_hash: str
     manifest_path: str
     extractions: int
-    stopped: str | None = None  # "breaker" or "interrupted"
+    stopped: str | None = None  # "breaker" or "interrupted" (by ``signal``)
     message: str | None = None
     resume_command: str = ""
     notes: list[str] = field(default_factory=list)
     cluster: dict[str, Any] | None = None  # --executor ray: nodes, videos returned through this process, stopped nodes
+    signal: str | None = None  # SIGINT or SIGTERM, when one stopped the run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +155,13 @@ def download(
 
     Returns:
         The run's summary; ``stopped == "breaker"`` when the circuit breaker ended it.
+
+    Raises:
+        Interrupted: SIGINT (or SIGTERM, under :func:`ytfgvc.system.interrupts.sigterm_as_interrupt`)
+            stopped the run; its ``result`` is the summary, written to the ledger too.
+        LockHeld: another ``download`` (or ``--merge``) of this dataset is running.
+        DiskFull, LedgerLocked: no space left, or another process keeps the ledger locked
+            (:mod:`ytfgvc.system.fserrors`); finished videos are kept, and running again resumes.
     """
     t0, started = time.perf_counter(), utc_now()
     if cfg.cluster.is_ray:
@@ -177,7 +189,7 @@ def download(
     version = _ytdlp_version() if fetcher else None
     limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
     tally = _Tally()
-    with Ledger(layout.ledger_path, cfg.dataset) as ledger:
+    with one_writer(layout, log) as lock, Ledger(layout.ledger_path, cfg.dataset) as ledger:
         p = plan(selected, ledger.records(), layout, cfg.retry_failed)
         sweep_leftovers(layout, {t.video_id for t in p.tasks})
         found = []
@@ -190,11 +202,12 @@ def download(
         notes += found
 
         def record(task: Task, out: Outcome, ytdlp_version: str | None = version) -> None:
+            lock.check()
             ledger.record(out.record(task, source.spec if source.kind != "dir" else str(source.folder), ytdlp_version))
             tally.counts[out.status] += 1
             tally.bytes += out.bytes or 0
 
-        interrupted, described, cluster = False, source.describe(), None
+        signal, described, cluster = None, source.describe(), None
         try:
             with contextlib.ExitStack() as stack:
                 session = stack.enter_context(RaySession(cfg.cluster)) if cfg.cluster.is_ray else None
@@ -203,41 +216,73 @@ def download(
                 described = reachable.describe()
                 worker = VideoWorker(layout, reachable, limits, fetcher, stop)
                 if session is None:
-                    _execute(p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, tally.counts)
+                    _execute(
+                        p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, tally.counts,
+                        idle=ledger.flush_if_due,
+                    )  # fmt: skip
                 else:
                     cluster = _execute_on_ray(session, p.tasks, worker, run_cfg, options, record, progress, tally)
-        except KeyboardInterrupt:
-            interrupted = True
-            raise
-        finally:
-            manifest = write_manifest(layout, ledger.records(), annotations_hash(root, cfg.dataset))
-            tripped = bool(cluster and cluster.tripped)
-            result = DownloadResult(
-                dataset=cfg.dataset,
-                source=described,
-                selected=len(selected),
-                done_before=p.done,
-                settled=dict(p.settled),
-                attempted=sum(tally.counts.values()),
-                this_run={s: tally.counts[s] for s in STATUSES if tally.counts[s]},
-                totals=_totals(ledger, selected),
-                bytes=tally.bytes,
-                seconds=round(time.perf_counter() - t0, 2),
-                manifest_hash=manifest["hash"],
-                manifest_path=str(layout.manifest_path),
-                extractions=(fetcher.extractions if fetcher else 0) + (cluster.extractions if cluster else 0),
-                stopped="breaker" if breaker.tripped or tripped else "interrupted" if interrupted else None,
-                message=_breaker_message(breaker, cfg, root) if breaker.tripped else None,
-                resume_command=cfg.command(root),
-                notes=notes,
-                cluster=cluster.summary() if cluster else None,
-            )
-            if tripped:
-                from ytfgvc.download.remote import breaker_message
+        except KeyboardInterrupt as e:  # SIGINT, or SIGTERM under ytfgvc.system.interrupts: summarise, then stop
+            signal = signal_name(e)
+        except BaseException as e:
+            _fail(e, layout, ledger, annotations_hash(root, cfg.dataset))
+        manifest = write_manifest(layout, ledger.records(), annotations_hash(root, cfg.dataset))
+        tripped = bool(cluster and cluster.tripped)
+        result = DownloadResult(
+            dataset=cfg.dataset,
+            source=described,
+            selected=len(selected),
+            done_before=p.done,
+            settled=dict(p.settled),
+            attempted=sum(tally.counts.values()),
+            this_run={s: tally.counts[s] for s in STATUSES if tally.counts[s]},
+            totals=_totals(ledger, selected),
+            bytes=tally.bytes,
+            seconds=round(time.perf_counter() - t0, 2),
+            manifest_hash=manifest["hash"],
+            manifest_path=str(layout.manifest_path),
+            extractions=(fetcher.extractions if fetcher else 0) + (cluster.extractions if cluster else 0),
+            stopped="breaker" if breaker.tripped or tripped else "interrupted" if signal else None,
+            message=_breaker_message(breaker, cfg, root) if breaker.tripped else None,
+            resume_command=cfg.command(root),
+            notes=notes,
+            cluster=cluster.summary() if cluster else None,
+            signal=signal,
+        )
+        if tripped:
+            from ytfgvc.download.remote import breaker_message
 
-                result.message = breaker_message(cluster, cfg.command(root))
-            ledger.log_run(started, run_cfg.to_record(), {k: v for k, v in result.to_dict().items() if k != "notes"})
+            result.message = breaker_message(cluster, cfg.command(root))
+        elif signal:
+            result.message = f"stopped by {signal}: finished videos are kept; resume with:\n  {cfg.command(root)}"
+        ledger.log_run(started, run_cfg.to_record(), {k: v for k, v in result.to_dict().items() if k != "notes"})
+    if signal:
+        raise Interrupted(result)
     return result
+
+
+def _fail(e: BaseException, layout: DatasetLayout, ledger: Ledger, annotations: str) -> NoReturn:
+    """Re-raise what stopped the run, a full disk or a locked ledger as one line (see ytfgvc.system.fserrors).
+
+    While the disk and the ledger still work, the manifest is rewritten first, as after a normal end.
+    """
+    full, locked = is_disk_full(e), is_locked(e)
+    if not (full or locked):
+        with contextlib.suppress(Exception):
+            write_manifest(layout, ledger.records(), annotations)
+    if full and not isinstance(e, YtfgvcError):
+        raise disk_full_error(getattr(e, "filename", None) or layout.videos_dir, e) from None
+    if locked and not isinstance(e, YtfgvcError):
+        raise ledger_locked_error(layout.ledger_path) from None
+    raise e
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal, after recording what finished; ``result`` is its summary."""
+
+    def __init__(self, result: DownloadResult):
+        super().__init__(result.signal)
+        self.result = result
 
 
 def _breaker_message(breaker: Breaker, cfg: DownloadConfig, root: Path) -> str:
@@ -325,10 +370,11 @@ def _execute(
     progress: bool,
     dataset: str,
     counts: Counter,
+    idle: Callable[[], None] = lambda: None,
 ) -> None:
     """Run ``tasks``: ``cfg.jobs`` threads make requests; fetched files are verified on other threads,
     so probing and hashing never hold up the next request. Each outcome is recorded as it
-    arrives, by this (the main) thread.
+    arrives, by this (the main) thread, which calls ``idle`` at least every half second.
     """
     from tqdm import tqdm
 
@@ -367,6 +413,7 @@ def _execute(
         while pending:
             with contextlib.suppress(queue.Empty):
                 take(finished.get(timeout=0.5))  # a timeout keeps Ctrl-C responsive
+            idle()
             if stop.is_set() and not cancelled:
                 cancelled = True
                 for f in list(pending):
@@ -377,6 +424,9 @@ def _execute(
     except KeyboardInterrupt:
         stop.set()
         drain()  # running fetches stop at their next step; files already fetched are still verified
+        raise
+    except BaseException:  # a full disk, a locked ledger: nothing more can be kept
+        stop.set()
         raise
     finally:
         fetch_pool.shutdown(wait=True, cancel_futures=True)

@@ -23,9 +23,10 @@ from ytfgvc.download.ledger import VideoRecord, utc_now
 from ytfgvc.download.probe import CorruptVideo, VideoProbe, is_mp4, probe_video, remux_to_mp4
 from ytfgvc.download.sources import Source
 from ytfgvc.download.ytdlp import Cancelled, Fetched, YtDlpFetcher
-from ytfgvc.fsutil import atomic_path, sha256_file
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.snapshot import TRANSIENT
+from ytfgvc.system.fserrors import disk_full_error, says_disk_full
+from ytfgvc.system.fsutil import atomic_path, sha256_file
 
 # A file may be this much shorter or longer than the source said (YouTube rounds to seconds).
 DURATION_TOLERANCE_S = 2.0
@@ -205,6 +206,8 @@ class VideoWorker:
         if fetched.failure is None:
             return fetched
         f = fetched.failure
+        if says_disk_full(f.message):  # no video can be kept until space is freed: the run stops
+            raise disk_full_error(workdir)
         if f.status not in KEEP_PARTIAL or not any(workdir.glob("*")):
             shutil.rmtree(workdir, ignore_errors=True)
         return Outcome(vid, f.status, f.reason, f.message, info=fetched.info)
@@ -234,7 +237,7 @@ def _read_info(layout: DatasetLayout, video_id: str) -> dict[str, Any]:
     p = layout.info_path(video_id)
     try:
         info = json.loads(p.read_text()) if p.is_file() else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         info = {}
     info.pop("probe", None)
     return info if isinstance(info, dict) else {}

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from ytfgvc.annotations import OfficialLists, load_official
-from ytfgvc.fsutil import write_text_atomic
 from ytfgvc.layout import DatasetLayout, leaderboard_dir
 from ytfgvc.leaderboard.entries import Metadata
 from ytfgvc.leaderboard.render import render
 from ytfgvc.leaderboard.submit import SubmitResult, submit
 from ytfgvc.predictions import build_predictions
 from ytfgvc.snapshot import manifest_hash
+from ytfgvc.system.fsutil import write_text_atomic
 
 CLASS_PRIOR = "Class prior (train label frequencies)"
 

@@ -37,17 +37,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ytfgvc.errors import ValidationError, YtfgvcError
-from ytfgvc.fsutil import is_temporary, write_text_atomic
 from ytfgvc.layout import check_dataset_name, is_valid_video_id
 from ytfgvc.leaderboard.text import text_problems
 from ytfgvc.predictions import (
     MIN_LABELS,
     SHA256_HEX,
     TooLarge,
+    details_problems,
     provenance_problems,
     read_capped,
     strict_loads,
 )
+from ytfgvc.system.fsutil import is_temporary, write_text_atomic
 
 ENTRY_SCHEMA = "ytfgvc-entry-1"
 KINDS = ("rescored", "paper")
@@ -271,6 +272,8 @@ def entry_problems(entry: Any, dataset: str | None = None, slug: str | None = No
         external = entry.get("external_data")
         if not (isinstance(external, dict) and isinstance(external.get("used"), bool)):
             problems.append("external_data: expected {used: bool, details: str}")
+        else:
+            problems += [f"external_data.details: {p}" for p in details_problems(external.get("details", ""))]
         if "reported" in entry:
             problems.append("reported: a re-scored entry carries no reported numbers")
     elif kind == "paper":

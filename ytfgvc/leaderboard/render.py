@@ -25,8 +25,8 @@ from typing import Any
 
 from ytfgvc import __version__
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import write_text_atomic
 from ytfgvc.leaderboard.entries import STATUS_TEXT, is_web_url, load_entries
+from ytfgvc.system.fsutil import write_text_atomic
 
 DATASET_ORDER = ("birds", "cars")
 

@@ -9,8 +9,6 @@ and reported (``force`` redoes them). One bad video is one line in the summary.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import multiprocessing
 import os
@@ -26,13 +24,16 @@ from ytfgvc.annotations import is_imported, load_official
 from ytfgvc.datasets import get_card
 from ytfgvc.distributed import require_ray
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import sweep_temporaries
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare.config import FRAME_KEYS, PrepareConfig
 from ytfgvc.prepare.flow import get_flow_backend
 from ytfgvc.prepare.lists import ListsResult, read_frames_meta, write_lists
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
-from ytfgvc.snapshot import manifest_hash, ok_video_ids
+from ytfgvc.snapshot import snapshot
+from ytfgvc.system.fserrors import disk_full_error, is_disk_full
+from ytfgvc.system.fsutil import sweep_temporaries
+from ytfgvc.system.lifeline import Token, bind_to_main, main_token
+from ytfgvc.system.locks import exclusive
 
 MAX_ERRORS_SHOWN = 20
 
@@ -99,25 +100,17 @@ class PrepareResult:
         return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _dataset_lock(layout: DatasetLayout) -> Iterator[None]:
-    layout.base.mkdir(parents=True, exist_ok=True)
-    with open(layout.prepare_lock_path, "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise YtfgvcError(
-                f"another `ytfgvc prepare {layout.dataset}` is running on {layout.base}",
-                "wait for it to finish (its work is kept), or stop it first",
-            ) from None
-        yield
+def _dataset_lock(layout: DatasetLayout):
+    """One ``prepare`` per dataset (``download`` may run beside it: it writes other files, see the README)."""
+    return exclusive(layout.prepare_lock_path, f"`ytfgvc prepare {layout.dataset}` on {layout.base}")
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):  # absent, torn, or not ours: made again
         return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _frames_match(meta: dict[str, Any], settings: dict[str, Any]) -> bool:
@@ -183,11 +176,14 @@ def _default_workers(cfg: PrepareConfig) -> int:
     return os.cpu_count() or 1
 
 
-def _init_worker(cv_threads: int, counter) -> None:
+def _init_worker(cv_threads: int, counter, main: Token) -> None:
     import cv2
 
     from ytfgvc.prepare.flow import set_worker_index
 
+    # A forkserver worker's parent is the forkserver, and the forkserver lives as long as any
+    # worker does: only a watch on the main process itself ends them when it dies.
+    bind_to_main(main, parent_death_signal=True)
     cv2.setNumThreads(cv_threads)
     with counter.get_lock():  # a stable index per worker: the torch flow backend picks its GPU by it
         set_worker_index(counter.value)
@@ -235,7 +231,7 @@ def _run_jobs(
         more = True
         while more:
             counter = ctx.Value("i", 0)
-            init = (cv_threads, counter)
+            init = (cv_threads, counter, main_token())
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
                 running: dict[Future, VideoJob] = {}
                 broken = False
@@ -258,11 +254,43 @@ def _run_jobs(
                                 broken = True
                                 result = VideoResult(job.video_id, error=WORKER_DIED)
                             yield tick(result)
-                except BaseException:
+                except BaseException:  # interrupted, out of space: abandon the videos in flight
+                    _stop_workers(pool)  # first: shutdown() forgets them
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
     finally:
         bar.close()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now rather than after their videos: what they leave is under ``.tmp-`` names."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+
+
+def _prepare_videos(
+    layout: DatasetLayout, ids: list[str], cfg: PrepareConfig, settings: dict[str, Any], progress: bool
+) -> tuple[list[VideoResult], list[str], list[str], int, int]:
+    """Frames (and flow) for what ``ids`` lack: ``(results, already done, stale, deferred, workers)``."""
+    for folder in (layout.frames_root, layout.flow_root, layout.lists_dir):
+        sweep_temporaries(folder)
+    jobs, done, stale = plan_jobs(layout, ids, cfg, settings)
+    deferred = 0
+    if cfg.limit is not None and len(jobs) > cfg.limit:
+        deferred, jobs = len(jobs) - cfg.limit, jobs[: cfg.limit]
+    desc = f"prepare {layout.dataset}"
+    if cfg.cluster.is_ray:
+        from ytfgvc.prepare.remote import run_jobs_on_ray
+
+        return (
+            list(run_jobs_on_ray(layout, jobs, cfg.cluster, cfg.jobs, progress, desc)),
+            done,
+            stale,
+            deferred,
+            cfg.jobs,
+        )
+    workers = max(1, min(cfg.jobs or _default_workers(cfg), len(jobs) or 1))
+    return list(_run_jobs(jobs, workers, progress, desc)), done, stale, deferred, workers
 
 
 def prepare_dataset(
@@ -290,7 +318,8 @@ def prepare_dataset(
     card = get_card(dataset)
     layout = DatasetLayout(Path(root), dataset)
     t0 = time.perf_counter()
-    ids = sorted(ok_video_ids(layout))
+    snap = snapshot(layout)  # the ids framed and the hash the lists carry: one read of the ledger
+    ids = sorted(snap.ids)
     if not ids:
         raise NoVideosError(
             f"{dataset}: no downloaded videos under {layout.videos_dir}",
@@ -303,30 +332,25 @@ def prepare_dataset(
         wanted = set(video_ids)
         ids = [v for v in ids if v in wanted]
     settings = cfg.video_settings(card)
-    with _dataset_lock(layout):
-        for folder in (layout.frames_root, layout.flow_root, layout.lists_dir):
-            sweep_temporaries(folder)
-        jobs, done, stale = plan_jobs(layout, ids, cfg, settings)
-        deferred = 0
-        if cfg.limit is not None and len(jobs) > cfg.limit:
-            deferred, jobs = len(jobs) - cfg.limit, jobs[: cfg.limit]
-        if cfg.cluster.is_ray:
-            from ytfgvc.prepare.remote import run_jobs_on_ray
-
-            workers = cfg.jobs
-            results = list(run_jobs_on_ray(layout, jobs, cfg.cluster, cfg.jobs, progress, f"prepare {dataset}"))
-        else:
-            workers = max(1, min(cfg.jobs or _default_workers(cfg), len(jobs) or 1))
-            results = list(_run_jobs(jobs, workers, progress, f"prepare {dataset}"))
-        errors = {r.video_id: r.error for r in results if r.error}
-        warnings = [f"{r.video_id}: {w}" for r in results for w in r.warnings]
-        lists = None
-        if is_imported(layout.root, dataset):
-            reasons = {v: "not downloaded" for v in load_official(root, dataset).label_of() if v not in ids}
-            reasons.update({v: f"prepare failed: {e}" for v, e in errors.items()})
-            lists = write_lists(layout, reasons).to_dict()
-        else:
-            warnings.append(f"no official lists imported: lists/ not written (`ytfgvc annotations import {dataset}`)")
+    with _dataset_lock(layout) as lock:
+        try:
+            results, done, stale, deferred, workers = _prepare_videos(layout, ids, cfg, settings, progress)
+            lock.check()
+            errors = {r.video_id: r.error for r in results if r.error}
+            warnings = [f"{r.video_id}: {w}" for r in results for w in r.warnings]
+            lists = None
+            if is_imported(layout.root, dataset):
+                reasons = {v: "not downloaded" for v in load_official(root, dataset).label_of() if v not in snap.ids}
+                reasons.update({v: f"prepare failed: {e}" for v, e in errors.items()})
+                lists = write_lists(layout, reasons, manifest=snap.hash).to_dict()
+            else:
+                warnings.append(
+                    f"no official lists imported: lists/ not written (`ytfgvc annotations import {dataset}`)"
+                )
+        except Exception as e:
+            if is_disk_full(e):  # a worker's JPEG, a meta.json, the lists: nothing half-written is kept
+                raise disk_full_error(getattr(e, "filename", None) or layout.base, e) from None
+            raise
     ok = [r for r in results if not r.error]
     return PrepareResult(
         dataset=dataset,
@@ -342,7 +366,7 @@ def prepare_dataset(
         seconds=time.perf_counter() - t0,
         jobs=workers,
         settings={**settings, "flow": cfg.flow},
-        manifest=manifest_hash(layout),
+        manifest=snap.hash,
         lists=lists,
         warnings=warnings,
         deferred=deferred,

@@ -28,9 +28,9 @@ from typing import Any
 from ytfgvc import __version__
 from ytfgvc.annotations import annotations_hash, load_official
 from ytfgvc.datasets import get_card
-from ytfgvc.fsutil import write_json_atomic, write_text_atomic
 from ytfgvc.layout import SPLITS, DatasetLayout
 from ytfgvc.snapshot import manifest_hash
+from ytfgvc.system.fsutil import write_json_atomic, write_text_atomic
 
 LISTS_SCHEMA = "ytfgvc-lists-1"
 
@@ -62,13 +62,21 @@ def read_frames_meta(layout: DatasetLayout, video_id: str) -> dict[str, Any] | N
     """The ``meta.json`` of a complete ``frames/<id>/``, or None (absent or unreadable)."""
     p = layout.frames_dir(video_id) / "meta.json"
     try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads(p.read_text())
+    except (OSError, ValueError, RecursionError):  # absent, torn, or not ours
         return None
+    return meta if isinstance(meta, dict) else None
 
 
-def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None) -> ListsResult:
-    """Write the rawframe lists for what is prepared now; ``reasons`` explain missing ids."""
+_NOW = object()
+
+
+def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None, manifest: Any = _NOW) -> ListsResult:
+    """Write the rawframe lists for what is prepared now; ``reasons`` explain missing ids.
+
+    ``manifest`` is the hash of the snapshot the frames were made from (``prepare`` passes
+    the one it read its ids with); by default, that of the snapshot on disk now.
+    """
     card = get_card(layout.dataset)
     official = load_official(layout.root, layout.dataset)
     reasons = reasons or {}
@@ -91,7 +99,7 @@ def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None) ->
         listed=listed,
         written=written,
         paper={"train": card.split_sizes.train, "test": card.split_sizes.test},
-        manifest=manifest_hash(layout),
+        manifest=manifest_hash(layout) if manifest is _NOW else manifest,
         missing=missing,
     )
     record = {

@@ -34,9 +34,9 @@ from ytfgvc.distributed.cluster import (
     write_tree,
 )
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import sweep_temporaries
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
+from ytfgvc.system.fsutil import sweep_temporaries
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from ytfgvc import __version__
-from ytfgvc.fsutil import atomic_path, write_json_atomic
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare.resample import (
     FrameSelector,
@@ -44,6 +43,9 @@ from ytfgvc.prepare.resample import (
     rotate_tag_orientation,
     target_size,
 )
+from ytfgvc.system.fserrors import is_disk_full
+from ytfgvc.system.fsutil import atomic_path, write_json_atomic
+from ytfgvc.system.lifeline import ensure_main_alive
 
 FRAMES_SCHEMA = "ytfgvc-frames-1"
 FLOW_SCHEMA = "ytfgvc-flow-1"
@@ -106,8 +108,12 @@ def prepare_video(job: VideoJob) -> VideoResult:
     except VideoError as e:
         result.error = str(e)
     except av.error.FFmpegError as e:
+        if is_disk_full(e):
+            raise
         result.error = f"corrupt: {e}"
     except Exception as e:  # a bug, or an input nobody foresaw: report it, keep the batch going
+        if is_disk_full(e):  # not this video's fault: the batch stops (ytfgvc.prepare.batch)
+            raise
         where = traceback.extract_tb(e.__traceback__)[-1]
         result.error = f"internal error {type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"
     result.seconds = time.perf_counter() - t0
@@ -180,6 +186,7 @@ def _run(job: VideoJob, result: VideoResult) -> None:
         if flow_tmp is not None:
             write_json_atomic(flow_tmp / "meta.json", dec.flow_meta(meta, cfg))
             result.wrote_flow = True
+        ensure_main_alive()  # a worker whose main process died writes nothing more (see ytfgvc.system.lifeline)
         # Leaving the ExitStack renames the flow folder, then the frames folder, into place.
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.fsutil import write_json_atomic, write_text_atomic
 from ytfgvc.layout import RunFiles
 from ytfgvc.study.run import Study
+from ytfgvc.system.fsutil import write_json_atomic, write_text_atomic
 
 # The paper's ActivityNet v1.3 numbers (mAP, ResNet-152), copied from Tables 3 and 4.
 PAPER_TABLE3 = {  # loss: (mAP_c, mAP_e)
