@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ytfgvc.annotations import import_annotations  # noqa: E402
+from ytfgvc.datasets.official import import_annotations  # noqa: E402
 from ytfgvc.download import DownloadConfig, download  # noqa: E402
 from ytfgvc.download.server import MirrorServer  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ytfgvc.annotations import OfficialLists
+from ytfgvc.datasets.official import OfficialLists
 from ytfgvc.leaderboard.scoring import ranked_matrix, score_top5
 from ytfgvc.metrics import hits, paired_bootstrap
 from ytfgvc.predictions import build_predictions, validate_file

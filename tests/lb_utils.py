@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ytfgvc.annotations import OfficialLists, import_annotations
+from ytfgvc.datasets.official import OfficialLists, import_annotations
 
 from .utils import make_ids, write_release
 

@@ -218,7 +218,7 @@ class FaultServer:
 
 def make_dataset(root: Path, files: dict[str, Path], test: tuple[str, ...] = (), labels: dict[str, int] | None = None):
     """Import lists for the ``dltest`` card (ids in order; ``test`` ones in the test split) and fill its mirror."""
-    from ytfgvc.annotations import import_annotations
+    from ytfgvc.datasets.official import import_annotations
     from ytfgvc.layout import DatasetLayout
 
     from .utils import write_release

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ytfgvc.prepare.config import VideoSettings
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
 
 LOSSLESS = {"qp": "0", "preset": "ultrafast"}
@@ -93,7 +94,7 @@ def run_video(tmp: Path, src: Path, **settings) -> tuple[VideoResult, Path, Path
     flow = settings.pop("flow", False)
     base.update(settings)
     frames, flow_dir = tmp / "frames" / src.stem, tmp / "flow" / src.stem
-    job = VideoJob(src.stem, str(src), str(frames), str(flow_dir), base, write_frames=True, write_flow=flow)
+    job = VideoJob(src.stem, str(src), str(frames), str(flow_dir), VideoSettings(**base), write_flow=flow)
     return prepare_video(job), frames, flow_dir
 
 

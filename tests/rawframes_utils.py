@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torchvision.io import encode_jpeg
 
-from ytfgvc.annotations import import_annotations
+from ytfgvc.datasets.official import import_annotations
 from ytfgvc.layout import DatasetLayout
 
 from .utils import make_ids, write_release

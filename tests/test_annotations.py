@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ytfgvc.annotations import import_annotations, load_official
+from ytfgvc.datasets.official import import_annotations, load_official
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import DatasetLayout
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ytfgvc.annotations import annotations_hash
 from ytfgvc.benchmark.data import lists_manifest
 from ytfgvc.cli import main
+from ytfgvc.datasets.official import annotations_hash_of
 from ytfgvc.download import DownloadConfig, download
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.layout import DatasetLayout
@@ -53,7 +53,7 @@ def recorded_ok(root: Path) -> set[str]:
 def on_disk_hash(layout: DatasetLayout, ids) -> str:
     """The snapshot hash recomputed from the files themselves."""
     files = {v: sha256_file(layout.video_path(v)) for v in ids}
-    return snapshot_hash("dltest", annotations_hash(layout.root, "dltest"), files)
+    return snapshot_hash("dltest", annotations_hash_of(layout), files)
 
 
 def assert_intact(layout: DatasetLayout, ids: list[str]) -> None:

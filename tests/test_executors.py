@@ -150,11 +150,12 @@ def test_returned_folders_round_trip_and_stay_inside(tmp_path):
 
 
 def test_prepare_tasks_ask_for_a_gpu_only_for_torch_flow_on_a_gpu_cluster():
+    from ytfgvc.prepare.config import VideoSettings
     from ytfgvc.prepare.remote import gpus_per_task
     from ytfgvc.prepare.video import VideoJob
 
     def jobs(backend: str, write_flow: bool = True, **params) -> list[VideoJob]:
-        settings = {"flow_backend": backend, "flow_params": params}
+        settings = VideoSettings(4.0, 256, 95, backend, flow_format="jpg", flow_stack=5, flow_params=params)
         return [VideoJob("abcdefghijk", "a.mp4", "f", "w", settings, write_flow=write_flow)]
 
     assert gpus_per_task(jobs("torch"), cluster_gpus=8) == 1

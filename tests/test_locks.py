@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ytfgvc import locks
 from ytfgvc.cli import main
+from ytfgvc.system import locks
 from ytfgvc.system.locks import Holder, LockHeld, exclusive
 
 from .rawframes_utils import make_prepared

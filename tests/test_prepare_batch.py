@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ytfgvc.annotations import load_official
 from ytfgvc.cli import main
 from ytfgvc.datasets import get_card
+from ytfgvc.datasets.inventory import dataset_status
+from ytfgvc.datasets.official import load_official
 from ytfgvc.errors import YtfgvcError
-from ytfgvc.inventory import dataset_status
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare import NoVideosError, PrepareConfig, prepare_dataset
 from ytfgvc.system.fsutil import is_temporary

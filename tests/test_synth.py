@@ -7,8 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from ytfgvc.annotations import load_official
 from ytfgvc.datasets import get_card
+from ytfgvc.datasets.official import load_official
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.synth import BODY_BGR, PALETTE, SCHEMA, SynthConfig, class_detail, generate

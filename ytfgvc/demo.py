@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ytfgvc.datasets import Dataset
 from ytfgvc.layout import RunFiles, runs_dir
 from ytfgvc.synth import SynthConfig
 
@@ -30,6 +32,11 @@ class DemoContext:
     results: dict[str, Any] = field(default_factory=dict)
     echo: Callable[[str], None] = print
 
+    @cached_property
+    def dataset(self) -> Dataset:
+        """The synthetic dataset under the demo's root: one handle for every stage."""
+        return Dataset.open(self.root, DATASET)
+
 
 def stage_synth(ctx: DemoContext) -> str:
     from ytfgvc.synth import generate
@@ -46,15 +53,13 @@ def stage_download(ctx: DemoContext) -> str:
     """Download the synthetic mirror over loopback HTTP with yt-dlp; check the deliberate misfits were filtered."""
     from ytfgvc.download import DownloadConfig, download
     from ytfgvc.download.ledger import Ledger
-    from ytfgvc.layout import DatasetLayout
 
     r = download(ctx.root, DownloadConfig(dataset=DATASET, jobs=ctx.jobs or None), progress=True)
     ctx.results["download"] = r
     synth = ctx.results.get("synth")
     checks = ""
     if synth is not None:
-        layout = DatasetLayout(ctx.root, DATASET)
-        with Ledger(layout.ledger_path, DATASET, readonly=True) as ledger:
+        with Ledger(ctx.dataset.layout.ledger_path, DATASET, readonly=True) as ledger:
             records = ledger.records()
         status = {vid: rec.status for vid, rec in records.items()}
         long_ok = sum(status.get(v) == "filtered_duration" for v in synth.too_long)
@@ -68,10 +73,9 @@ def stage_download(ctx: DemoContext) -> str:
 
 
 def stage_datasets(ctx: DemoContext) -> str:
-    from ytfgvc.datasets import get_card
-    from ytfgvc.inventory import dataset_status
+    from ytfgvc.datasets.inventory import dataset_status
 
-    s = dataset_status(ctx.root, get_card(DATASET))
+    s = dataset_status(ctx.root, ctx.dataset.card)
     listed = f"{s.listed_train} train / {s.listed_test} test listed"
     return f"{s.name}: {listed}, {s.downloaded} downloaded, {s.prepared} prepared"
 
@@ -92,10 +96,9 @@ def stage_benchmark(ctx: DemoContext) -> str:
     from ytfgvc.benchmark.config import load_config
     from ytfgvc.benchmark.run import run_benchmark
     from ytfgvc.benchmark.table6 import build_table, write_table
-    from ytfgvc.layout import DatasetLayout
     from ytfgvc.models import list_models
 
-    layout = DatasetLayout(ctx.root, DATASET)
+    layout = ctx.dataset.layout
     if not (layout.list_path("train").is_file() and layout.list_path("test").is_file()):
         return f"skipped: no prepared frames and lists under {layout.base} (run `ytfgvc prepare {DATASET}`)"
     missing = [m for m in BENCHMARK_METHODS if m not in list_models()]
@@ -126,7 +129,6 @@ def stage_benchmark(ctx: DemoContext) -> str:
 
 
 def stage_prepare(ctx: DemoContext) -> str:
-    from ytfgvc.layout import DatasetLayout
     from ytfgvc.prepare import NoVideosError, PrepareConfig, prepare_dataset
     from ytfgvc.prepare.lists import read_frames_meta
     from ytfgvc.snapshot import ok_video_ids
@@ -136,7 +138,7 @@ def stage_prepare(ctx: DemoContext) -> str:
     except NoVideosError:
         return "no downloaded videos yet (the download stage puts them in videos/): nothing to prepare"
     ctx.results["prepare"] = r
-    layout = DatasetLayout(ctx.root, DATASET)
+    layout = ctx.dataset.layout
     metas = {v: m for v in sorted(ok_video_ids(layout)) if (m := read_frames_meta(layout, v))}
     ids = list(metas)
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from ytfgvc.annotations import OfficialLists
+from ytfgvc.datasets.official import OfficialLists
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.system.fsutil import sha256_bytes
 

@@ -99,10 +99,10 @@ def snapshot(layout: DatasetLayout) -> Snapshot:
     on_disk = _files_on_disk(layout)
     if not layout.ledger_path.is_file():
         return Snapshot(frozenset(on_disk), _manifest_file_hash(layout))
-    from ytfgvc.annotations import annotations_hash
+    from ytfgvc.datasets.official import annotations_hash_of
 
     obtained = {vid: sha for vid, sha in _ok_rows(layout).items() if sha and vid in on_disk}
-    digest = snapshot_hash(layout.dataset, annotations_hash(layout.root, layout.dataset), obtained)
+    digest = snapshot_hash(layout.dataset, annotations_hash_of(layout), obtained)
     return Snapshot(frozenset(obtained), digest)
 
 

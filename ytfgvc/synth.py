@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from ytfgvc.annotations import ImportResult, import_annotations
 from ytfgvc.config import ConfigBase
 from ytfgvc.datasets import get_card
+from ytfgvc.datasets.official import ImportResult, import_annotations
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.system.fsutil import atomic_path, write_json_atomic

@@ -24,14 +24,12 @@ class DataInfo:
 
 def load_data(cfg: BenchmarkConfig) -> DataInfo:
     """Read and check the lists and frames of ``cfg.dataset``; the number of classes and official test videos."""
-    from ytfgvc.annotations import annotations_hash, is_imported, load_official
-    from ytfgvc.datasets import get_card
+    from ytfgvc.datasets import Dataset
 
     if not cfg.dataset:
         raise YtfgvcError("no dataset given", "pass DATASET (birds, cars or synthetic)")
-    card = get_card(cfg.dataset)
-    root = Path(cfg.root) if cfg.root else default_root()
-    layout = DatasetLayout(root, cfg.dataset)
+    ds = Dataset.open(Path(cfg.root) if cfg.root else default_root(), cfg.dataset)
+    layout = ds.layout
     splits = {s: read_list(layout, s) for s in ("train", "test")}
     for split, recs in splits.items():
         missing = missing_frames(layout, recs)
@@ -40,10 +38,10 @@ def load_data(cfg: BenchmarkConfig) -> DataInfo:
                 f"no frames for {len(missing)} of {len(recs)} {split} videos (first: {', '.join(missing[:3])})",
                 f"run `ytfgvc prepare {cfg.dataset}` first",
             )
-    n_official, annotations, num_classes = None, None, card.num_classes
-    if is_imported(root, cfg.dataset):
-        official = load_official(root, cfg.dataset)
-        n_official, annotations = len(official.test), annotations_hash(root, cfg.dataset)
+    n_official, annotations, num_classes = None, None, ds.card.num_classes
+    if ds.imported:
+        official = ds.official()
+        n_official, annotations = len(official.test), ds.annotations_hash
         num_classes = max(official.labels) + 1 if official.labels else num_classes
         unknown = sorted({r.video_id for r in splits["test"]} - {v for v, _ in official.test})
         if unknown:

@@ -352,7 +352,7 @@ def visualize_run(
 
 def _labels(layout: DatasetLayout, video_id: str) -> tuple[dict[int, str], int | None]:
     """The class names and the video's true label (empty and None when the lists are not imported)."""
-    from ytfgvc.annotations import load_official
+    from ytfgvc.datasets.official import load_official
 
     try:
         lists = load_official(layout.root, layout.dataset)

@@ -21,7 +21,7 @@ def datasets(root: Path, as_json: bool) -> None:
     Example:
       ytfgvc datasets --root ./ytfgvc-data --json
     """
-    from ytfgvc.inventory import all_status
+    from ytfgvc.datasets.inventory import all_status
 
     rows = all_status(root)
     row = "{:<10} {:>7} {:>17} {:>4} {:>16} {:>10} {:>8}"
@@ -52,7 +52,7 @@ def import_cmd(dataset: str, src: Path, force: bool, root: Path, as_json: bool) 
     Example:
       ytfgvc annotations import birds ~/Downloads/youtube-birds --root /data/ytfgvc
     """
-    from ytfgvc.annotations import import_annotations
+    from ytfgvc.datasets.official import import_annotations
 
     result = import_annotations(root, dataset, src, force=force)
     c = result.counts

@@ -55,7 +55,7 @@ def validate(file: Path, dataset: str, allow_partial: bool, root: Path, as_json:
     Example:
       ytfgvc leaderboard validate predictions.json --dataset birds --root /data/ytfgvc
     """
-    from ytfgvc.annotations import load_official
+    from ytfgvc.datasets.official import load_official
     from ytfgvc.predictions import validate_file
 
     report = validate_file(file, load_official(root, dataset), dataset, allow_partial=allow_partial)

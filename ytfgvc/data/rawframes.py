@@ -23,11 +23,11 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from ytfgvc.annotations import MAX_LABEL_ID
 from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.ring import SlotRing, TaggedKeys
 from ytfgvc.data.sampling import sample_clip_indices, sample_test_indices, sample_train_indices
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views, apply_views_batch
+from ytfgvc.datasets.official import MAX_LABEL_ID
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import DatasetLayout, is_valid_video_id
 

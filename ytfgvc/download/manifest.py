@@ -5,7 +5,7 @@ Format (schema ``ytfgvc-manifest-1``)::
     {"schema": "ytfgvc-manifest-1",
      "dataset": "birds",
      "hash": "<sha256>",               # names the snapshot (see below)
-     "annotations": "<sha256>",        # ytfgvc.annotations.annotations_hash of the lists used
+     "annotations": "<sha256>",        # ytfgvc.datasets.official.annotations_hash of the lists used
      "created": "2026-01-01T00:00:00Z",
      "tools": {"ytfgvc": ..., "yt_dlp": ..., "av": ..., "ffmpeg": ..., "python": ...},
      "counts": {"ok": 17000, "unavailable": 900, ..., "missing": 0},

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytfgvc.annotations import annotations_hash
+from ytfgvc.datasets import Dataset
 from ytfgvc.download.ledger import Ledger, VideoRecord, merge_records, utc_now
 from ytfgvc.download.lock import one_writer
 from ytfgvc.download.manifest import write_manifest
@@ -61,7 +61,8 @@ def merge(root: Path, dataset: str, inputs: list[Path]) -> MergeResult:
     """Merge the ledgers ``inputs`` into ``root``'s ledger, bring their videos, rewrite the manifest."""
     if not inputs:
         raise YtfgvcError("--merge needs at least one ledger", f"e.g. ytfgvc download {dataset} --merge shard-*/")
-    layout = DatasetLayout(root, dataset)
+    ds = Dataset.open(root, dataset)
+    layout = ds.layout
     own = layout.ledger_path.resolve()
     paths = [p for p in (find_ledger(i, dataset).resolve() for i in inputs) if p != own]
     with one_writer(layout):
@@ -80,7 +81,7 @@ def merge(root: Path, dataset: str, inputs: list[Path]) -> MergeResult:
             copied, rejected = _bring_videos(layout, merged, origin)
             target.replace_all(merged)
             target.log_run(utc_now(), {"merge": [str(p) for p in paths]}, {"records": len(merged), "copied": copied})
-        manifest = write_manifest(layout, merged, annotations_hash(root, dataset))
+        manifest = write_manifest(layout, merged, ds.annotations_hash)
     counts = {k: v for k, v in manifest["counts"].items() if k != "missing"}
     return MergeResult(
         dataset=dataset,

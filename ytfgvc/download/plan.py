@@ -12,7 +12,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ytfgvc.annotations import OfficialLists
+from ytfgvc.datasets.official import OfficialLists
 from ytfgvc.download.ledger import VideoRecord
 from ytfgvc.download.worker import Task
 from ytfgvc.errors import ValidationError

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ytfgvc.annotations import load_official
+from ytfgvc.datasets import Dataset
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.download.plan import listed_items
-from ytfgvc.layout import SPLITS, DatasetLayout
+from ytfgvc.layout import SPLITS
 from ytfgvc.snapshot import STATUSES, manifest_hash
 
 COLUMNS = (*STATUSES, "pending")
@@ -76,8 +76,8 @@ class StatusReport:
 
 def status_report(root: Path, dataset: str) -> StatusReport:
     """Read the ledger of ``dataset`` under ``root`` against its official lists."""
-    layout = DatasetLayout(root, dataset)
-    lists = load_official(root, dataset)
+    ds = Dataset.open(root, dataset)
+    layout, lists = ds.layout, ds.official()
     records = {}
     if layout.ledger_path.is_file():
         with Ledger(layout.ledger_path, dataset, readonly=True) as ledger:

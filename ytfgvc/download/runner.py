@@ -25,8 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ytfgvc.annotations import annotations_hash, load_official
-from ytfgvc.datasets import get_card
+from ytfgvc.datasets import Dataset
 from ytfgvc.distributed import require_ray
 from ytfgvc.distributed.cluster import RaySession, shared_root_marker
 from ytfgvc.download.config import DownloadConfig, parse_sleep
@@ -166,12 +165,12 @@ def download(
     t0, started = time.perf_counter(), utc_now()
     if cfg.cluster.is_ray:
         require_ray()  # before anything is written
-    card = get_card(cfg.dataset)
-    layout = DatasetLayout(root, cfg.dataset)
+    ds = Dataset.open(root, cfg.dataset)
+    card, layout = ds.card, ds.layout
     source = parse_source(cfg.source, card, layout)
     run_cfg = cfg.resolved(source.spec, source.kind)
     if items is None:
-        items = listed_items(load_official(root, cfg.dataset), cfg.split)
+        items = listed_items(ds.official(), cfg.split)
     selected = select(items, cfg.shard_tuple, cfg.limit)  # every id checked before any request
     notes = []
     if source.kind == "youtube" and not available_js_runtimes():
@@ -225,8 +224,8 @@ def download(
         except KeyboardInterrupt as e:  # SIGINT, or SIGTERM under ytfgvc.system.interrupts: summarise, then stop
             signal = signal_name(e)
         except BaseException as e:
-            _fail(e, layout, ledger, annotations_hash(root, cfg.dataset))
-        manifest = write_manifest(layout, ledger.records(), annotations_hash(root, cfg.dataset))
+            _fail(e, layout, ledger, ds.annotations_hash)
+        manifest = write_manifest(layout, ledger.records(), ds.annotations_hash)
         tripped = bool(cluster and cluster.tripped)
         result = DownloadResult(
             dataset=cfg.dataset,

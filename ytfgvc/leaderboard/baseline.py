@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ytfgvc.annotations import OfficialLists, load_official
-from ytfgvc.layout import DatasetLayout, leaderboard_dir
+from ytfgvc.datasets import Dataset, OfficialLists
+from ytfgvc.layout import leaderboard_dir
 from ytfgvc.leaderboard.entries import Metadata
 from ytfgvc.leaderboard.render import render
 from ytfgvc.leaderboard.submit import SubmitResult, submit
@@ -61,8 +61,8 @@ def demo_submit(root: Path, dataset: str, benchmark: Mapping[str, Any] | None) -
                 )
             )
     else:
-        lists = load_official(root, dataset)
-        pred = class_prior_predictions(lists, dataset, manifest_hash(DatasetLayout(root, dataset)))
+        ds = Dataset.open(root, dataset)
+        pred = class_prior_predictions(ds.official(), dataset, manifest_hash(ds.layout))
         path = board / "predictions" / f"{dataset}-class-prior.json"
         write_text_atomic(path, json.dumps(pred))
         results.append(

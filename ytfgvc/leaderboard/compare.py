@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ytfgvc.annotations import OfficialLists, load_official
+from ytfgvc.datasets.official import OfficialLists, load_official
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import leaderboard_dir as default_leaderboard_dir
 from ytfgvc.leaderboard.entries import ENTRY_SCHEMA, entry_path, entry_problems, is_slug

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ytfgvc.annotations import OfficialLists
+from ytfgvc.datasets.official import OfficialLists
 from ytfgvc.metrics import DEFAULT_BOOT, DEFAULT_SEED, Scores, hits, score_ranked
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ytfgvc import __version__
-from ytfgvc.annotations import OfficialLists, annotations_hash, load_official
+from ytfgvc.datasets import Dataset, OfficialLists
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import leaderboard_dir as default_leaderboard_dir
 from ytfgvc.leaderboard.entries import (
@@ -74,7 +74,8 @@ def submit(
     """
     method = check_method(method)
     metadata = metadata or Metadata()
-    lists = load_official(root, dataset)
+    ds = Dataset.open(root, dataset)
+    lists = ds.official()
     report = validate_file(predictions, lists, dataset, allow_partial=allow_partial, max_bytes=max_bytes)
     pred = report.raise_if_invalid()
     leaderboard_dir = Path(leaderboard_dir) if leaderboard_dir is not None else default_leaderboard_dir(root)
@@ -94,7 +95,7 @@ def submit(
         "external_data": pred.external_data,
         "submitted": utc_today(),
         "tool_version": __version__,
-        "annotations": annotations_hash(root, dataset),
+        "annotations": ds.annotations_hash,
         "manifest": pred.manifest,
         "predictions_sha256": pred.sha256,
         "scores": scores_record(score_top5(pred.top5, lists)),
@@ -123,8 +124,9 @@ def rescore(root: Path, dataset: str, leaderboard_dir: Path | None = None, *, wr
     Reports entries whose stored scores differ (a changed test list, or a scorer change
     recorded in the CHANGELOG); ``write`` rewrites them. Paper rows have nothing to re-score.
     """
-    lists: OfficialLists = load_official(root, dataset)
-    current = annotations_hash(root, dataset)
+    ds = Dataset.open(root, dataset)
+    lists: OfficialLists = ds.official()
+    current = ds.annotations_hash
     result = RescoreResult(0, [], [])
     leaderboard_dir = Path(leaderboard_dir) if leaderboard_dir is not None else default_leaderboard_dir(root)
     for entry in load_entries(leaderboard_dir):

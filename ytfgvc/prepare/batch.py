@@ -20,12 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytfgvc.annotations import is_imported, load_official
-from ytfgvc.datasets import get_card
+from ytfgvc.datasets import Dataset
 from ytfgvc.distributed import require_ray
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.prepare.config import FRAME_KEYS, PrepareConfig
+from ytfgvc.prepare.config import FRAME_KEYS, PrepareConfig, VideoSettings
 from ytfgvc.prepare.flow import get_flow_backend
 from ytfgvc.prepare.lists import ListsResult, read_frames_meta, write_lists
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
@@ -56,7 +55,7 @@ class PrepareResult:
     flow_pairs: int
     seconds: float
     jobs: int
-    settings: dict[str, Any]
+    settings: VideoSettings
     manifest: str | None
     lists: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
@@ -113,22 +112,22 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _frames_match(meta: dict[str, Any], settings: dict[str, Any]) -> bool:
-    return all(meta.get(k) == settings[k] for k in FRAME_KEYS)
+def _frames_match(meta: dict[str, Any], settings: VideoSettings) -> bool:
+    return all(meta.get(k) == getattr(settings, k) for k in FRAME_KEYS)
 
 
-def _flow_match(meta: dict[str, Any], settings: dict[str, Any], resolved_params: dict[str, Any]) -> bool:
+def _flow_match(meta: dict[str, Any], settings: VideoSettings, resolved_params: dict[str, Any]) -> bool:
     return (
-        meta.get("backend") == settings["flow_backend"]
-        and meta.get("stack") == settings["flow_stack"]
-        and meta.get("format") == settings["flow_format"]
-        and meta.get("sample_fps") == settings["sample_fps"]
+        meta.get("backend") == settings.flow_backend
+        and meta.get("stack") == settings.flow_stack
+        and meta.get("format") == settings.flow_format
+        and meta.get("sample_fps") == settings.sample_fps
         and meta.get("params") == resolved_params
     )
 
 
 def plan_jobs(
-    layout: DatasetLayout, ids: list[str], cfg: PrepareConfig, settings: dict[str, Any]
+    layout: DatasetLayout, ids: list[str], cfg: PrepareConfig, settings: VideoSettings
 ) -> tuple[list[VideoJob], list[str], list[str]]:
     """``(jobs, already done, stale)`` for ``ids`` given what is on disk."""
     resolved = get_flow_backend(cfg.flow_backend, **cfg.flow_params).params if cfg.flow else {}
@@ -269,7 +268,7 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def _prepare_videos(
-    layout: DatasetLayout, ids: list[str], cfg: PrepareConfig, settings: dict[str, Any], progress: bool
+    layout: DatasetLayout, ids: list[str], cfg: PrepareConfig, settings: VideoSettings, progress: bool
 ) -> tuple[list[VideoResult], list[str], list[str], int, int]:
     """Frames (and flow) for what ``ids`` lack: ``(results, already done, stale, deferred, workers)``."""
     for folder in (layout.frames_root, layout.flow_root, layout.lists_dir):
@@ -315,8 +314,8 @@ def prepare_dataset(
     cfg = cfg or PrepareConfig()
     if cfg.cluster.is_ray:
         require_ray()  # before anything is written
-    card = get_card(dataset)
-    layout = DatasetLayout(Path(root), dataset)
+    ds = Dataset.open(root, dataset)
+    card, layout = ds.card, ds.layout
     t0 = time.perf_counter()
     snap = snapshot(layout)  # the ids framed and the hash the lists carry: one read of the ledger
     ids = sorted(snap.ids)
@@ -339,10 +338,10 @@ def prepare_dataset(
             errors = {r.video_id: r.error for r in results if r.error}
             warnings = [f"{r.video_id}: {w}" for r in results for w in r.warnings]
             lists = None
-            if is_imported(layout.root, dataset):
-                reasons = {v: "not downloaded" for v in load_official(root, dataset).label_of() if v not in snap.ids}
+            if ds.imported:
+                reasons = {v: "not downloaded" for v in ds.official().label_of() if v not in snap.ids}
                 reasons.update({v: f"prepare failed: {e}" for v, e in errors.items()})
-                lists = write_lists(layout, reasons, manifest=snap.hash).to_dict()
+                lists = write_lists(ds, reasons, manifest=snap.hash).to_dict()
             else:
                 warnings.append(
                     f"no official lists imported: lists/ not written (`ytfgvc annotations import {dataset}`)"
@@ -365,7 +364,7 @@ def prepare_dataset(
         flow_pairs=sum(r.flow_pairs for r in ok),
         seconds=time.perf_counter() - t0,
         jobs=workers,
-        settings={**settings, "flow": cfg.flow},
+        settings={**asdict(settings), "flow": cfg.flow},
         manifest=snap.hash,
         lists=lists,
         warnings=warnings,

@@ -11,6 +11,23 @@ from ytfgvc.distributed import ClusterConfig
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.prepare.flow import FLOW_FORMATS
 
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """What a worker needs to prepare one video: it crosses process boundaries as it is (pickled).
+
+    The card's rate is filled in; each value is recorded in the video's ``meta.json``.
+    """
+
+    sample_fps: float
+    short_side: int
+    jpeg_quality: int
+    flow_backend: str
+    flow_format: str
+    flow_stack: int
+    flow_params: dict[str, Any] = field(default_factory=dict)
+
+
 # The settings a finished folder must share with the current run to count as done.
 FRAME_KEYS = ("sample_fps", "short_side", "jpeg_quality")
 FLOW_KEYS = ("flow_backend", "flow_stack", "flow_format")
@@ -65,14 +82,14 @@ class PrepareConfig(ConfigBase):
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise YtfgvcError(f"--limit must be a positive integer, got {self.limit!r}")
 
-    def video_settings(self, card: DatasetCard) -> dict[str, Any]:
+    def video_settings(self, card: DatasetCard) -> VideoSettings:
         """What every worker needs, with the card's rate filled in (recorded in ``meta.json``)."""
-        return {
-            "sample_fps": float(self.sample_fps or card.sample_fps),
-            "short_side": self.short_side,
-            "jpeg_quality": self.jpeg_quality,
-            "flow_backend": self.flow_backend,
-            "flow_format": self.flow_format,
-            "flow_stack": self.flow_stack,
-            "flow_params": dict(self.flow_params),
-        }
+        return VideoSettings(
+            sample_fps=float(self.sample_fps or card.sample_fps),
+            short_side=self.short_side,
+            jpeg_quality=self.jpeg_quality,
+            flow_backend=self.flow_backend,
+            flow_format=self.flow_format,
+            flow_stack=self.flow_stack,
+            flow_params=dict(self.flow_params),
+        )

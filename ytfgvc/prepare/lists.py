@@ -26,8 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ytfgvc import __version__
-from ytfgvc.annotations import annotations_hash, load_official
-from ytfgvc.datasets import get_card
+from ytfgvc.datasets import Dataset
 from ytfgvc.layout import SPLITS, DatasetLayout
 from ytfgvc.snapshot import manifest_hash
 from ytfgvc.system.fsutil import write_json_atomic, write_text_atomic
@@ -71,14 +70,13 @@ def read_frames_meta(layout: DatasetLayout, video_id: str) -> dict[str, Any] | N
 _NOW = object()
 
 
-def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None, manifest: Any = _NOW) -> ListsResult:
-    """Write the rawframe lists for what is prepared now; ``reasons`` explain missing ids.
+def write_lists(ds: Dataset, reasons: dict[str, str] | None = None, manifest: Any = _NOW) -> ListsResult:
+    """Write the rawframe lists of dataset ``ds`` for what is prepared now; ``reasons`` explain missing ids.
 
     ``manifest`` is the hash of the snapshot the frames were made from (``prepare`` passes
     the one it read its ids with); by default, that of the snapshot on disk now.
     """
-    card = get_card(layout.dataset)
-    official = load_official(layout.root, layout.dataset)
+    card, layout, official = ds.card, ds.layout, ds.official()
     reasons = reasons or {}
     listed, written, missing = {}, {}, {}
     missing_lines = []
@@ -105,7 +103,7 @@ def write_lists(layout: DatasetLayout, reasons: dict[str, str] | None = None, ma
     record = {
         "schema": LISTS_SCHEMA,
         **result.to_dict(),
-        "annotations": annotations_hash(layout.root, layout.dataset),
+        "annotations": ds.annotations_hash,
         "format": "frames/<id> <num_frames> <label_id>",
         "filename_tmpl": "img_{:05d}.jpg",
         "start_index": 1,

@@ -100,7 +100,7 @@ def gpus_per_task(jobs: list[VideoJob], cluster_gpus: int) -> int:
     run on its CPU.
     """
     s = jobs[0].settings
-    torch_on_gpu = s.get("flow_backend") == "torch" and s.get("flow_params", {}).get("device", "auto") != "cpu"
+    torch_on_gpu = s.flow_backend == "torch" and s.flow_params.get("device", "auto") != "cpu"
     return 1 if cluster_gpus and torch_on_gpu and any(j.write_flow for j in jobs) else 0
 
 

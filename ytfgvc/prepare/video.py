@@ -36,6 +36,7 @@ import numpy as np
 
 from ytfgvc import __version__
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.prepare.config import VideoSettings
 from ytfgvc.prepare.resample import (
     FrameSelector,
     display_matrix_orientation,
@@ -67,7 +68,7 @@ class VideoJob:
     src: str
     frames_dir: str
     flow_dir: str
-    settings: dict[str, Any]  # PrepareConfig.video_settings()
+    settings: VideoSettings  # PrepareConfig.video_settings()
     write_frames: bool = True
     write_flow: bool = False
     expect_native: list[int] | None = None  # kept native indices already on disk (frames or flow)
@@ -198,7 +199,7 @@ class _Decode:
         self.frames_tmp, self.flow_tmp = frames_tmp, flow_tmp
         if frames_tmp is not None:
             frames_tmp.mkdir()
-        self.selector = FrameSelector(Fraction(str(self.cfg["sample_fps"])))
+        self.selector = FrameSelector(Fraction(str(self.cfg.sample_fps)))
         self.n = 0  # native frames accepted so far
         self.first_t: Fraction | None = None
         self.last_t = Fraction(0)
@@ -232,7 +233,7 @@ class _Decode:
     def _start(self, frame, t: Fraction) -> None:
         self.first_t = t
         cfg = self.cfg
-        self.size = target_size(frame.width, frame.height, cfg["short_side"], self.stream.sample_aspect_ratio)
+        self.size = target_size(frame.width, frame.height, cfg.short_side, self.stream.sample_aspect_ratio)
         self.orientation = _orientation(frame, self.stream)
         if self.flow_tmp is not None:
             from ytfgvc.prepare.flow import get_flow_backend
@@ -241,8 +242,8 @@ class _Decode:
             self.flow_tmp.mkdir()
             w, h = self.size
             shape = (w, h) if self.orientation[0] in (90, 270) else (h, w)
-            backend = get_flow_backend(cfg["flow_backend"], **cfg["flow_params"])
-            self.flow = FlowStackWriter(self.flow_tmp, backend, cfg["flow_stack"], cfg["flow_format"], shape)
+            backend = get_flow_backend(cfg.flow_backend, **cfg.flow_params)
+            self.flow = FlowStackWriter(self.flow_tmp, backend, cfg.flow_stack, cfg.flow_format, shape)
 
     def _bgr(self, frame) -> np.ndarray:
         w, h = self.size
@@ -269,7 +270,7 @@ class _Decode:
         import cv2
 
         if self._last_jpeg is None or self._last_jpeg[0] != native:
-            ok, buf = cv2.imencode(".jpg", self._bgr(frame), [cv2.IMWRITE_JPEG_QUALITY, self.cfg["jpeg_quality"]])
+            ok, buf = cv2.imencode(".jpg", self._bgr(frame), [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
             if not ok:
                 raise RuntimeError("cv2.imencode failed")
             self._last_jpeg = (native, buf.tobytes())
@@ -330,13 +331,13 @@ class _Decode:
                 "start_time_s": round(float(self.first_t), 6),
                 "dropped_out_of_order": self.selector.dropped,
             },
-            "sample_fps": cfg["sample_fps"],
+            "sample_fps": cfg.sample_fps,
             "rule": RULE,
             "num_frames": len(self.kept),
             "width": w,
             "height": h,
-            "short_side": cfg["short_side"],
-            "jpeg_quality": cfg["jpeg_quality"],
+            "short_side": cfg.short_side,
+            "jpeg_quality": cfg.jpeg_quality,
             "filename_tmpl": "img_{:05d}.jpg",
             "start_index": 1,
             "timestamps": [round(float(t), 6) for _, t in self.kept],
@@ -352,26 +353,26 @@ class _Decode:
     def flow_meta(self, frames_meta: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
         from ytfgvc.prepare.flow import FLOW_BOUND, FLOW_JPEG_QUALITY
 
-        L = cfg["flow_stack"]
+        L = cfg.flow_stack
         return {
             "schema": FLOW_SCHEMA,
             "id": self.job.video_id,
             "backend": self.flow.backend.name,
             "params": self.flow.backend.params,
-            "format": cfg["flow_format"],
+            "format": cfg.flow_format,
             "bound": FLOW_BOUND,
             "encoding": (
                 "jpg: q = clip(rint(128 + f * 128 / 20), 0, 255), f = (q - 128) * 20 / 128; npy: float16 pixels"
             ),
-            "jpeg_quality": FLOW_JPEG_QUALITY if cfg["flow_format"] == "jpg" else None,
+            "jpeg_quality": FLOW_JPEG_QUALITY if cfg.flow_format == "jpg" else None,
             "stack": L,
             "numbering": f"field j (1..{L}) of kept frame k (1-based) is file n = (k - 1) * {L} + j",
-            "filename_tmpl": "flow_{}_{:05d}." + cfg["flow_format"],
+            "filename_tmpl": "flow_{}_{:05d}." + cfg.flow_format,
             "num_stacks": len(self.kept),
             "num_files": len(self.kept) * L,
             "width": frames_meta["width"],
             "height": frames_meta["height"],
-            "sample_fps": cfg["sample_fps"],
+            "sample_fps": cfg.sample_fps,
             "native_frames": self.n,
             "stacks": self.flow.meta(),
             "decoder": frames_meta["decoder"],

@@ -81,7 +81,7 @@ class VariantRuns:
 
 def collect(study: Study, root: Path | str, out: Path | str) -> dict[str, VariantRuns]:
     """Every finished run of the study, by variant name (unfinished runs are left out)."""
-    from ytfgvc.annotations import load_official
+    from ytfgvc.datasets.official import load_official
 
     record = study.runs_root(out) / "study.json"
     if (study.data_root(root) / study.dataset).is_dir():
@@ -137,7 +137,7 @@ def write_study_record(study: Study, root: Path | str, out: Path | str, seconds:
 
     The wall time is summed over the sessions that ran the study (a resumed study adds to it).
     """
-    from ytfgvc.annotations import load_official
+    from ytfgvc.datasets.official import load_official
 
     labels = dict(load_official(study.data_root(root), study.dataset).test)
     path = study.runs_root(out) / "study.json"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ytfgvc import __version__
-from ytfgvc.datasets import DatasetCard, get_card
+from ytfgvc.datasets.cards import DatasetCard
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import SPLITS, DatasetLayout, is_valid_video_id
 from ytfgvc.system.fsutil import atomic_path, sha256_bytes, write_json_atomic
@@ -254,8 +254,10 @@ def import_annotations(root: Path, dataset: str, src: Path, force: bool = False)
     Importing the same files again is a no-op; different files over an existing import
     are refused unless ``force``.
     """
-    card = get_card(dataset)
-    layout = DatasetLayout(root, dataset)
+    from ytfgvc.datasets.dataset import Dataset
+
+    ds = Dataset.open(root, dataset)
+    card, layout = ds.card, ds.layout
     files = _read_release(src, card)
     lists, warnings = parse_official(files, card)
     names = card.official_files.by_role()
@@ -302,14 +304,9 @@ def read_checksums(layout: DatasetLayout) -> dict[str, Any] | None:
         ) from None
 
 
-def is_imported(root: Path, dataset: str) -> bool:
-    return DatasetLayout(root, dataset).checksums_path.is_file()
-
-
-def load_official(root: Path, dataset: str) -> OfficialLists:
-    """The imported lists of ``dataset``, checked against their recorded checksums."""
-    card = get_card(dataset)
-    layout = DatasetLayout(root, dataset)
+def read_official(card: DatasetCard, layout: DatasetLayout) -> OfficialLists:
+    """The imported lists of a dataset, checked against their recorded checksums (see :class:`Dataset`)."""
+    dataset = card.name
     meta = read_checksums(layout)
     if meta is None:
         if dataset == "synthetic":
@@ -331,8 +328,14 @@ def load_official(root: Path, dataset: str) -> OfficialLists:
     return lists
 
 
-def annotations_hash(root: Path, dataset: str) -> str:
+def annotations_hash_of(layout: DatasetLayout) -> str:
     """One hash naming the imported release (sha256 over the files' checksums)."""
-    meta = read_checksums(DatasetLayout(root, dataset)) or {}
-    files = meta.get("files", {})
-    return sha256_bytes(json.dumps(files, sort_keys=True).encode())
+    meta = read_checksums(layout) or {}
+    return sha256_bytes(json.dumps(meta.get("files", {}), sort_keys=True).encode())
+
+
+def load_official(root: Path, dataset: str) -> OfficialLists:
+    """The imported lists of ``dataset`` under ``root`` (``Dataset.open(root, dataset).official()``)."""
+    from ytfgvc.datasets.dataset import Dataset
+
+    return Dataset.open(root, dataset).official()

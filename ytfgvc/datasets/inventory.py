@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ytfgvc.annotations import read_checksums
-from ytfgvc.datasets import DatasetCard, get_card, list_datasets
+from ytfgvc.datasets.cards import DatasetCard, get_card, list_datasets
+from ytfgvc.datasets.official import read_checksums
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.system.fsutil import is_temporary
 
