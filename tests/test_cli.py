@@ -82,3 +82,14 @@ def test_every_option_has_help_text_and_every_command_an_example():
         if not isinstance(cmd, click.Group) and "Example" not in (cmd.help or ""):
             missing.append(f"ytfgvc {name}: no example in --help")
     assert missing == []
+
+
+def test_with_json_errors_are_json_too(tmp_path: Path):
+    res = CliRunner().invoke(main, ["benchmark", "synthetic", "--model", "tsn", "--root", str(tmp_path), "--json"])
+    assert res.exit_code == 2
+    err = json.loads(res.stdout)
+    assert err["exit_status"] == 2 and "no train list" in err["error"] and "ytfgvc prepare synthetic" in err["hint"]
+    src = write_release(tmp_path / "src", [["short", 0]], [], {"0": "a"})
+    res = CliRunner().invoke(main, ["annotations", "import", "synthetic", str(src), "--root", str(tmp_path), "--json"])
+    err = json.loads(res.stdout)
+    assert res.exit_code == 2 and any("invalid video id 'short'" in p for p in err["problems"])

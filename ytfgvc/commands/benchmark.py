@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ytfgvc.cli import emit, json_option, root_option
+from ytfgvc.commands.options import emit, json_option, root_option
 from ytfgvc.errors import YtfgvcError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ytfgvc.cli import cluster_options, emit, json_option, root_option
+from ytfgvc.commands.options import cluster_options, emit, json_option, root_option
 from ytfgvc.config import default_of
 from ytfgvc.download.config import DownloadConfig
 from ytfgvc.errors import YtfgvcError

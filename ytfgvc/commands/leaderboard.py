@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ytfgvc.cli import emit, json_option, root_option
+from ytfgvc.commands.options import emit, json_option, root_option
 from ytfgvc.errors import ValidationError
 
 SHOWN_PROBLEMS = 50

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ytfgvc.cli import emit, json_option, root_option
+from ytfgvc.commands.options import emit, json_option, root_option
 
 
 @click.command("study")
