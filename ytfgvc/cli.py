@@ -19,6 +19,7 @@ import click
 
 from ytfgvc import __version__
 from ytfgvc.commands import benchmark, core, download, leaderboard, models, prepare, study
+from ytfgvc.commands.options import root_flag
 from ytfgvc.errors import ValidationError, YtfgvcError
 
 
@@ -69,12 +70,7 @@ def _fail(as_json: bool, status: int, text: str, **fields: Any) -> None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ytfgvc")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data folder (default: $YTFGVC_ROOT, else ./ytfgvc-data).",
-)
+@root_flag
 @click.pass_context
 def main(ctx: click.Context, root: Path | None) -> None:
     """Fine-grained video toolkit for YouTube-Birds and YouTube-Cars (RRA, ECCV 2018).

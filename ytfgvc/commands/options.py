@@ -11,16 +11,19 @@ import click
 
 from ytfgvc.layout import default_root
 
+# --root, as the group and every command that reads or writes data take it.
+root_flag = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data folder (default: $YTFGVC_ROOT, else ./ytfgvc-data).",
+)
+
 
 def root_option(f):
     """``--root`` on a command; falls back to the group's ``--root``, then ``$YTFGVC_ROOT``."""
 
-    @click.option(
-        "--root",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Data folder (default: $YTFGVC_ROOT, else ./ytfgvc-data).",
-    )
+    @root_flag
     @click.pass_context
     @functools.wraps(f)
     def wrapper(ctx: click.Context, root: Path | None, **kw: Any):
