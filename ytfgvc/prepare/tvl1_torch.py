@@ -29,6 +29,11 @@ rounding).
 two fused kernels per iteration instead of ~25; the median becomes a sort-free min/max
 network). All arithmetic is float32, as OpenCV's (float64 if the inputs are); there are no
 matrix products or convolutions, so TF32 settings change nothing.
+
+``kernel="triton"`` runs each level on the fused kernels of :mod:`ytfgvc.prepare.tvl1_triton`
+instead (one kernel per iteration, the stopping test on the device, no compaction; CUDA,
+float32, ``gamma == 0``): the same flow up to float rounding. This module's tensor code
+stays the reference, and the default.
 """
 
 from __future__ import annotations

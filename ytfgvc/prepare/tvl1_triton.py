@@ -246,7 +246,7 @@ def solve_level_triton(
     ws = _workspace(n, h, w, u.device, params, config)
     ws.calls += 1
     blocks = ws.blocks
-    blocks_pow2 = _next_power_of_2(blocks)
+    blocks_pow2 = max(256, _next_power_of_2(blocks))  # one value for every level up to 512x512 (one compilation)
     scaled_eps = float(torch.tensor(params.epsilon**2 * h * w, dtype=torch.float32))
     l_t, taut, theta = params.lambda_ * params.theta, params.tau / params.theta, params.theta
     tiny = torch.finfo(torch.float32).tiny ** 0.5

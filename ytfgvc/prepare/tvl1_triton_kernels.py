@@ -79,7 +79,7 @@ def _flow_at(u_ptr, p_ptr, d_ptr, y, x, H, W, HW, l_t, theta, tiny):
     return u1 + c1, u2 + c2, c1, c2
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["T"])  # one compilation for every level
 def tvl1_iteration_kernel(
     u_in, p_in, data, u_out, p_out, err_prev, err_next, flags,
     H, W, T, eps, l_t, theta, taut, tiny,
@@ -143,7 +143,7 @@ def tvl1_iteration_kernel(
             tl.store(flags + n, 0)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["T"])  # one compilation for every level
 def tvl1_median_rank_kernel(
     u_in, u_out, err_prev, H, W, T, eps,
     BLOCK: tl.constexpr, T_POW2: tl.constexpr, SIZE: tl.constexpr, WINDOW: tl.constexpr,
@@ -385,7 +385,7 @@ def _median25(
     return v12
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["T"])  # one compilation for every level
 def tvl1_median5_kernel(u_in, u_out, err_prev, H, W, T, eps, BLOCK: tl.constexpr, T_POW2: tl.constexpr):
     """:func:`tvl1_median_rank_kernel` for SIZE 5, with a min/max network (113 compare-exchanges)."""
     t = tl.program_id(0)
