@@ -46,16 +46,12 @@ def _pair_error(err_prev, n, T, T_POW2: tl.constexpr):
 
 
 @triton.jit
-def _flow_at(u_ptr, p_ptr, d_ptr, y, x, H, W, HW, l_t, theta, tiny):
-    """The updated flow (u1, u2) and its change (c1, c2) at pixels (y, x); zeros outside the image.
+def _updated_flow(u_ptr, d_ptr, off, inside, div1, div2, HW, l_t, theta, tiny):
+    """The updated flow (u1, u2) and its change (c1, c2) at offsets ``off``; zeros where not ``inside``.
 
-    The thresholding step, then ``u = v + theta * div(p)`` with OpenCV's divergence (backward
-    differences, zero before the first row and column), in the reference path's operation order.
+    The thresholding step, then ``u = v + theta * div(p)`` given the divergence of the dual
+    variables, in the reference path's operation order.
     """
-    inside = (y >= 0) & (y < H) & (x >= 0) & (x < W)
-    left = inside & (x > 0)
-    up = inside & (y > 0)
-    off = y * W + x
     u1 = tl.load(u_ptr + off, mask=inside, other=0.0)
     u2 = tl.load(u_ptr + HW + off, mask=inside, other=0.0)
     gx = tl.load(d_ptr + off, mask=inside, other=0.0)
@@ -64,16 +60,6 @@ def _flow_at(u_ptr, p_ptr, d_ptr, y, x, H, W, HW, l_t, theta, tiny):
     rho = rho_c + gx * u1 + gy * u2
     neg_inv_grad = -1.0 / tl.maximum(gx * gx + gy * gy, tiny)
     coef = tl.minimum(tl.maximum(rho * neg_inv_grad, -l_t), l_t)
-    p11 = tl.load(p_ptr + off, mask=inside, other=0.0)
-    p12 = tl.load(p_ptr + HW + off, mask=inside, other=0.0)
-    p21 = tl.load(p_ptr + 2 * HW + off, mask=inside, other=0.0)
-    p22 = tl.load(p_ptr + 3 * HW + off, mask=inside, other=0.0)
-    p11_left = tl.load(p_ptr + off - 1, mask=left, other=0.0)
-    p21_left = tl.load(p_ptr + 2 * HW + off - 1, mask=left, other=0.0)
-    p12_up = tl.load(p_ptr + HW + off - W, mask=up, other=0.0)
-    p22_up = tl.load(p_ptr + 3 * HW + off - W, mask=up, other=0.0)
-    div1 = p11 + p12 - p11_left - p12_up
-    div2 = p21 + p22 - p21_left - p22_up
     c1 = div1 * theta + coef * gx
     c2 = div2 * theta + coef * gy
     return u1 + c1, u2 + c2, c1, c2
@@ -87,11 +73,12 @@ def tvl1_iteration_kernel(
 ):  # fmt: skip
     """One primal-dual iteration of every pair still iterating; grid (T, N).
 
-    Reads ``u_in``/``p_in`` and writes ``u_out``/``p_out`` (never in place: the updated flow is
+    Reads ``u_in``/``p_in`` and writes ``u_out``/``p_out``, never in place: the updated flow is
     recomputed at the right and lower neighbours for the dual update's forward differences,
-    from the inputs). Writes this block's partial error to ``err_next`` and, from block 0,
-    whether the pair iterated to ``flags``. A pair that has just stopped copies its state to
-    the output buffers once, so that afterwards both buffers hold it and nothing more is written.
+    from the inputs (35 loads per pixel, all but the 9 planes' own from the cache). Writes this
+    block's partial error to ``err_next`` and, from block 0, whether the pair iterated to
+    ``flags``. A pair that has just stopped copies its state to the output buffers once, so
+    that afterwards both buffers hold it and nothing more is written.
     """
     t = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
@@ -107,21 +94,61 @@ def tvl1_iteration_kernel(
     p_out += n * 4 * HW
     data += n * 3 * HW
     if s > eps:
-        u1, u2, c1, c2 = _flow_at(u_in, p_in, data, y, x, H, W, HW, l_t, theta, tiny)
-        u1_right, u2_right, _, _ = _flow_at(u_in, p_in, data, y, x + 1, H, W, HW, l_t, theta, tiny)
-        u1_down, u2_down, _, _ = _flow_at(u_in, p_in, data, y + 1, x, H, W, HW, l_t, theta, tiny)
+        # OpenCV's divergence: backward differences, zero before the first row and column. The
+        # right and lower neighbours' updated flow (for the forward differences of the dual
+        # update) is recomputed here; their left/upper dual values are this pixel's.
+        has_left = x > 0
+        has_up = y > 0
         has_right = x + 1 < W
         has_down = y + 1 < H
+        right = valid & has_right
+        down = valid & has_down
+        p11 = tl.load(p_in + pix, mask=valid, other=0.0)
+        p12 = tl.load(p_in + HW + pix, mask=valid, other=0.0)
+        p21 = tl.load(p_in + 2 * HW + pix, mask=valid, other=0.0)
+        p22 = tl.load(p_in + 3 * HW + pix, mask=valid, other=0.0)
+        p11_left = tl.load(p_in + pix - 1, mask=valid & has_left, other=0.0)
+        p21_left = tl.load(p_in + 2 * HW + pix - 1, mask=valid & has_left, other=0.0)
+        p12_up = tl.load(p_in + HW + pix - W, mask=valid & has_up, other=0.0)
+        p22_up = tl.load(p_in + 3 * HW + pix - W, mask=valid & has_up, other=0.0)
+        u1, u2, c1, c2 = _updated_flow(
+            u_in, data, pix, valid, p11 + p12 - p11_left - p12_up, p21 + p22 - p21_left - p22_up, HW, l_t, theta, tiny
+        )
+        r = pix + 1
+        p11_r = tl.load(p_in + r, mask=right, other=0.0)
+        p12_r = tl.load(p_in + HW + r, mask=right, other=0.0)
+        p21_r = tl.load(p_in + 2 * HW + r, mask=right, other=0.0)
+        p22_r = tl.load(p_in + 3 * HW + r, mask=right, other=0.0)
+        p12_r_up = tl.load(p_in + HW + r - W, mask=right & has_up, other=0.0)
+        p22_r_up = tl.load(p_in + 3 * HW + r - W, mask=right & has_up, other=0.0)
+        u1_right, u2_right, _, _ = _updated_flow(
+            u_in, data, r, right, p11_r + p12_r - p11 - p12_r_up, p21_r + p22_r - p21 - p22_r_up, HW, l_t, theta, tiny
+        )
+        d = pix + W
+        p11_d = tl.load(p_in + d, mask=down, other=0.0)
+        p12_d = tl.load(p_in + HW + d, mask=down, other=0.0)
+        p21_d = tl.load(p_in + 2 * HW + d, mask=down, other=0.0)
+        p22_d = tl.load(p_in + 3 * HW + d, mask=down, other=0.0)
+        p11_d_left = tl.load(p_in + d - 1, mask=down & has_left, other=0.0)
+        p21_d_left = tl.load(p_in + 2 * HW + d - 1, mask=down & has_left, other=0.0)
+        u1_down, u2_down, _, _ = _updated_flow(
+            u_in,
+            data,
+            d,
+            down,
+            p11_d + p12_d - p11_d_left - p12,
+            p21_d + p22_d - p21_d_left - p22,
+            HW,
+            l_t,
+            theta,
+            tiny,
+        )
         u1x = tl.where(has_right, u1_right - u1, 0.0)
         u1y = tl.where(has_down, u1_down - u1, 0.0)
         u2x = tl.where(has_right, u2_right - u2, 0.0)
         u2y = tl.where(has_down, u2_down - u2, 0.0)
         d1 = tl.sqrt(u1x * u1x + u1y * u1y) * taut + 1.0
         d2 = tl.sqrt(u2x * u2x + u2y * u2y) * taut + 1.0
-        p11 = tl.load(p_in + pix, mask=valid, other=0.0)
-        p12 = tl.load(p_in + HW + pix, mask=valid, other=0.0)
-        p21 = tl.load(p_in + 2 * HW + pix, mask=valid, other=0.0)
-        p22 = tl.load(p_in + 3 * HW + pix, mask=valid, other=0.0)
         tl.store(u_out + pix, u1, mask=valid)
         tl.store(u_out + HW + pix, u2, mask=valid)
         tl.store(p_out + pix, (p11 + taut * u1x) / d1, mask=valid)
