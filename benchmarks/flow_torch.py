@@ -15,7 +15,7 @@ the cards' train + test (the paper's Table 2). The average video length is not i
 repository: give it with --minutes-per-video, or read the figures per minute of video.
 
 --profile runs torch.profiler over one batch of each kind of variant (reference eager, each
-compile mode, Triton; the first at the largest batch size) and records the top kernels by
+compile mode, Triton with and without CUDA graphs; the first at the largest batch size) and records the top kernels by
 GPU time, the kernel launches and how busy the GPU was. --out is rewritten after every
 variant, so a run cut short keeps what it measured.
 
@@ -142,7 +142,10 @@ class Variant:
 
     @property
     def family(self) -> str:
-        return self.kernel if self.kernel == "triton" else f"torch {self.compile}"
+        """What --profile profiles once: the reference per compile mode, Triton with and without graphs."""
+        if self.kernel == "triton":
+            return "triton" if self.triton.get("graphs", True) else "triton, no graphs"
+        return f"torch {self.compile}"
 
     def config(self):
         if self.kernel != "triton":
