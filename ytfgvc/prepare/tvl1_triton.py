@@ -1,4 +1,4 @@
-"""The fused TV-L1 solver of ``tvl1_flow(..., kernel="triton")``: the same scheme in three Triton kernels.
+"""The fused TV-L1 solver of ``tvl1_flow(..., kernel="triton")``: the same scheme in a few Triton kernels.
 
 The reference solver (``tvl1_torch._solve_level``) spends most of its time outside the
 arithmetic of an iteration: ~25 separate kernels per iteration (a few after
