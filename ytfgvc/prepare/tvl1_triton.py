@@ -239,6 +239,13 @@ def solve_level_triton(
     config: TritonConfig | None = None,
 ) -> torch.Tensor:
     """All warpings at one pyramid level, as ``tvl1_torch._solve_level`` (same arguments, same result)."""
+    if u.device.type != "cuda":
+        return _solve(i0, i1, u, params, sync_every, stats, config)
+    with torch.cuda.device(u.device):  # Triton launches, streams and events follow the current device
+        return _solve(i0, i1, u, params, sync_every, stats, config)
+
+
+def _solve(i0, i1, u, params, sync_every: int, stats: dict | None, config: TritonConfig | None) -> torch.Tensor:
     config = config or DEFAULT_CONFIG
     k = triton_kernels()
     n, _, h, w = i0.shape
