@@ -7,6 +7,7 @@ texture displaced by a known flow, with noise and a brightness change.
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import asdict, fields
 
 import cv2
@@ -236,17 +237,51 @@ def test_cuda_matches_cpu_and_opencv():
         assert abs(end_point_error(on_gpu, truth) - end_point_error(opencv, truth)) < 0.1, compile
 
 
-def test_benchmark_script_runs_small(tmp_path):
+def _benchmark_module():
     import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "flow_torch.py"
     spec = importlib.util.spec_from_file_location("bench_flow_torch", path)
     bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.modules.pop(spec.name, None)
+    return bench
+
+
+def test_benchmark_script_runs_small(tmp_path):
+    bench = _benchmark_module()
     out = tmp_path / "results.json"
     args = ["--device", "cpu", "--size", "48x40", "--pairs", "2", "--batch-sizes", "1,2", "--opencv-pairs", "2"]
     result = bench.main([*args, "--jobs", "0", "--cpu-threads", "1", "--out", str(out)])
     assert out.exists() and result["best"]["pairs_per_s"] > 0
     assert [row["method"] for row in result["rows"]][0] == "OpenCV, 1 thread"
-    assert result["accuracy"]["epe_torch_vs_opencv"] < 0.3
+    assert result["best"]["epe"]["vs_opencv"] < 0.3 and result["best"]["epe"]["vs_reference"] < 1e-3
+    birds = result["workload"]["birds"]
+    assert birds["videos"] == 12666 + 5684 and birds["pairs_per_video_minute"] == 2 * 60 * 5
+    assert result["workload"]["cars"]["pairs_per_video_minute"] == 4 * 60 * 5
+    hours = result["best"]["cpu_hours"]["cars"]
+    assert hours["per_minute_of_average_video_length"] == pytest.approx(
+        15220 * 1200 / result["best"]["pairs_per_s"] / 3600
+    )
+    assert "total" not in hours and result["minutes_per_video"] is None  # no invented video length
+
+
+def test_benchmark_script_reads_a_video_file(tmp_path):
+    """--video takes consecutive frames of an H.264 file (here a panning texture, 2 px per frame)."""
+    from .prepare_utils import encode, panning_frames
+
+    video = encode(tmp_path / "pan.mp4", panning_frames(6, 40, 48, dx=2), fps=10, pix_fmt="yuv444p")
+    args = ["--device", "cpu", "--video", str(video), "--size", "48x40", "--pairs", "2", "--variants", "torch@2",
+            "--opencv-pairs", "2", "--jobs", "0", "--cpu-threads", "1", "--min-time", "0", "--minutes-per-video", "3",
+            "--param", "nscales=2", "--param", "warps=2"]  # fmt: skip
+    result = _benchmark_module().main(args)
+    assert result["source"] == str(video) and result["distinct_pairs"] == 2
+    assert result["params"]["warps"] == 2 and result["minutes_per_video"] == 3
+    assert "vs_truth" not in result["best"]["epe"] and result["best"]["epe"]["vs_opencv"] < 0.3
+    assert result["best"]["cpu_hours"]["birds"]["total"] == pytest.approx(
+        3 * result["best"]["cpu_hours"]["birds"]["per_minute_of_average_video_length"]
+    )

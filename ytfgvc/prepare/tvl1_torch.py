@@ -29,6 +29,11 @@ rounding).
 two fused kernels per iteration instead of ~25; the median becomes a sort-free min/max
 network). All arithmetic is float32, as OpenCV's (float64 if the inputs are); there are no
 matrix products or convolutions, so TF32 settings change nothing.
+
+``kernel="triton"`` runs each level on the fused kernels of :mod:`ytfgvc.prepare.tvl1_triton`
+instead (one kernel per iteration, the stopping test on the device, no compaction; CUDA,
+float32, ``gamma == 0``): the same flow up to float rounding. This module's tensor code
+stays the reference, and the default.
 """
 
 from __future__ import annotations
@@ -299,6 +304,30 @@ def _solve_level(
     return u
 
 
+KERNELS = ("torch", "triton")
+
+
+def _kernel_solver(kernel: str, device: torch.device, dtype: torch.dtype, gamma: float, triton_config=None) -> Callable:
+    """``solve(i0, i1, u, params, compile, sync_every, stats)`` for one pyramid level, by ``kernel``."""
+    if kernel == "torch":
+
+        def solve(i0, i1, u, params, compile, sync_every, stats):  # noqa: A002
+            step, median = kernels(compile)
+            return _solve_level(i0, i1, u, params, step, median, sync_every, stats)
+
+        return solve
+    if kernel == "triton":
+        from ytfgvc.prepare.tvl1_triton import solve_level_triton, unsupported_reason
+
+        reason = unsupported_reason(torch.device(device), dtype, gamma)
+        if reason:
+            raise ValueError(f"kernel='triton': {reason}")
+        return lambda i0, i1, u, params, compile, sync_every, stats: solve_level_triton(  # noqa: A006
+            i0, i1, u, params, sync_every, stats, triton_config
+        )
+    raise ValueError(f"kernel must be one of {', '.join(KERNELS)} (got {kernel!r})")
+
+
 def tvl1_flow(
     i0: torch.Tensor,
     i1: torch.Tensor,
@@ -308,6 +337,8 @@ def tvl1_flow(
     sync_every: int = 5,
     compile: bool | str = False,  # noqa: A002
     stats: dict | None = None,
+    kernel: str = "torch",
+    triton_config=None,
 ) -> torch.Tensor:
     """TV-L1 flow from ``i0`` to ``i1`` for a batch of pairs, on their device.
 
@@ -324,6 +355,11 @@ def tvl1_flow(
             results, fused kernels: much faster on a GPU after the first call compiles.
         stats: if a dict, receives ``warps``: per warping, the level ``size``, the iterations the
             batch ran (``batch_iterations``) and those each pair needed (``pair_iterations``).
+        kernel: "torch" (the reference: tensor operations, optionally compiled) or "triton" (the
+            fused kernels of :mod:`ytfgvc.prepare.tvl1_triton`: float32, ``gamma == 0``, CUDA or
+            Triton's interpreter; ``compile`` is then ignored). Same flow up to float rounding.
+        triton_config: launch settings of the Triton kernels (a ``tvl1_triton.TritonConfig``;
+            None for the defaults).
 
     Returns:
         (N, 2, H, W) flow in pixels, x then y: ``i0[y, x] ~ i1[y + v, x + u]``.
@@ -334,6 +370,7 @@ def tvl1_flow(
     if min(i0.shape[-2:]) < 3:
         raise ValueError(f"images must be at least 3x3 pixels, got {tuple(i0.shape[-2:])}")
     dtype = i0.dtype if i0.dtype.is_floating_point else torch.float32
+    solve = _kernel_solver(kernel, i0.device, dtype, params.gamma, triton_config)
     levels = image_pyramid(torch.cat([i0, i1], 1).to(dtype), params.nscales, params.scaleStep)
     n, (h, w) = i0.shape[0], levels[-1].shape[-2:]
     channels = 3 if params.gamma != 0 else 2
@@ -345,9 +382,8 @@ def tvl1_flow(
         for level in levels[1:]:  # only the coarsest level's copy is used, as in OpenCV
             flow = resize_linear(flow, level.shape[-2:], (1 / params.scaleStep,) * 2) * params.scaleStep
         u[:, :2] = flow
-    step, median = kernels(compile)
     for s in range(len(levels) - 1, -1, -1):
-        u = _solve_level(levels[s][:, :1], levels[s][:, 1:], u, params, step, median, sync_every, stats)
+        u = solve(levels[s][:, :1], levels[s][:, 1:], u, params, compile, sync_every, stats)
         if s:
             u = resize_linear(u, levels[s - 1].shape[-2:])
             u[:, :2] /= params.scaleStep  # the illumination term is not a displacement
@@ -370,6 +406,7 @@ class TorchTVL1:
         batch_size: pairs per batch on the device (roughly 15 MB each at 340x256; the benchmark prints the peak).
         sync_every: see :func:`tvl1_flow`.
         compile: ``torch.compile`` the iteration (False, True, or a compile mode name).
+        kernel: "torch" (the reference) or "triton" (fused kernels; see :func:`tvl1_flow`).
     """
 
     def __init__(
@@ -390,6 +427,7 @@ class TorchTVL1:
         batch_size: int = 64,
         sync_every: int = 5,
         compile: bool | str = False,
+        kernel: str = "torch",
     ):
         self.params = TVL1Params(
             tau, lambda_, theta, nscales, warps, epsilon, innerIterations, outerIterations, scaleStep, gamma,
@@ -401,10 +439,12 @@ class TorchTVL1:
         self.batch_size = batch_size
         self.sync_every = sync_every
         self.compile = compile
+        _kernel_solver(kernel, self.device, torch.float32, gamma)  # fails now, not at the first batch
+        self.kernel = kernel
 
     def config(self) -> dict:
         """The parameters as a plain dict (for the record written beside the flow)."""
-        return {**asdict(self.params), "backend": "torch", "device": str(self.device)}
+        return {**asdict(self.params), "backend": "torch", "device": str(self.device), "kernel": self.kernel}
 
     def compute(self, prev: np.ndarray, next: np.ndarray, flow: np.ndarray | None = None) -> np.ndarray:  # noqa: A002
         """Flow from each ``prev[i]`` to ``next[i]``.
@@ -431,7 +471,10 @@ class TorchTVL1:
             init = None
             if flow is not None:
                 init = torch.from_numpy(np.ascontiguousarray(flow[start:end])).to(self.device).permute(0, 3, 1, 2)
-            result = tvl1_flow(a, b, self.params, initial_flow=init, sync_every=self.sync_every, compile=self.compile)
+            result = tvl1_flow(
+                a, b, self.params, initial_flow=init, sync_every=self.sync_every, compile=self.compile,
+                kernel=self.kernel,
+            )  # fmt: skip
             out[start:end] = result.permute(0, 2, 3, 1).float().cpu().numpy()
         return out
 
@@ -439,11 +482,13 @@ class TorchTVL1:
 # --------------------------------------------------------------------------- registry adapter
 
 # The `--flow-param` names of `prepare --flow-backend torch`: OpenCV's (its misspelt
-# "innnerIterations" included, so one set of parameters drives both backends), plus where to run.
+# "innnerIterations" included, so one set of parameters drives both backends), plus where and
+# how to run: `kernel=triton` selects the fused Triton kernels (CUDA only).
 TORCH_BACKEND_DEFAULTS: dict = {
     **{("innnerIterations" if k == "innerIterations" else k): v for k, v in asdict(TVL1Params()).items()},
     "device": "auto",
     "batch_size": 64,
+    "kernel": "torch",
 }
 
 
@@ -481,7 +526,12 @@ def _register() -> None:
             self.batch_size = resolved["batch_size"]
             kw = {("innerIterations" if k == "innnerIterations" else k): v for k, v in resolved.items()}
             kw.update(device=self.device)
-            self._impl = TorchTVL1(**kw)
+            try:
+                self._impl = TorchTVL1(**kw)
+            except ValueError as e:
+                from ytfgvc.errors import YtfgvcError
+
+                raise YtfgvcError(f"--flow-param: {e}") from None
 
         def compute(self, prev: np.ndarray, next: np.ndarray) -> np.ndarray:  # noqa: A002
             check_pair_batch(prev, next)
