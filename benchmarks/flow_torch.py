@@ -70,19 +70,34 @@ def synthetic_pairs(n: int, width: int, height: int) -> tuple[np.ndarray, np.nda
 
 
 def video_pairs(path: str, n: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray, None]:
-    """The first ``n`` consecutive-frame pairs of a video, gray and resized to width x height."""
-    import av
+    """The first ``n`` consecutive-frame pairs of a video, gray and resized to width x height.
 
+    Decoded with PyAV, or with OpenCV's own FFmpeg where PyAV is not installed.
+    """
     frames = []
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            gray = frame.to_ndarray(format="gray")
-            frames.append(cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA))
-            if len(frames) > n:
-                break
+    for gray in _gray_frames(path):
+        frames.append(cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA))
+        if len(frames) > n:
+            break
     if len(frames) < 2:
         sys.exit(f"{path}: fewer than 2 frames decoded")
     return np.stack(frames[:-1]), np.stack(frames[1:]), None
+
+
+def _gray_frames(path: str):
+    try:
+        import av
+    except ImportError:
+        cap = cv2.VideoCapture(path)
+        ok, bgr = cap.read()
+        while ok:
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            ok, bgr = cap.read()
+        cap.release()
+        return
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="gray")
 
 
 # ---------------------------------------------------------------- OpenCV
