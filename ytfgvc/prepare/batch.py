@@ -292,6 +292,33 @@ def _prepare_videos(
     return list(_run_jobs(jobs, workers, progress, desc)), done, stale, deferred, workers
 
 
+def _selected_ids(ds: Dataset, snap: Any, video_ids: list[str] | None) -> list[str]:
+    """The downloaded ids this run prepares (all, or those of ``video_ids``); none at all is an error."""
+    ids = sorted(snap.ids)
+    if not ids:
+        raise NoVideosError(
+            f"{ds.name}: no downloaded videos under {ds.layout.videos_dir}",
+            f"run `ytfgvc download {ds.name}` first (or put <id>.mp4 files there)",
+        )
+    if video_ids is None:
+        return ids
+    unknown = sorted(set(video_ids) - set(ids))
+    if unknown:
+        raise YtfgvcError(f"{len(unknown)} requested ids are not downloaded: {', '.join(unknown[:5])}")
+    wanted = set(video_ids)
+    return [v for v in ids if v in wanted]
+
+
+def _write_lists(ds: Dataset, snap: Any, errors: dict[str, str], warnings: list[str]) -> dict[str, Any] | None:
+    """The rawframe lists (with why each missing video is missing), or a warning when no lists are imported."""
+    if not ds.imported:
+        warnings.append(f"no official lists imported: lists/ not written (`ytfgvc annotations import {ds.name}`)")
+        return None
+    reasons = {v: "not downloaded" for v in ds.official().label_of() if v not in snap.ids}
+    reasons.update({v: f"prepare failed: {e}" for v, e in errors.items()})
+    return write_lists(ds, reasons, manifest=snap.hash).to_dict()
+
+
 def prepare_dataset(
     root: Path,
     dataset: str,
@@ -315,37 +342,17 @@ def prepare_dataset(
     if cfg.cluster.is_ray:
         require_ray()  # before anything is written
     ds = Dataset.open(root, dataset)
-    card, layout = ds.card, ds.layout
-    t0 = time.perf_counter()
+    layout, t0 = ds.layout, time.perf_counter()
     snap = snapshot(layout)  # the ids framed and the hash the lists carry: one read of the ledger
-    ids = sorted(snap.ids)
-    if not ids:
-        raise NoVideosError(
-            f"{dataset}: no downloaded videos under {layout.videos_dir}",
-            f"run `ytfgvc download {dataset}` first (or put <id>.mp4 files there)",
-        )
-    if video_ids is not None:
-        unknown = sorted(set(video_ids) - set(ids))
-        if unknown:
-            raise YtfgvcError(f"{len(unknown)} requested ids are not downloaded: {', '.join(unknown[:5])}")
-        wanted = set(video_ids)
-        ids = [v for v in ids if v in wanted]
-    settings = cfg.video_settings(card)
+    ids = _selected_ids(ds, snap, video_ids)
+    settings = cfg.video_settings(ds.card)
     with _dataset_lock(layout) as lock:
         try:
             results, done, stale, deferred, workers = _prepare_videos(layout, ids, cfg, settings, progress)
             lock.check()
             errors = {r.video_id: r.error for r in results if r.error}
             warnings = [f"{r.video_id}: {w}" for r in results for w in r.warnings]
-            lists = None
-            if ds.imported:
-                reasons = {v: "not downloaded" for v in ds.official().label_of() if v not in snap.ids}
-                reasons.update({v: f"prepare failed: {e}" for v, e in errors.items()})
-                lists = write_lists(ds, reasons, manifest=snap.hash).to_dict()
-            else:
-                warnings.append(
-                    f"no official lists imported: lists/ not written (`ytfgvc annotations import {dataset}`)"
-                )
+            lists = _write_lists(ds, snap, errors, warnings)
         except Exception as e:
             if is_disk_full(e):  # a worker's JPEG, a meta.json, the lists: nothing half-written is kept
                 raise disk_full_error(getattr(e, "filename", None) or layout.base, e) from None
