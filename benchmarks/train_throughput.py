@@ -5,9 +5,8 @@ on GPU), in one process:
 
 * train ceiling: optimizer steps on random tensors already on the device (clips/s);
 * train pipeline: the same steps fed by the real data path (rawframe dataset, loader
-  workers, JPEG decoding where the engine decodes it: the workers, into pinned slots on a
-  GPU, or nvjpeg with ``--decode gpu``; multi-scale crop, flip, normalization), from a
-  frames folder this script generates;
+  workers decoding the JPEGs, into pinned slots on a GPU; multi-scale crop, flip,
+  normalization), from a frames folder this script generates;
 * test ceiling and pipeline: the test protocol (25 segments × 10 crops for TSN/RRA, the
   middle frame or clip for BN-Inception/I3D) in videos/s.
 
@@ -20,8 +19,6 @@ with DistributedDataParallel; the scaling efficiency is
     torchrun --nproc_per_node 2 benchmarks/train_throughput.py --ddp --methods tsn --out ddp.json
     python benchmarks/train_throughput.py --device cpu --tiny                 # a CPU, toy sizes
     python benchmarks/train_throughput.py --methods i3d --no-ring             # workers' batches in new segments
-    python benchmarks/train_throughput.py --methods i3d --decode gpu --jpeg-backend hardware   # nvjpeg's engines
-    python benchmarks/train_throughput.py --methods bninception --decode gpu --jpeg-threads 4  # hybrid threads
     python benchmarks/train_throughput.py --methods i3d --worker-stage pixels    # workers crop too
 """
 
@@ -30,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -50,12 +46,10 @@ from ytfgvc.data.loader import (  # noqa: E402
     DeviceBatch,
     EpochSampler,
     auto_workers,
-    decode_on_device,
     device_batches,
     make_loader,
     worker_stage,
 )
-from ytfgvc.data.nvjpeg import JPEG_BACKENDS, jpeg_backend, jpeg_threads  # noqa: E402
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset, read_list  # noqa: E402
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample  # noqa: E402
 from ytfgvc.engine import all_gather_objects, autocast, barrier, init_distributed, shutdown_distributed  # noqa: E402
@@ -81,11 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--input-size", type=int, default=0, help="override the input size")
     p.add_argument("--pretrained", action="store_true", help="load pretrained weights (no effect on speed)")
     p.add_argument("--workers", type=int, default=0, help="loader workers (default: as workers: auto)")
-    p.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument(
-        "--jpeg-backend", default=None, choices=JPEG_BACKENDS, help="nvjpeg path for --decode gpu (YTFGVC_JPEG_BACKEND)"
-    )
-    p.add_argument("--jpeg-threads", type=int, default=0, help="hybrid decoder CPU threads (YTFGVC_JPEG_THREADS)")
     p.add_argument(
         "--worker-stage", default=None, choices=["pixels", "frames"], help="workers decoding: crop there or on the GPU"
     )
@@ -105,8 +94,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="toy sizes for a CPU check (resnet18 at 64 px, few videos)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     a = p.parse_args(argv)
-    if (a.jpeg_backend or a.jpeg_threads) and a.decode != "gpu":
-        p.error("--jpeg-backend and --jpeg-threads choose how nvjpeg decodes: add --decode gpu")
     if a.tiny:
         a.backbone = a.backbone or "resnet18"
         a.input_size = a.input_size or 64
@@ -198,8 +185,6 @@ class Method:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.batch = args.batch or (GPU_BATCH.get(name, 32) if cuda else 2)
         self.test_batch = args.test_batch or (cfg.test_batch if cuda else 1)
-        # Where JPEGs are decoded, as the benchmark engine decides (the GPU, or the loader workers)
-        self.decode_on_gpu = decode_on_device(device, args.decode)
         self.device, self.env, self.args, self.layout = device, env, args, layout
         self.mean = getattr(self.model, "input_mean", IMAGENET_MEAN)
         self.std = getattr(self.model, "input_std", IMAGENET_STD)
@@ -240,12 +225,10 @@ class Method:
         records = read_list(self.layout, "train")
         need = (self.args.warmup + self.args.steps + 8) * batch * world
         records = records * -(-need // len(records))
-        stage = worker_stage(self.device, self.decode_on_gpu)
-        if self.args.worker_stage and not self.decode_on_gpu:
-            stage = self.args.worker_stage
+        stage = self.args.worker_stage or worker_stage(self.device)
         ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage)
         sampler = EpochSampler(len(ds), world, rank, shuffle=train, global_batch=batch * world if train else 0)
-        pin = self.device.type == "cuda" and not self.decode_on_gpu
+        pin = self.device.type == "cuda"
         loader = make_loader(ds, sampler, batch, workers(self.args), pin, ring=pin and not self.args.no_ring)
         self.dataset = ds
         to_device = DeviceBatch(ds, self.device, self.kind, self.mean, self.std, self.channels_last)
@@ -368,8 +351,6 @@ def measure(name: str, args, layout, env) -> dict:
         "input": [m.cfg.num_segments, m.cfg.input_size],
         "batch": m.batch,
         "amp": "bf16" if m.amp else "off",
-        "decode": {split: f"gpu ({jpeg_backend(t)})" if m.decode_on_gpu else "cpu (workers)" for split, t in SPLITS},
-        "jpeg_threads": jpeg_threads(),
         "workers": workers(args),
     }
     if args.profile:
@@ -419,10 +400,6 @@ def measure_ddp(name: str, args, layout, env) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    if args.jpeg_backend:
-        os.environ["YTFGVC_JPEG_BACKEND"] = args.jpeg_backend
-    if args.jpeg_threads:
-        os.environ["YTFGVC_JPEG_THREADS"] = str(args.jpeg_threads)
     for mod in args.imports:
         importlib.import_module(mod)
     env = init_distributed(args.device)

@@ -206,6 +206,16 @@ def test_an_older_config_with_lr_step_still_loads(tmp_path):
     assert cfg.lr_steps == (40, 80) and cfg.schema == "ytfgvc-benchmark-config-2"
 
 
+@pytest.mark.parametrize("decode", ["auto", "cpu", "gpu"])
+def test_a_config_with_the_removed_decode_key_still_loads(tmp_path, decode):
+    """``decode`` chose nvjpeg on the GPU (``gpu``), since removed: the loader workers decode in every config."""
+    old = yaml.safe_load((BASELINES_DIR / "i3d_resnet50_32_rgb.yaml").read_text()) | {"decode": decode}
+    f = tmp_path / "old.yaml"
+    f.write_text(yaml.safe_dump(old))
+    cfg = load_config(config_file=f)
+    assert "decode" not in cfg.to_dict() and cfg == load_config("i3d", "paper")
+
+
 def test_config_layers_and_errors(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("method: tsn\nepochs: 7\nmodel: {kwargs: {dropout: 0.5}}\n")

@@ -83,9 +83,15 @@ def test_resume_refuses_a_different_config(root, tmp_path):
     run_benchmark(cfg.replace(run="r"), tmp_path, progress=False, stop_after=1, echo=lambda s: None)
     with pytest.raises(YtfgvcError, match=r"different config \(lr\)"):
         run_benchmark(cfg.replace(run="r", lr=0.5), tmp_path, resume=True, progress=False)
-    (tmp_path / "synthetic/tsn/r/checkpoint.pt").write_bytes(b"torn")
+    # A checkpoint of an older version, whose config still had `decode` (removed): resumed, not refused.
+    ckpt = tmp_path / "synthetic/tsn/r/checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    torch.save(state | {"config": state["config"] | {"decode": "gpu"}}, ckpt)
+    assert run_benchmark(cfg.replace(run="r"), tmp_path, resume=True, progress=False).status == "finished"
+    run_benchmark(cfg.replace(run="s"), tmp_path, progress=False, stop_after=1, echo=lambda s: None)
+    (tmp_path / "synthetic/tsn/s/checkpoint.pt").write_bytes(b"torn")
     with pytest.raises(YtfgvcError, match="cannot read checkpoint"):
-        run_benchmark(cfg.replace(run="r"), tmp_path, resume=True, progress=False)
+        run_benchmark(cfg.replace(run="s"), tmp_path, resume=True, progress=False)
 
 
 def test_gradient_accumulation_equals_one_big_batch(root, tmp_path):

@@ -13,7 +13,6 @@ from ytfgvc.data.loader import (
     DeviceBatch,
     EpochSampler,
     collate,
-    decode_on_device,
     make_loader,
     worker_stage,
 )
@@ -79,17 +78,17 @@ def test_items_are_deterministic_per_epoch_and_shaped_by_the_protocol(layout):
     assert clip[(0, 0)]["pixels"].shape == (1, 8, 3, 32, 32)
 
 
-def test_decoding_or_cropping_on_the_device_gives_the_same_pixels(layout):
-    """The GPU paths (frames or bytes to DeviceBatch, cropped or decoded there), run on the CPU, equal the worker's."""
+def test_cropping_on_the_device_gives_the_same_pixels(layout):
+    """The GPU path (decoded frames to DeviceBatch, cropped there), run on the CPU, equals the worker's."""
     records = read_list(layout, "train")
     plan, crop = FramePlan("segments", 3, train=True), MultiScaleCrop(24)
     here = RawFrameDataset(layout, records, plan, crop, seed=1, stage="pixels")
     keys = [(2, i) for i in range(4)]
     expected = collate([here[k] for k in keys])["pixels"]
-    for stage in ("frames", "jpeg"):
-        there = RawFrameDataset(layout, records, plan, crop, seed=1, stage=stage)
-        to_dev = DeviceBatch(there, torch.device("cpu"))
-        assert torch.equal(to_dev.pixels(collate([there[k] for k in keys])), expected), stage
+    there = RawFrameDataset(layout, records, plan, crop, seed=1, stage="frames")
+    to_dev = DeviceBatch(there, torch.device("cpu"))
+    assert torch.equal(to_dev.pixels(collate([there[k] for k in keys])), expected)
+    assert torch.equal(to_dev.pixels(collate(there.__getitems__(keys))), expected)
 
 
 def test_device_batch_normalizes_and_lays_out_frames_and_clips(layout):
@@ -119,12 +118,10 @@ def test_training_shards_make_the_same_global_batches_on_any_number_of_ranks():
     assert [i for _, i in s] != [i for _, i in one] and all(e == 1 for e, _ in s)
 
 
-def test_worker_stage_and_decode_placement():
-    cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert worker_stage(cpu, False) == "pixels" and worker_stage(gpu, False) == "frames"
-    assert worker_stage(gpu, True) == "jpeg"
-    assert not any(decode_on_device(cpu, d) for d in ("auto", "cpu", "gpu"))
-    assert not decode_on_device(gpu, "cpu") and not decode_on_device(gpu, "auto")  # workers decode by default
+def test_workers_crop_on_a_cpu_and_leave_the_crops_to_a_gpu():
+    assert worker_stage(torch.device("cpu")) == "pixels" and worker_stage(torch.device("cuda")) == "frames"
+    with pytest.raises(ValueError, match="stage must be one of"):
+        RawFrameDataset(DatasetLayout(Path("."), "x"), [], FramePlan("clip", 8, False), OverSample(8), stage="jpeg")
 
 
 def test_test_shards_cover_every_video_with_padding():
@@ -179,6 +176,37 @@ def test_a_frame_of_another_size_in_a_clip_names_the_file(layout, tmp_path):
     odd.write_bytes(b"\xff\xd8\xff\xdb\x00\x43" + bytes(40))  # truncated
     with pytest.raises(YtfgvcError, match=f"{odd.name}.*prepare"):
         ds[(0, 0)]
+
+
+@pytest.mark.parametrize(
+    "cut, reason, header_readable",
+    [
+        (lambda data: b"GIF89a" + bytes(40), "not a JPEG file", False),
+        (lambda data: b"", "not a JPEG file", False),
+        (lambda data: data[:60], "truncated", False),  # a cut header, as a killed writer would leave
+        (lambda data: data[: len(data) // 2], "truncated", True),  # a cut scan
+    ],
+)
+@pytest.mark.parametrize("stage", ["pixels", "frames"])
+def test_a_corrupt_frame_is_named_with_the_reason_and_a_fix(layout, tmp_path, cut, reason, header_readable, stage):
+    record = read_list(layout, "train")[0]
+    lay = DatasetLayout(tmp_path, "synthetic")
+    shutil.copytree(layout.frames_dir(record.video_id), lay.frames_dir(record.video_id))
+    frame = lay.frames_dir(record.video_id) / DatasetLayout.frame_name(1)
+    frame.write_bytes(cut(frame.read_bytes()))
+    plan = FramePlan("clip", record.num_frames, train=False)  # every frame
+    ds = RawFrameDataset(lay, [record], plan, OverSample(16, 1), stage=stage)
+    with pytest.raises(YtfgvcError, match=f"cannot decode frame .*{record.video_id}.*img_00001.jpg: .*{reason}") as e:
+        ds.__getitems__([(0, 0)])
+    assert "ytfgvc prepare" in e.value.hint
+    assert "\n" not in str(e.value) and ".cpp" not in str(e.value)  # one line, without torchvision's source location
+    assert ds.frame_bytes() == (3 * 40 * 48 if header_readable else 0)  # the ring's size: PIL reads the header
+
+
+def test_the_ring_is_sized_from_the_first_frames_headers(layout):
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 2, train=False), OverSample(16, 1), stage="frames")
+    assert ds.frame_bytes() == 3 * 40 * 48
 
 
 def test_workers_decode_into_a_slot_ring_and_reuse_slots_a_dropped_pass_left(layout):

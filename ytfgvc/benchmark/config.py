@@ -87,7 +87,6 @@ class BenchmarkConfig(ConfigBase):
     batch_size: int = 256  # clips per optimizer step, over all processes
     micro_batch: int = 0  # clips per forward pass per process; 0: the whole share, halved on GPU OOM
     workers: int | str = "auto"  # loader processes per process; auto: its share of the cores (loader.auto_workers)
-    decode: str = "auto"  # auto and cpu: loader workers (loader.decode_on_device); gpu: nvjpeg
     device: str = "auto"
     amp: str = "auto"  # auto (bf16 on GPU), bf16, off
     channels_last: bool = True  # on GPU, and on CPU for frame (2D) models
@@ -114,7 +113,6 @@ class BenchmarkConfig(ConfigBase):
         need(self.sampling in ("segments", "clip"), "--set sampling", f"segments or clip, got {self.sampling!r}")
         need(self.modality == "rgb", "--set modality", f"only rgb is implemented, got {self.modality!r}")
         need(self.test_crops in (1, 10), "--set test_crops", f"1 or 10, got {self.test_crops!r}")
-        need(self.decode in ("auto", "cpu", "gpu"), "--decode", f"auto, cpu or gpu, got {self.decode!r}")
         need(self.amp in ("auto", "bf16", "off"), "--amp", f"auto, bf16 or off, got {self.amp!r}")
         ok_device = self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(self.device)) is not None
         need(ok_device, "--device", f"auto, cpu, cuda or cuda:N, got {self.device!r}")
@@ -249,8 +247,14 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
-    """A config dict of an older schema in today's keys (``ytfgvc-benchmark-config-1``: ``lr_step``)."""
+    """A config dict of an older schema or version in today's keys.
+
+    ``ytfgvc-benchmark-config-1``'s ``lr_step`` becomes ``lr_steps``; ``decode`` (where JPEGs
+    were decoded: the loader workers, or nvjpeg on the GPU, since removed) is dropped, as
+    the workers always decode now.
+    """
     data = dict(data)
+    data.pop("decode", None)
     if "lr_step" in data:
         step = data.pop("lr_step")
         epochs = data.get("epochs", 120)

@@ -1,4 +1,4 @@
-"""How a run uses its hardware: precision, memory layout, JPEG decoding, micro-batch, DDP."""
+"""How a run uses its hardware: precision, memory layout, loader workers, micro-batch, DDP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ytfgvc.benchmark.config import BenchmarkConfig
-from ytfgvc.data.loader import auto_workers, decode_on_device, gpu_decode_available
+from ytfgvc.data.loader import auto_workers
 from ytfgvc.engine import DistEnv, find_micro_batch
 from ytfgvc.errors import YtfgvcError
 
@@ -21,7 +21,6 @@ class Setup:
 
     amp: torch.dtype | None
     channels_last: bool
-    decode_on_gpu: bool  # JPEGs decoded on the GPU path (else in the loader workers)
     micro_batch: int
     accum_steps: int
     notes: list[str]
@@ -29,7 +28,7 @@ class Setup:
 
 
 def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: str, n_train: int) -> Setup:
-    """Precision, memory layout, where JPEGs are decoded, loader workers, and the micro-batch (probed on GPU)."""
+    """Precision, memory layout, loader workers, and the micro-batch (probed on GPU)."""
     cuda = env.device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -37,11 +36,6 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
     # faster in it, its 3D one slower).
     channels_last = cfg.channels_last and (cuda or kind == "frames")
     amp = torch.bfloat16 if cfg.amp == "bf16" or (cfg.amp == "auto" and cuda) else None
-    if cfg.decode == "gpu" and not cuda:
-        raise YtfgvcError("--decode gpu needs a CUDA device", "use --decode cpu or auto")
-    if cfg.decode == "gpu" and not gpu_decode_available(env.device):
-        raise YtfgvcError("--decode gpu: torchvision cannot decode JPEGs on this GPU (nvjpeg)", "use --decode cpu")
-    decode_on_gpu = decode_on_device(env.device, cfg.decode)
     if cfg.batch_size % env.world:
         raise YtfgvcError(f"--batch-size {cfg.batch_size} does not split over {env.world} processes")
     if n_train < cfg.batch_size:
@@ -56,7 +50,7 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
     else:
         micro = per_rank
     workers = auto_workers() if cfg.workers == "auto" else cfg.workers
-    return Setup(amp, channels_last, decode_on_gpu, micro, per_rank // micro, notes, workers)
+    return Setup(amp, channels_last, micro, per_rank // micro, notes, workers)
 
 
 def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtype | None) -> Callable[[int], None]:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ytfgvc.benchmark import records
-from ytfgvc.benchmark.config import BenchmarkConfig
+from ytfgvc.benchmark.config import BenchmarkConfig, upgrade_config_dict
 from ytfgvc.benchmark.data import DataInfo, load_data, resolve
 from ytfgvc.benchmark.hardware import Setup, resolve_setup, wrap_model
 from ytfgvc.benchmark.optim import build_optimizer, lr_at, set_lr
@@ -42,7 +42,6 @@ from ytfgvc.data.loader import (
     make_loader,
     worker_stage,
 )
-from ytfgvc.data.nvjpeg import jpeg_backend
 from ytfgvc.data.rawframes import FramePlan, RawFrameDataset
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample
 from ytfgvc.engine import (
@@ -67,7 +66,7 @@ from ytfgvc.system.fserrors import disk_full_error, is_disk_full
 from ytfgvc.system.locks import Lock, LockHeld
 
 # Keys that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("workers", "compile", "decode", "test_batch", "device", "find_unused_parameters")
+RESUMABLE_CHANGES = ("workers", "compile", "test_batch", "device", "find_unused_parameters")
 
 
 @dataclass
@@ -221,7 +220,7 @@ def _run_locked(
         if not resume:
             raise YtfgvcError(f"{folder} holds an unfinished run", "pass --resume to continue it, or --run-name NAME")
         state = load_checkpoint(files.checkpoint)
-        _check_same_config(state["config"], cfg, folder)
+        _check_same_config(upgrade_config_dict(state["config"]), cfg, folder)
     run = _build(cfg, data, env, folder, state, session_start)
     if state is not None:
         echo(f"resuming {folder} after epoch {run.start_epoch} of {cfg.epochs}")
@@ -302,11 +301,11 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
         FramePlan(cfg.sampling, cfg.num_segments, train=True),
         MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
         seed=cfg.seed,
-        stage=worker_stage(env.device, setup.decode_on_gpu),
+        stage=worker_stage(env.device),
     )
     to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
-    pin = env.device.type == "cuda" and not setup.decode_on_gpu
+    pin = env.device.type == "cuda"
     loader = make_loader(train_ds, sampler, setup.micro_batch, setup.workers, pin, cfg.seed)
     if state is not None:  # last, so that nothing above draws from the restored generators
         if len(state["rng"]) == env.world:
@@ -410,11 +409,11 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         FramePlan(cfg.sampling, cfg.test_segments, train=False),
         crop,
         seed=cfg.seed,
-        stage=worker_stage(env.device, setup.decode_on_gpu),
+        stage=worker_stage(env.device),
     )
     to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)
-    pin = env.device.type == "cuda" and not setup.decode_on_gpu
+    pin = env.device.type == "cuda"
     loader = make_loader(test_ds, sampler, cfg.test_batch, setup.workers, pin, cfg.seed)
     model.eval()
     forward = torch.compile(model) if cfg.compile else model
@@ -496,7 +495,6 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "amp": "bf16" if setup.amp is not None else "off",
             "channels_last": setup.channels_last,
             "compile": cfg.compile,
-            "decode": _decode_record(setup),
             "workers": setup.workers,
         },
         "pretrained_source": weights["source"],
@@ -518,10 +516,3 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _decode_record(setup: Setup) -> str:
-    """Where JPEGs were decoded: "cpu" (loader workers), or "gpu" and nvjpeg's backend for each split."""
-    if not setup.decode_on_gpu:
-        return "cpu"
-    return f"gpu (train {jpeg_backend(True)}, test {jpeg_backend(False)})"

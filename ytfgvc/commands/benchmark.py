@@ -100,12 +100,6 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
     "or cuda:N (GPU N, one process) [auto].",
 )
 @click.option(
-    "--decode",
-    type=click.Choice(["auto", "cpu", "gpu"]),
-    default=None,
-    help="Where JPEGs are decoded: loader workers (cpu, and auto), or nvjpeg on the GPU (gpu).",
-)
-@click.option(
     "--amp",
     type=click.Choice(["auto", "bf16", "off"]),
     default=None,

@@ -3,7 +3,7 @@
 import warnings
 
 # torchvision 0.29 deprecates its JPEG codecs in favour of TorchCodec; they remain the
-# decoders used here (CPU libjpeg-turbo and GPU nvjpeg) until TorchCodec is a dependency.
+# decoder used here (libjpeg-turbo, in the loader workers) until TorchCodec is a dependency.
 warnings.filterwarnings(
     "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
 )

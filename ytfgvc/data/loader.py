@@ -9,18 +9,18 @@
 * :func:`make_loader` gives workers that decode frames for a GPU a slot ring
   (:mod:`ytfgvc.data.ring`): pinned shared buffers they decode whole batches into, which
   reach the GPU by DMA with no copy on the host.
-* :func:`collate` stacks items; :class:`DeviceBatch` moves a batch to the device, decodes
-  JPEGs there when the workers did not (nvjpeg: :mod:`ytfgvc.data.nvjpeg`), crops,
+* :func:`collate` stacks items; :class:`DeviceBatch` moves a batch to the device, crops,
   normalizes and lays the tensor out as the model wants it (``channels_last`` on GPU).
+  The loader workers always decode the JPEGs (libjpeg-turbo), so a GPU run sees the pixels
+  a CPU run sees.
 * :func:`device_batches` runs :class:`DeviceBatch` one or two batches ahead on a side
-  CUDA stream in a thread, so decoding and cropping overlap the training step.
+  CUDA stream in a thread, so the transfer and the crops overlap the training step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import math
 import os
 import queue
@@ -30,15 +30,11 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from ytfgvc.data.host import local_processes, usable_cores
-from ytfgvc.data.nvjpeg import NvjpegError, batched_decoder, jpeg_backend
 from ytfgvc.data.rawframes import RawFrameDataset, batch_buffer, clip_views, crop_batch, frames_batch
 from ytfgvc.data.ring import TaggedBatches, make_ring
 from ytfgvc.system.lifeline import Token, bind_to_main, main_token
-
-log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,35 +74,18 @@ class EpochSampler(Sampler):
             yield self.epoch, int(i)
 
 
-def decode_on_device(device: torch.device, decode: str) -> bool:
-    """Whether a loader's JPEGs are decoded on the GPU (nvjpeg) rather than in the loader workers.
-
-    ``decode`` is ``"auto"``, ``"cpu"`` or ``"gpu"``. ``"auto"`` is the loader workers
-    (libjpeg-turbo) everywhere: on a GPU they decode into pinned slots and the GPU crops,
-    which fed every method's training and test path at 0.94-0.97 of the model-only ceiling
-    on an H200, where nvjpeg (``"gpu"``: :func:`ytfgvc.data.nvjpeg.jpeg_backend`) left
-    BN-Inception's and I3D's test paths at 0.83 and 0.77 (``benchmarks/train_throughput.py``).
-    It also gives a GPU run the pixels a CPU run sees.
-    """
-    if torch.device(device).type != "cuda" or decode != "gpu":
-        return False
-    return gpu_decode_available(device)
-
-
-def worker_stage(device: torch.device, decode_on_device: bool) -> str:
+def worker_stage(device: torch.device) -> str:
     """How far loader workers take a sample (see :class:`RawFrameDataset`).
 
-    JPEGs go to the GPU undecoded when it decodes them; otherwise workers decode them, and
-    crop them too on a CPU run. On a GPU the crops are left to it: resizing crops is most
-    of a worker's time, and one batched resize on the GPU costs little.
+    Workers decode the JPEGs; on a CPU run they crop them too. On a GPU the crops are left
+    to it: resizing crops is most of a worker's time, and one batched resize on the GPU
+    costs little.
     """
-    if decode_on_device:
-        return "jpeg"
     return "frames" if torch.device(device).type == "cuda" else "pixels"
 
 
 def collate(items: Sequence[dict] | dict) -> dict:
-    """Batch items of :class:`RawFrameDataset` (cropped pixels, decoded frames, or JPEG bytes).
+    """Batch items of :class:`RawFrameDataset` (cropped pixels, or decoded frames).
 
     A dict is a batch the dataset fetched and collated itself
     (:meth:`RawFrameDataset.__getitems__`) and is returned as it is.
@@ -119,14 +98,8 @@ def collate(items: Sequence[dict] | dict) -> dict:
     }
     if "pixels" in items[0]:
         batch["pixels"] = _stack_shared([it["pixels"] for it in items])
-    elif "frames" in items[0]:
-        batch["frames"], batch["shapes"] = frames_batch([it["frames"] for it in items])
-        batch["draws"] = [it["draw"] for it in items]
     else:
-        batch["jpeg"] = torch.cat([it["jpeg"] for it in items])
-        batch["lengths"] = torch.cat([it["lengths"] for it in items])
-        batch["headers"] = torch.cat([it["headers"] for it in items])
-        batch["counts"] = [len(it["lengths"]) for it in items]
+        batch["frames"], batch["shapes"] = frames_batch([it["frames"] for it in items])
         batch["draws"] = [it["draw"] for it in items]
     return batch
 
@@ -162,7 +135,6 @@ class DeviceBatch:
         self.mean = torch.tensor(mean, device=self.device).view(1, 1, 1, 1, 3)
         self.std = torch.tensor(std, device=self.device).view(1, 1, 1, 1, 3)
         self.channels_last = channels_last
-        self.jpeg_backend = jpeg_backend(dataset.plan.train)
 
     def pixels(self, batch: dict) -> torch.Tensor:
         """uint8 ``(B, V, T, 3, S, S)`` on the device."""
@@ -171,10 +143,8 @@ class DeviceBatch:
         if "slot" in batch:  # decoded into the loader's ring
             flat = self.dataset.ring.to_device(batch["slot"], batch["nbytes"], self.device)
             clips = channels_first(flat, batch["shapes"])
-        elif "frames" in batch:
-            clips = channels_first(batch["frames"].to(self.device, non_blocking=True), batch["shapes"])
         else:
-            clips = decode_clips(batch, self.device, self.jpeg_backend)
+            clips = channels_first(batch["frames"].to(self.device, non_blocking=True), batch["shapes"])
         return crop_batch(clips, self.crop, batch["draws"])
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -197,40 +167,6 @@ def channels_first(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tenso
         t, h, w = shapes[0].tolist()
         return list(flat.view(len(shapes), t, h, w, 3).permute(0, 1, 4, 2, 3).contiguous().unbind(0))
     return [clip.permute(0, 3, 1, 2).contiguous() for clip in clip_views(flat, shapes)]
-
-
-def decode_clips(batch: dict, device: torch.device, backend: str | None = None) -> list[torch.Tensor]:
-    """The clips of a ``"jpeg"`` batch decoded on ``device``: ``uint8 (T, 3, H, W)`` each.
-
-    nvjpeg's ``backend`` (default :func:`ytfgvc.data.nvjpeg.jpeg_backend`) takes the batch
-    in calls that release the GIL when every file is a baseline JPEG; otherwise, or if that
-    fails, or with the ``torchvision`` backend, torchvision decodes it.
-    """
-    headers = batch["headers"].numpy()
-    decoder = batched_decoder(device, backend) if headers[:, 2].all() else None
-    if decoder is not None:
-        try:
-            flat = decoder.decode(batch["jpeg"], batch["lengths"], headers[:, 0], headers[:, 1])
-            return _split_clips(flat, headers[:, :2], batch["counts"])
-        except NvjpegError as e:
-            log.warning("nvjpeg batched decoding failed (%s); decoding this batch with torchvision", e)
-    blobs = list(torch.split(batch["jpeg"], batch["lengths"].tolist()))
-    return _group(decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device), batch["counts"])
-
-
-def _split_clips(flat: torch.Tensor, sizes: np.ndarray, counts: list[int]) -> list[torch.Tensor]:
-    """Views of the clips in images laid end to end (see :func:`ytfgvc.data.nvjpeg.image_table`)."""
-    if (sizes == sizes[0]).all() and len(set(counts)) == 1:  # the usual batch: one view, unbound
-        h, w = (int(v) for v in sizes[0])
-        return list(flat.view(len(counts), counts[0], 3, h, w).unbind(0))
-    images = list(torch.split(flat, (3 * sizes[:, 0].astype(np.int64) * sizes[:, 1]).tolist()))
-    return _group([im.view(3, int(h), int(w)) for im, (h, w) in zip(images, sizes, strict=True)], counts)
-
-
-def _group(images: list[torch.Tensor], counts: list[int]) -> list[torch.Tensor]:
-    """Consecutive images stacked into clips of ``counts`` frames."""
-    starts = np.cumsum([0, *counts])
-    return [torch.stack(images[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
 PREFETCH = 4  # batches in flight per loader worker
@@ -298,19 +234,6 @@ def ring_limit_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // local_processes()
 
 
-def gpu_decode_available(device: torch.device) -> bool:
-    """Whether torchvision can decode JPEGs on ``device`` (nvjpeg)."""
-    from torchvision.io import encode_jpeg
-
-    if torch.device(device).type != "cuda":
-        return False
-    try:
-        decode_jpeg([encode_jpeg(torch.zeros(3, 16, 16, dtype=torch.uint8))], device=device)
-        return True
-    except (RuntimeError, TypeError):
-        return False
-
-
 _END = object()
 
 
@@ -324,8 +247,7 @@ def device_batches(
             yield to_device(b)
         return
     ready: queue.Queue = queue.Queue(maxsize=prefetch)
-    # High priority: the next batch's short decode and crop kernels go ahead of queued training
-    # kernels. (Not what held the hardware decoder back: see ytfgvc.data.nvjpeg.)
+    # High priority: the next batch's short crop kernels go ahead of queued training kernels.
     stream, stop = torch.cuda.Stream(device, priority=-1), threading.Event()
 
     def produce() -> None:

@@ -14,16 +14,17 @@ process draws it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from ytfgvc.data.jpeg import jpeg_header
 from ytfgvc.data.ring import SlotRing, TaggedKeys
 from ytfgvc.data.sampling import sample_clip_indices, sample_test_indices, sample_train_indices
 from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views, apply_views_batch
@@ -44,9 +45,8 @@ def _count(text: str, limit: int) -> int | None:
 
 
 FRAME_KINDS = ("segments", "clip")
-# What a loader worker hands over: cropped views, decoded frames (cropped on the device),
-# or JPEG bytes (decoded and cropped on the device).
-WORKER_STAGES = ("pixels", "frames", "jpeg")
+# What a loader worker hands over: cropped views, or decoded frames (cropped on the device).
+WORKER_STAGES = ("pixels", "frames")
 
 
 @dataclass(frozen=True)
@@ -151,15 +151,11 @@ class RawFrameDataset(Dataset):
 
     * ``"pixels"``: ``uint8 (V, T, 3, S, S)``, decoded and cropped here (in a loader worker);
     * ``"frames"``: ``frames`` ``uint8 (T, H, W, 3)`` decoded here (channels last, as the
-      decoder writes them: no transposing copy on the CPU), and the crop ``draw``;
-    * ``"jpeg"``: ``jpeg`` (the T files' bytes end to end), ``lengths`` ``(T,)``, ``headers``
-      ``(T, 3)`` (height, width, and 1 where nvjpeg's batched GPU paths take the file; see
-      :func:`ytfgvc.data.jpeg.jpeg_header`) and ``draw``.
+      decoder writes them: no transposing copy on the CPU), and the crop ``draw``.
 
-    :class:`ytfgvc.data.loader.DeviceBatch` does the rest on the device (nvjpeg decoding
-    for ``"jpeg"``, the crops for both). With ``"frames"``, a loader worker fetches a whole
-    batch at once (:meth:`__getitems__`) and decodes every frame straight into the batch's
-    one shared-memory buffer.
+    :class:`ytfgvc.data.loader.DeviceBatch` crops ``"frames"`` on the device. With
+    ``"frames"``, a loader worker fetches a whole batch at once (:meth:`__getitems__`) and
+    decodes every frame straight into the batch's one shared-memory buffer.
     """
 
     def __init__(
@@ -198,16 +194,6 @@ class RawFrameDataset(Dataset):
         index, draw, paths, inverse = self._sample(key)
         blobs = [_read(p) for p in paths]
         item = {"index": index, "label": self.records[index].label}
-        if self.stage == "jpeg":
-            headers = [_header(p, b) for p, b in zip(paths, blobs, strict=True)]
-            order = [blobs[i] for i in inverse]
-            item.update(
-                jpeg=torch.cat(order),
-                lengths=torch.tensor([len(b) for b in order]),
-                headers=torch.tensor([headers[i] for i in inverse], dtype=torch.int32).view(-1, 3),
-                draw=draw,
-            )
-            return item
         frames = torch.stack([_decode(p, b).permute(1, 2, 0) for p, b in zip(paths, blobs, strict=True)])
         if not np.array_equal(inverse, np.arange(len(inverse))):  # else no copy
             frames = frames[torch.from_numpy(inverse)]
@@ -230,16 +216,16 @@ class RawFrameDataset(Dataset):
             return [self[k] for k in keys]
         samples = [self._sample(k) for k in keys]
         blobs = [[_read(p) for p in s.paths] for s in samples]
-        # Every frame of a video has one size (checked as it is decoded)
-        sizes = [_header(s.paths[0], b[0])[:2] for s, b in zip(samples, blobs, strict=True)]
-        shapes = torch.tensor([(len(s.inverse), h, w) for s, (h, w) in zip(samples, sizes, strict=True)])
+        # The first frame of each video gives its size; every other frame is checked against it.
+        firsts = [_decode(s.paths[0], b[0]).permute(1, 2, 0) for s, b in zip(samples, blobs, strict=True)]
+        shapes = torch.tensor([(len(s.inverse), *f.shape[:2]) for s, f in zip(samples, firsts, strict=True)])
         nbytes = frames_nbytes(shapes)
         claim = self.ring.claim(nbytes, tag) if self.ring is not None and tag else None
         flat = batch_buffer(nbytes) if claim is None else claim[1]
         clips = clip_views(flat, shapes)
-        for clip, sample, files in zip(clips, samples, blobs, strict=True):
+        for clip, sample, files, first in zip(clips, samples, blobs, firsts, strict=True):
             for i, (path, blob) in enumerate(zip(sample.paths, files, strict=True)):
-                image = _decode(path, blob).permute(1, 2, 0)  # libjpeg's own HWC memory: a plain copy
+                image = first if i == 0 else _decode(path, blob).permute(1, 2, 0)  # libjpeg's HWC: a plain copy
                 if image.shape != clip.shape[1:]:
                     raise YtfgvcError(
                         f"frame {path} is {image.shape[1]}x{image.shape[0]}, the video's first frame "
@@ -262,10 +248,11 @@ class RawFrameDataset(Dataset):
         for record in self.records[:probe]:
             path = self.layout.frames_dir(record.video_id) / self.layout.frame_name(1)
             try:
-                h = jpeg_header(np.fromfile(path, np.uint8))
-            except (OSError, ValueError):
+                with Image.open(path) as image:  # reads the header only
+                    width, height = image.size
+            except (OSError, ValueError):  # unreadable, or not an image (PIL's UnidentifiedImageError)
                 return 0
-            largest = max(largest, 3 * h.height * h.width)
+            largest = max(largest, 3 * height * width)
         return largest
 
 
@@ -318,20 +305,20 @@ def crop_batch(clips: list[torch.Tensor], crop: MultiScaleCrop | OverSample, dra
     return apply_views_batch(clips, views, crop.input_size, short_side)
 
 
-def _header(path: Path, blob: torch.Tensor) -> tuple[int, int, int]:
-    try:
-        h = jpeg_header(blob.numpy())
-    except ValueError as e:
-        raise YtfgvcError(f"frame {path}: {e}", "run `ytfgvc prepare` again to re-extract it") from None
-    return h.height, h.width, int(h.batchable)
+# torchvision's errors may start with where they were raised: "decode_jpeg, /path/decode_jpeg.cpp:171, "
+_SOURCE_LOCATION = re.compile(r"^.*?\.cpp:\d+, ")
 
 
 def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
-    """``uint8 (3, H, W)``; a file libjpeg cannot decode is named with the fix."""
+    """``uint8 (3, H, W)``; a file libjpeg cannot decode (not a JPEG, cut short) is named, with the reason and fix."""
     try:
+        if len(blob) < 2 or blob[0] != 0xFF or blob[1] != 0xD8:
+            raise RuntimeError("not a JPEG file (no start-of-image marker)")
         return decode_jpeg(blob, mode=ImageReadMode.RGB)
     except RuntimeError as e:
-        raise YtfgvcError(f"cannot decode frame {path}: {e}", "run `ytfgvc prepare` again to re-extract it") from None
+        reason = _SOURCE_LOCATION.sub("", str(e).strip().splitlines()[0])
+        hint = "run `ytfgvc prepare` again to re-extract it"
+        raise YtfgvcError(f"cannot decode frame {path}: {reason}", hint) from None
 
 
 def _read(path: Path) -> torch.Tensor:
@@ -339,4 +326,6 @@ def _read(path: Path) -> torch.Tensor:
         data = path.read_bytes()
     except OSError as e:
         raise YtfgvcError(f"cannot read frame {path}: {e}", "run `ytfgvc prepare` again to re-extract it") from None
+    if not data:  # an empty file (torch.frombuffer refuses an empty buffer): _decode names it
+        return torch.empty(0, dtype=torch.uint8)
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
