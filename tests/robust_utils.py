@@ -80,3 +80,13 @@ def small_tmpfs(path: Path, size: int) -> Iterator[Path]:
 def grow_tmpfs(path: Path, size: str = "64m") -> None:
     """Free space: the tmpfs at ``path`` gets bigger."""
     subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
+
+
+def json_error_line(stdout: str, stderr: str) -> str:
+    """A ``--json`` run's error (a JSON object on stdout, nothing on stderr but notes) as the line a person sees."""
+    import json
+
+    assert not [ln for ln in stderr.splitlines() if not ln.startswith("note: ")], stderr
+    error = json.loads(stdout)
+    assert error["exit_status"] == 2 and "Traceback" not in stdout
+    return f"error: {error['error']}" + (f"; {error['hint']}" if error.get("hint") else "") + "\n"

@@ -13,6 +13,7 @@ from ytfgvc.cli import main
 
 from . import tiny_models  # noqa: F401  (registers test_tiny_frames)
 from .rawframes_utils import make_prepared
+from .robust_utils import json_error_line
 
 
 def test_a_full_disk_at_a_checkpoint_gives_one_line_and_resume_finishes(tmp_path: Path, monkeypatch):
@@ -35,9 +36,10 @@ def test_a_full_disk_at_a_checkpoint_gives_one_line_and_resume_finishes(tmp_path
     with monkeypatch.context() as m:
         m.setattr(torch, "save", full_at_second_epoch)
         res = CliRunner().invoke(main, args)
-    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    line = json_error_line(res.stdout, res.stderr)  # --json: the error is JSON too
+    assert res.exit_code == 2 and line.count("\n") == 1, res.output
     run = out / "synthetic/tsn/smoke-seed0"
-    assert res.stderr.startswith(f"error: no space left on / (writing {run}")
+    assert line.startswith(f"error: no space left on / (writing {run}")
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the last good one, whole
     assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]
 

@@ -27,7 +27,7 @@ from ytfgvc.snapshot import manifest_hash, ok_video_ids, snapshot_hash
 from ytfgvc.system.fsutil import is_temporary, sha256_file
 
 from .loopback import FaultServer, make_dataset
-from .robust_utils import grow_tmpfs, small_tmpfs, wait_for, ytfgvc
+from .robust_utils import grow_tmpfs, json_error_line, small_tmpfs, wait_for, ytfgvc
 from .utils import make_ids
 
 FAST = ["--retries", "0", "--backoff", "0.01", "--timeout", "5"]
@@ -165,7 +165,8 @@ def test_a_full_filesystem_gives_one_line_and_the_same_command_resumes(tmp_path:
             cmd = ["download", "dltest", "--root", root, "--source", srv.mp4, "--jobs", "1", "--json", *FAST]
             proc = ytfgvc(*cmd)
             out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 2 and out == "", err
+            err = json_error_line(out, err)  # --json: the error is JSON too
+            assert proc.returncode == 2
             assert err.count("\n") == 1 and err.startswith(f"error: no space left on {root} (writing ")
             assert "free space there (or move --root elsewhere), then run the same command again to resume" in err
             kept = {p.stem for p in layout.videos_dir.glob("*.mp4")}
@@ -214,8 +215,9 @@ def test_a_full_disk_at_any_write_gives_one_line_and_nothing_half_written(tmp_pa
         with monkeypatch.context() as m:
             m.setattr(os, "replace", full_at_second_video)
             res = _cli(*args)
-        assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-        assert res.stderr.startswith("error: no space left on /") and "run the same command again" in res.stderr
+        line = json_error_line(res.stdout, res.stderr)
+        assert res.exit_code == 2 and line.count("\n") == 1, res.output
+        assert line.startswith("error: no space left on /") and "run the same command again" in line
         assert not Path(calls[1]).exists()  # the video whose rename failed is not under videos/
         for p in layout.videos_dir.glob("*.mp4"):
             assert p.read_bytes() == layout.mirror_video(p.stem).read_bytes()
@@ -228,7 +230,9 @@ def test_a_full_disk_at_any_write_gives_one_line_and_nothing_half_written(tmp_pa
             m.setattr(Ledger, "record", ledger_full)
             res = _cli(*args)
         assert res.exit_code == 2, res.output
-        assert one_error_line(res.stderr).startswith(f"error: no space left on / (writing {layout.ledger_path}")
+        assert json_error_line(res.stdout, res.stderr).startswith(
+            f"error: no space left on / (writing {layout.ledger_path}"
+        )
 
         res = _cli(*args)
         assert res.exit_code == 0, res.output
@@ -251,9 +255,10 @@ def test_a_ledger_locked_by_another_process_gives_one_line(tmp_path: Path, dl_ca
             assert holder.stdout.readline() == "locked\n"
             args = ["download", "dltest", "--root", tmp_path, "--source", srv.mp4, "--json", *FAST]
             res = _cli(*args)
-            assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-            assert res.stderr.startswith(f"error: {layout.ledger_path} is locked by another process")
-            assert "close what holds it, then run the same command again to resume" in res.stderr
+            line = json_error_line(res.stdout, res.stderr)
+            assert res.exit_code == 2 and line.count("\n") == 1, res.output
+            assert line.startswith(f"error: {layout.ledger_path} is locked by another process")
+            assert "close what holds it, then run the same command again to resume" in line
         finally:
             holder.kill()
             holder.wait()

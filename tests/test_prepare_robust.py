@@ -22,7 +22,7 @@ from ytfgvc.layout import DatasetLayout
 from ytfgvc.system.fsutil import is_temporary
 
 from .prepare_utils import encode, panning_frames
-from .robust_utils import REPO, alive, descendants, grow_tmpfs, small_tmpfs, wait_for, ytfgvc
+from .robust_utils import REPO, alive, descendants, grow_tmpfs, json_error_line, small_tmpfs, wait_for, ytfgvc
 
 N_VIDEOS = 6
 
@@ -108,7 +108,8 @@ def test_a_full_filesystem_stops_prepare_in_one_line_and_the_same_command_finish
         cmd = ["prepare", "synthetic", "--root", root, "--jobs", "2", "--json"]
         proc = ytfgvc(*cmd)
         out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2 and out == "", err
+        err = json_error_line(out, err)  # --json: the error is JSON too
+        assert proc.returncode == 2
         assert err.count("\n") == 1 and err.startswith(f"error: no space left on {root} (writing "), err
         assert err.rstrip().endswith("then run the same command again to resume (finished work is kept)")
         done, _ = entries(layout)
@@ -138,8 +139,9 @@ def test_a_full_disk_at_a_frame_write_gives_one_line_and_nothing_half_written(tm
     with monkeypatch.context() as m:
         m.setattr(_Decode, "_write_jpeg", full_at_third_video)
         res = CliRunner().invoke(main, args)
-    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-    assert res.stderr.startswith("error: no space left on / (writing ") and "run the same command again" in res.stderr
+    line = json_error_line(res.stdout, res.stderr)  # --json: the error is JSON too
+    assert res.exit_code == 2 and line.count("\n") == 1, res.output
+    assert line.startswith("error: no space left on / (writing ") and "run the same command again" in line
     done, _ = entries(layout)
     assert done == {f"frames/{v}" for v in seen[:2]} and not mid_video(layout)
 
