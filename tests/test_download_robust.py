@@ -190,13 +190,6 @@ def _cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def one_error_line(stderr: str) -> str:
-    """The error line, checked to be the only one and the last (notes about files found may come before)."""
-    lines = stderr.splitlines()
-    assert [ln for ln in lines if not ln.startswith("note: ")] == lines[-1:] and "Traceback" not in stderr, stderr
-    return lines[-1]
-
-
 def test_a_full_disk_at_any_write_gives_one_line_and_nothing_half_written(tmp_path: Path, dl_card, clips, monkeypatch):
     """The same without a mount: ENOSPC raised by the rename of a video, then by the ledger's commit."""
     ids = make_ids(4, "e")
