@@ -63,7 +63,7 @@ def build_manifest(layout: DatasetLayout, records: dict[str, VideoRecord], annot
     for vid in sorted(records):
         r = records[vid]
         entry: dict[str, Any] = {"status": r.status}
-        if r.status == "ok":
+        if r.obtained:
             if r.sha256 and layout.video_path(vid).is_file():
                 obtained[vid] = r.sha256
                 entry.update(sha256=r.sha256, bytes=r.bytes)

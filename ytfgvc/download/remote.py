@@ -44,6 +44,7 @@ from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.snapshot import OBTAINED
 from ytfgvc.system.fsutil import sha256_bytes
 
 # How many times a video handed back by a node whose breaker tripped is offered to another node.
@@ -215,7 +216,7 @@ def download_task(spec: RemoteSpec, task: Task) -> RemoteResult:
         if isinstance(result, FetchDone):
             result = worker.finish(result)
         files = None
-        if result is not None and result.status == "ok" and not shared:
+        if result is not None and result.status in OBTAINED and not shared:
             vid = task.video_id
             files = {"video": layout.video_path(vid).read_bytes(), "info": layout.info_path(vid).read_bytes()}
         version = yt_dlp.version.__version__ if fetcher else None

@@ -16,7 +16,7 @@ from ytfgvc.datasets import Dataset
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.download.plan import listed_items
 from ytfgvc.layout import SPLITS
-from ytfgvc.snapshot import STATUSES, manifest_hash
+from ytfgvc.snapshot import OBTAINED, STATUSES, manifest_hash
 
 COLUMNS = (*STATUSES, "pending")
 
@@ -92,12 +92,12 @@ def status_report(root: Path, dataset: str) -> StatusReport:
         for it in listed_items(lists, sp):
             r = records.get(it.video_id)
             status = r.status if r else "pending"
-            if status == "ok" and not layout.video_path(it.video_id).is_file():
+            if status in OBTAINED and not layout.video_path(it.video_id).is_file():
                 missing += 1
             c[status] += 1
             per_class[it.label]["listed"] += 1
-            per_class[it.label]["ok"] += status == "ok"
-            if r and status != "ok":
+            per_class[it.label]["ok"] += status in OBTAINED
+            if r and status not in OBTAINED:
                 key = (status, r.reason or "")
                 reasons[key] += 1
                 examples.setdefault(key, r.message or "")

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 VERIFY_THREADS = 2
 SHORT = {
     "ok": "ok",
+    "recovered": "recov",
     "unavailable": "unavail",
     "blocked": "blocked",
     "filtered_duration": "long",
