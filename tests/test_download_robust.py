@@ -165,9 +165,13 @@ def test_a_full_filesystem_gives_one_line_and_the_same_command_resumes(tmp_path:
             cmd = ["download", "dltest", "--root", root, "--source", srv.mp4, "--jobs", "1", "--json", *FAST]
             proc = ytfgvc(*cmd)
             out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 2 and out == "", err
-            assert err.count("\n") == 1 and err.startswith(f"error: no space left on {root} (writing ")
-            assert "free space there (or move --root elsewhere), then run the same command again to resume" in err
+            assert proc.returncode == 2 and err == "", err  # with --json, the error is one JSON object on stdout
+            error = json.loads(out)
+            assert error["exit_status"] == 2 and error["error"].startswith(f"no space left on {root} (writing ")
+            assert (
+                "free space there (or move --root elsewhere), then run the same command again to resume"
+                in (error["hint"])
+            )
             kept = {p.stem for p in layout.videos_dir.glob("*.mp4")}
             assert 0 < len(kept) < len(ids)
             for v in kept:  # nothing half-written under a finished name
@@ -189,13 +193,6 @@ def _cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def one_error_line(stderr: str) -> str:
-    """The error line, checked to be the only one and the last (notes about files found may come before)."""
-    lines = stderr.splitlines()
-    assert [ln for ln in lines if not ln.startswith("note: ")] == lines[-1:] and "Traceback" not in stderr, stderr
-    return lines[-1]
-
-
 def test_a_full_disk_at_any_write_gives_one_line_and_nothing_half_written(tmp_path: Path, dl_card, clips, monkeypatch):
     """The same without a mount: ENOSPC raised by the rename of a video, then by the ledger's commit."""
     ids = make_ids(4, "e")
@@ -214,8 +211,9 @@ def test_a_full_disk_at_any_write_gives_one_line_and_nothing_half_written(tmp_pa
         with monkeypatch.context() as m:
             m.setattr(os, "replace", full_at_second_video)
             res = _cli(*args)
-        assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-        assert res.stderr.startswith("error: no space left on /") and "run the same command again" in res.stderr
+        assert res.exit_code == 2 and res.stderr == "", res.output
+        error = json.loads(res.stdout)
+        assert error["error"].startswith("no space left on /") and "run the same command again" in error["hint"]
         assert not Path(calls[1]).exists()  # the video whose rename failed is not under videos/
         for p in layout.videos_dir.glob("*.mp4"):
             assert p.read_bytes() == layout.mirror_video(p.stem).read_bytes()
@@ -228,7 +226,7 @@ def test_a_full_disk_at_any_write_gives_one_line_and_nothing_half_written(tmp_pa
             m.setattr(Ledger, "record", ledger_full)
             res = _cli(*args)
         assert res.exit_code == 2, res.output
-        assert one_error_line(res.stderr).startswith(f"error: no space left on / (writing {layout.ledger_path}")
+        assert json.loads(res.stdout)["error"].startswith(f"no space left on / (writing {layout.ledger_path}")
 
         res = _cli(*args)
         assert res.exit_code == 0, res.output
@@ -251,9 +249,10 @@ def test_a_ledger_locked_by_another_process_gives_one_line(tmp_path: Path, dl_ca
             assert holder.stdout.readline() == "locked\n"
             args = ["download", "dltest", "--root", tmp_path, "--source", srv.mp4, "--json", *FAST]
             res = _cli(*args)
-            assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-            assert res.stderr.startswith(f"error: {layout.ledger_path} is locked by another process")
-            assert "close what holds it, then run the same command again to resume" in res.stderr
+            assert res.exit_code == 2 and res.stderr == "", res.output
+            error = json.loads(res.stdout)
+            assert error["error"].startswith(f"{layout.ledger_path} is locked by another process")
+            assert "close what holds it, then run the same command again to resume" in error["hint"]
         finally:
             holder.kill()
             holder.wait()
