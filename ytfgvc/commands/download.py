@@ -60,7 +60,27 @@ def _counts(counts: dict[str, int]) -> str:
 )
 @click.option("--retry-failed", is_flag=True, help="Ask again for videos that failed permanently before.")
 @click.option("--cookies", type=click.Path(path_type=Path), help="cookies.txt (Netscape format) passed to yt-dlp.")
-@click.option("--proxy", help="Proxy URL passed to yt-dlp, e.g. socks5://127.0.0.1:1080.")
+@click.option(
+    "--cookies-from-browser",
+    metavar="BROWSER[+KEYRING][:PROFILE][::CONTAINER]",
+    help="yt-dlp's --cookies-from-browser: read cookies from this browser's profile (on Ray: read here, sent "
+    "to the nodes as a cookies file).",
+)
+@click.option(
+    "--extractor-args",
+    metavar="IE_KEY:ARGS",
+    multiple=True,
+    help="yt-dlp's --extractor-args, repeatable, e.g. 'youtube:player_client=mweb' or "
+    "'youtube:po_token=mweb.gvs+TOKEN' (session tokens are hidden in records).",
+)
+@click.option(
+    "--proxy",
+    metavar="URL",
+    multiple=True,
+    help="Proxy URL for yt-dlp, e.g. socks5://127.0.0.1:1080; repeat to give a list, rotated per worker, "
+    "per --shard and per Ray node.",
+)
+@click.option("--limit-rate", metavar="RATE", help="yt-dlp's --limit-rate: bytes per second per transfer, e.g. 50K.")
 @click.option("--status", "show_status", is_flag=True, help="Print the ledger summary instead of downloading.")
 @click.option("--merge", "do_merge", is_flag=True, help="Merge the LEDGERS (shard ledgers or roots) into --root.")
 @cluster_options
@@ -89,6 +109,7 @@ def download(
       ytfgvc download birds --jobs 2 --sleep 5-10
       ytfgvc download synthetic                      # its mirror, over loopback HTTP
       ytfgvc download cars --source 'http://mirror.lab/cars/{id}.mp4' --shard 0/4
+      ytfgvc download birds --cookies-from-browser firefox --proxy socks5://p1:1080 --proxy socks5://p2:1080
       ytfgvc download birds --executor ray --ray-address auto --root /shared/ytfgvc
       ytfgvc download birds --status
       ytfgvc download birds --merge shard0/ shard1/ shard2/ shard3/

@@ -33,6 +33,7 @@ from ytfgvc.download.ledger import Ledger, utc_now
 from ytfgvc.download.lock import one_writer
 from ytfgvc.download.manifest import write_manifest
 from ytfgvc.download.pacing import Breaker, Pacer
+from ytfgvc.download.passthrough import browser_cookies_file, proxy_index
 from ytfgvc.download.plan import Item, listed_items, plan, select, sweep_leftovers
 from ytfgvc.download.server import MirrorServer
 from ytfgvc.download.sources import Source, parse_source
@@ -91,17 +92,21 @@ class DownloadResult:
         return asdict(self)
 
 
-def _fetch_options(source: Source, card, cfg: DownloadConfig) -> FetchOptions | None:
+def fetch_options(source: Source, card, cfg: DownloadConfig) -> FetchOptions | None:
+    """What the fetcher passes to yt-dlp for ``cfg`` (resolved: ``jobs`` is set); None for a folder."""
     if source.kind == "dir":
         return None
+    shard = cfg.shard_tuple[0] if cfg.shard_tuple else 0
     return FetchOptions(
         max_duration_s=card.filters.max_duration_s,
         min_resolution=card.filters.min_resolution,
         timeout_s=cfg.timeout_s,
         cookies=cfg.cookies,
-        proxy=cfg.proxy,
+        proxies=cfg.proxy,
+        proxy_offset=proxy_index(shard, 1, 0, int(cfg.jobs or 1), 0),
         ie_key=source.ie_key,
         js_runtimes=available_js_runtimes() if source.kind == "youtube" else None,
+        ytdlp=cfg.ytdlp_params(),
     )
 
 
@@ -184,7 +189,7 @@ def download(
     stop = threading.Event()
     breaker = Breaker(run_cfg.breaker, stop)
     pacer = Pacer(*parse_sleep(run_cfg.sleep), stop)
-    options = _fetch_options(source, card, run_cfg)
+    options = fetch_options(source, card, run_cfg)
     fetcher = YtDlpFetcher(options, stop) if options else None
     version = _ytdlp_version() if fetcher else None
     limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
@@ -296,7 +301,8 @@ def _breaker_message(breaker: Breaker, cfg: DownloadConfig, root: Path) -> str:
     text = (
         f"stopped after {breaker.streak} {why} in a row: the source is refusing this IP, and going on would make it "
         "worse. Finished videos are kept; the rest are pending. Wait (YouTube's limits last up to an hour), "
-        "consider --cookies FILE, --proxy URL or a longer --sleep, then resume with:\n  "
+        "consider --cookies FILE or --cookies-from-browser, more --proxy URLs or a longer --sleep, then resume "
+        "with:\n  "
         f"{cfg.command(root)}"
     )
     if breaker.last_reason == "bot check":
@@ -326,6 +332,22 @@ def _adopt_here(tasks: list[Task], worker: VideoWorker, record: Callable[..., No
     return [dataclasses.replace(t, adopt=False) for t in tasks if t.video_id not in kept]
 
 
+def _node_options(options: FetchOptions | None) -> FetchOptions | None:
+    """The fetch options a node starts from: cookies arrive as a file, JS runtimes are the node's own."""
+    if options is None:
+        return None
+    ytdlp = {k: v for k, v in options.ytdlp.items() if k != "cookiesfrombrowser"}
+    return dataclasses.replace(options, cookies=None, js_runtimes=None, ytdlp=ytdlp)
+
+
+def _cookies_for_nodes(cfg: DownloadConfig) -> bytes | None:
+    """The cookies.txt the nodes get: --cookies, and the browser's cookies read here (nodes lack the browser)."""
+    browser = cfg.ytdlp_params().get("cookiesfrombrowser")
+    if browser:
+        return browser_cookies_file(browser, cfg.cookies)
+    return Path(cfg.cookies).read_bytes() if cfg.cookies else None
+
+
 def _execute_on_ray(
     session: RaySession,
     tasks: list[Task],
@@ -346,8 +368,10 @@ def _execute_on_ray(
             dataset=worker.layout.dataset,
             source=worker.source,
             limits=worker.limits,
-            fetch=dataclasses.replace(options, cookies=None, js_runtimes=None) if options else None,
-            cookies=Path(cfg.cookies).read_bytes() if cfg.cookies else None,
+            fetch=_node_options(options),
+            cookies=_cookies_for_nodes(cfg),
+            nodes=tuple(sorted(n["id"] for n in session.alive_nodes() if n["cpus"] > 0)),
+            shard=cfg.shard_tuple[0] if cfg.shard_tuple else 0,
             retries=cfg.retries,
             backoff_s=float(cfg.backoff_s or 0),
             shared=cfg.cluster.shared_root,
