@@ -81,6 +81,12 @@ def _counts(counts: dict[str, int]) -> str:
     "per --shard and per Ray node.",
 )
 @click.option("--limit-rate", metavar="RATE", help="yt-dlp's --limit-rate: bytes per second per transfer, e.g. 50K.")
+@click.option(
+    "--recheck",
+    is_flag=True,
+    help="A census instead of a download: ask for each selected video's metadata only (no bytes), paced like a "
+    "download, record today whether it is still available, and rewrite health.json.",
+)
 @click.option("--status", "show_status", is_flag=True, help="Print the ledger summary instead of downloading.")
 @click.option("--merge", "do_merge", is_flag=True, help="Merge the LEDGERS (shard ledgers or roots) into --root.")
 @cluster_options
@@ -111,6 +117,7 @@ def download(
       ytfgvc download cars --source 'http://mirror.lab/cars/{id}.mp4' --shard 0/4
       ytfgvc download birds --cookies-from-browser firefox --proxy socks5://p1:1080 --proxy socks5://p2:1080
       ytfgvc download birds --executor ray --ray-address auto --root /shared/ytfgvc
+      ytfgvc download birds --recheck                # which videos YouTube still has, today
       ytfgvc download birds --status
       ytfgvc download birds --merge shard0/ shard1/ shard2/ shard3/
     """
@@ -144,16 +151,18 @@ def download(
 
     from ytfgvc.download import DownloadConfig, Interrupted
     from ytfgvc.download import download as run_download
+    from ytfgvc.download.census import recheck
     from ytfgvc.system.interrupts import EXIT_SIGINT, EXIT_SIGTERM
 
     cfg = DownloadConfig(dataset=dataset, **opts)
+    run, summary = (recheck, _census_summary) if cfg.recheck else (run_download, _summary)
     try:
-        r = run_download(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
+        r = run(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
     except Interrupted as stopped:
-        _summary(stopped.result, dataset, as_json)
+        summary(stopped.result, dataset, as_json)
         click.echo(f"interrupted: {stopped.result.message}", err=True)
         sys.exit(EXIT_SIGTERM if stopped.result.signal == "SIGTERM" else EXIT_SIGINT)
-    _summary(r, dataset, as_json)
+    summary(r, dataset, as_json)
     if r.stopped == "breaker":
         click.echo(f"error: {r.message}", err=True)
         sys.exit(EXIT_BREAKER)
@@ -175,6 +184,20 @@ def _summary(r, dataset: str, as_json: bool) -> None:
             f"  cluster:   {c['nodes']} Ray node(s), videos per node {c['videos_per_node'] or [0]}"
             + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
         )
+    emit(r.to_dict(), as_json, "\n".join(lines))
+
+
+def _census_summary(r, dataset: str, as_json: bool) -> None:
+    from ytfgvc.download.health import decay_text
+
+    lines = [
+        f"{dataset}: census {r.census} of {r.selected} videos from {r.source}",
+        f"  this run:  {_counts(r.this_run)} ({r.asked} asked in {r.seconds:.1f} s; {r.answered_before} answered "
+        "earlier today)",
+        f"  census:    {_counts(r.totals)}",
+        f"  health:    {r.health_path}",
+        *decay_text(r.decay),
+    ]
     emit(r.to_dict(), as_json, "\n".join(lines))
 
 

@@ -81,6 +81,7 @@ class DownloadConfig(ConfigBase):
     cookies_from_browser: str | None = None  # yt-dlp's BROWSER[+KEYRING][:PROFILE][::CONTAINER]
     extractor_args: tuple[str, ...] = ()  # yt-dlp's IE_KEY:ARGS, each
     limit_rate: str | None = None  # yt-dlp's RATE, e.g. 50K or 4.2M
+    recheck: bool = False  # a census, metadata only (ytfgvc.download.census.recheck), not a download
     cluster: ClusterConfig = field(default_factory=ClusterConfig)  # --executor, --ray-address, --ray-shared-root
 
     def __post_init__(self) -> None:
@@ -157,6 +158,5 @@ class DownloadConfig(ConfigBase):
             if value is not None and value != getattr(defaults, name):
                 for one in value if isinstance(value, tuple) else (value,):
                     args += [flag, *redact_args([str(one)])]
-        if self.retry_failed:
-            args.append("--retry-failed")
+        args += [flag for flag, on in (("--retry-failed", self.retry_failed), ("--recheck", self.recheck)) if on]
         return shlex.join(args + self.cluster.flags())

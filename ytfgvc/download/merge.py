@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ytfgvc.datasets import Dataset
+from ytfgvc.download.health import write_health
 from ytfgvc.download.ledger import Ledger, VideoRecord, merge_records, utc_now
 from ytfgvc.download.lock import one_writer
 from ytfgvc.download.manifest import write_manifest
@@ -84,8 +85,11 @@ def merge(root: Path, dataset: str, inputs: list[Path]) -> MergeResult:
             copied, rejected = _bring_videos(layout, merged, origin)
             target.replace_all(merged)
             target.add_checks(checks)  # census rows: a shard's census joins this root's
+            checks = target.checks()
             target.log_run(utc_now(), {"merge": [str(p) for p in paths]}, {"records": len(merged), "copied": copied})
         manifest = write_manifest(layout, merged, ds.annotations_hash)
+        if checks:
+            write_health(ds, merged, checks)
     counts = {k: v for k, v in manifest["counts"].items() if k != "missing"}
     return MergeResult(
         dataset=dataset,

@@ -123,7 +123,7 @@ def _totals(ledger: Ledger, selected: list[Item]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _reachable(source: Source, needed: bool, host: str = "127.0.0.1") -> Iterator[Source]:
+def reachable_source(source: Source, needed: bool, host: str = "127.0.0.1") -> Iterator[Source]:
     """The source, reachable for the run: a mirror folder gets a server on ``host`` until the block ends."""
     if source.kind != "mirror" or not needed:
         yield source
@@ -169,6 +169,8 @@ def download(
             (:mod:`ytfgvc.system.fserrors`); finished videos are kept, and running again resumes.
     """
     t0, started = time.perf_counter(), utc_now()
+    if cfg.recheck:
+        raise YtfgvcError("a census is not a download", "call ytfgvc.download.census.recheck")
     if cfg.cluster.is_ray:
         require_ray()  # before anything is written
     ds = Dataset.open(root, cfg.dataset)
@@ -217,7 +219,7 @@ def download(
             with contextlib.ExitStack() as stack:
                 session = stack.enter_context(RaySession(cfg.cluster)) if cfg.cluster.is_ray else None
                 host = session.serving_host() if session else "127.0.0.1"
-                reachable = stack.enter_context(_reachable(source, bool(p.tasks), host))
+                reachable = stack.enter_context(reachable_source(source, bool(p.tasks), host))
                 described = reachable.describe()
                 worker = VideoWorker(layout, reachable, limits, fetcher, stop)
                 if session is None:
@@ -283,9 +285,9 @@ def _fail(e: BaseException, layout: DatasetLayout, ledger: Ledger, annotations: 
 
 
 class Interrupted(KeyboardInterrupt):
-    """A run stopped by a signal, after recording what finished; ``result`` is its summary."""
+    """A run (a download or a census) stopped by a signal, after recording what finished; ``result`` is its summary."""
 
-    def __init__(self, result: DownloadResult):
+    def __init__(self, result: Any):
         super().__init__(result.signal)
         self.result = result
 

@@ -237,6 +237,29 @@ class YtDlpFetcher:
 
             raise DownloadCancelled("stopping")
 
+    def check(self, url: str) -> Fetched:
+        """Metadata only, for a census: ``extract_info(download=False, process=False)``, no format, no bytes kept.
+
+        Returns the source's trimmed info, or the classified failure; never raises for the video's failure.
+
+        Raises:
+            Cancelled: when the run is stopping.
+        """
+        from yt_dlp.utils import DownloadCancelled
+
+        ydl = self._ydl()
+        with self._lock:
+            self.extractions += 1
+        try:
+            info = ydl.extract_info(url, download=False, process=False, ie_key=self.options.ie_key)
+        except DownloadCancelled:
+            raise Cancelled() from None
+        except Exception as e:
+            return Fetched(failure=classify_exception(e, "extract"))
+        if info is None:
+            return Fetched(failure=Failure("error", "no info", "yt-dlp returned nothing for this URL"))
+        return Fetched(info=trim_info(info))
+
     def fetch(self, video_id: str, url: str, workdir: Path) -> Fetched:
         """Extract, decide, download into ``workdir/<id>.<ext>``; never raises for a video's failure.
 
