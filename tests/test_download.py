@@ -69,7 +69,7 @@ def test_mirror_download_verifies_files_and_filters_by_probing(tmp_path: Path, d
     assert r.extractions == 4  # one extraction per video
 
     manifest = json.loads(layout.manifest_path.read_text())
-    assert manifest["schema"] == "ytfgvc-manifest-1" and manifest["hash"] == manifest_hash(layout)
+    assert manifest["schema"] == "ytfgvc-manifest-2" and manifest["hash"] == manifest_hash(layout)
     assert manifest["videos"][ids[0]]["sha256"] == rows[ids[0]].sha256
     assert manifest["videos"][ids[3]] == {"status": "filtered_duration", "split": "train", "label": 1}
     assert set(manifest["tools"]) >= {"ytfgvc", "yt_dlp", "av", "python"}

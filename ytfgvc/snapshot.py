@@ -46,16 +46,20 @@ TRANSIENT = ("rate_limited", "network_error", "error")
 OBTAINED = ("ok", "recovered")
 
 
-MANIFEST_SCHEMA = "ytfgvc-manifest-1"
+MANIFEST_SCHEMA = "ytfgvc-manifest-2"
+# The first line of what the snapshot hash covers: the first manifest format's name, kept when the
+# format gained fields (fingerprints, origins), so the same videos keep the same hash.
+HASH_SCHEME = "ytfgvc-manifest-1"
 
 
 def snapshot_hash(dataset: str, annotations: str, obtained: dict[str, str]) -> str:
     """The hash naming a snapshot; ``obtained`` maps id to the sha256 of its file.
 
-    sha256 of ``ytfgvc-manifest-1\\n<dataset>\\n<annotations>\\n`` followed by one line
-    ``<id> <sha256>\\n`` per video obtained, sorted by id.
+    sha256 of ``ytfgvc-manifest-1\\n<dataset>\\n<annotations>\\n`` (:data:`HASH_SCHEME`)
+    followed by one line ``<id> <sha256>\\n`` per video obtained (``ok`` or ``recovered``),
+    sorted by id: a recovered video enters it like any other.
     """
-    h = hashlib.sha256(f"{MANIFEST_SCHEMA}\n{dataset}\n{annotations}\n".encode())
+    h = hashlib.sha256(f"{HASH_SCHEME}\n{dataset}\n{annotations}\n".encode())
     for vid in sorted(obtained):
         h.update(f"{vid} {obtained[vid]}\n".encode())
     return h.hexdigest()

@@ -82,6 +82,20 @@ def _counts(counts: dict[str, int]) -> str:
 )
 @click.option("--limit-rate", metavar="RATE", help="yt-dlp's --limit-rate: bytes per second per transfer, e.g. 50K.")
 @click.option(
+    "--verify-fingerprints",
+    is_flag=True,
+    help="Recovery: take missing videos from --source DIR (or a URL template), each kept as 'recovered' only if "
+    "its duration and perceptual hash match the fingerprint recorded in the ledger or in --fingerprints.",
+)
+@click.option(
+    "--fingerprints",
+    metavar="MANIFEST",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Another lab's manifest.json whose fingerprints --verify-fingerprints checks against (repeatable; this "
+    "root's ledger wins).",
+)
+@click.option(
     "--recheck",
     is_flag=True,
     help="A census instead of a download: ask for each selected video's metadata only (no bytes), paced like a "
@@ -97,8 +111,8 @@ def download(
 ) -> None:
     """Fetch the listed videos of DATASET: filtered, verified, and accounted for in a ledger.
 
-    Every video ends with one status in videos/../ledger.sqlite: ok, unavailable, blocked,
-    filtered_duration, filtered_resolution, rate_limited, network_error, corrupt or error.
+    Every video ends with one status in videos/../ledger.sqlite: ok, recovered, unavailable,
+    blocked, filtered_duration, filtered_resolution, rate_limited, network_error, corrupt or error.
     Running it again resumes: finished videos are never fetched twice, permanent failures
     are not asked for again unless --retry-failed. One download (or --merge) per dataset
     at a time: a second is refused, naming the first (pid, host, since when).
@@ -118,6 +132,7 @@ def download(
       ytfgvc download birds --cookies-from-browser firefox --proxy socks5://p1:1080 --proxy socks5://p2:1080
       ytfgvc download birds --executor ray --ray-address auto --root /shared/ytfgvc
       ytfgvc download birds --recheck                # which videos YouTube still has, today
+      ytfgvc download birds --source ~/from-lab-b --verify-fingerprints --fingerprints lab-b/manifest.json
       ytfgvc download birds --status
       ytfgvc download birds --merge shard0/ shard1/ shard2/ shard3/
     """

@@ -82,6 +82,8 @@ class DownloadConfig(ConfigBase):
     extractor_args: tuple[str, ...] = ()  # yt-dlp's IE_KEY:ARGS, each
     limit_rate: str | None = None  # yt-dlp's RATE, e.g. 50K or 4.2M
     recheck: bool = False  # a census, metadata only (ytfgvc.download.census.recheck), not a download
+    verify_fingerprints: bool = False  # keep a file from another copy only if its fingerprint matches
+    fingerprints: tuple[Path, ...] = ()  # other labs' manifest.json, fingerprints to check against
     cluster: ClusterConfig = field(default_factory=ClusterConfig)  # --executor, --ray-address, --ray-shared-root
 
     def __post_init__(self) -> None:
@@ -104,9 +106,25 @@ class DownloadConfig(ConfigBase):
             raise YtfgvcError(f"--timeout must be positive, got {self.timeout_s}")
         if self.cookies is not None and not Path(self.cookies).is_file():
             raise YtfgvcError(f"--cookies {self.cookies}: no such file", "export cookies.txt in Netscape format")
+        self._check_recovery()
         self.proxy = check_proxies((self.proxy,) if isinstance(self.proxy, str) else tuple(self.proxy or ()))
         self.extractor_args = tuple(self.extractor_args or ())
         self.ytdlp_params()  # yt-dlp's own parser checks its options now, before anything is asked
+
+    def _check_recovery(self) -> None:
+        """--verify-fingerprints and --fingerprints, checked together."""
+        self.fingerprints = tuple(Path(f) for f in self.fingerprints or ())
+        if self.fingerprints and not self.verify_fingerprints:
+            raise YtfgvcError(
+                "--fingerprints is what --verify-fingerprints checks against", "add --verify-fingerprints"
+            )
+        for f in self.fingerprints:
+            if not f.is_file():
+                raise YtfgvcError(
+                    f"--fingerprints {f}: no such file", "pass another lab's <root>/<dataset>/manifest.json"
+                )
+        if self.verify_fingerprints and self.cluster.is_ray:
+            raise YtfgvcError("--verify-fingerprints runs here, not on a Ray cluster", "leave out --executor ray")
 
     def ytdlp_params(self) -> dict:
         """``cookiesfrombrowser``, ``extractor_args``, ``ratelimit`` as yt-dlp's parser makes them."""
@@ -152,11 +170,14 @@ class DownloadConfig(ConfigBase):
             ("cookies_from_browser", "--cookies-from-browser"),
             ("extractor_args", "--extractor-args"),
             ("limit_rate", "--limit-rate"),
+            ("fingerprints", "--fingerprints"),
         ]
         for name, flag in flags:
             value = getattr(self, name)
             if value is not None and value != getattr(defaults, name):
                 for one in value if isinstance(value, tuple) else (value,):
                     args += [flag, *redact_args([str(one)])]
-        args += [flag for flag, on in (("--retry-failed", self.retry_failed), ("--recheck", self.recheck)) if on]
+        switches = (("--retry-failed", self.retry_failed), ("--recheck", self.recheck),
+                    ("--verify-fingerprints", self.verify_fingerprints))  # fmt: skip
+        args += [flag for flag, on in switches if on]
         return shlex.join(args + self.cluster.flags())

@@ -35,13 +35,14 @@ from ytfgvc.download.manifest import write_manifest
 from ytfgvc.download.pacing import Breaker, Pacer
 from ytfgvc.download.passthrough import browser_cookies_file, proxy_index
 from ytfgvc.download.plan import Item, listed_items, plan, select, sweep_leftovers
+from ytfgvc.download.recover import references
 from ytfgvc.download.server import MirrorServer
 from ytfgvc.download.sources import Source, parse_source
 from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker, run_task
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.snapshot import STATUSES
+from ytfgvc.snapshot import OBTAINED, STATUSES
 from ytfgvc.system.fserrors import disk_full_error, is_disk_full, is_locked, ledger_locked_error
 from ytfgvc.system.interrupts import signal_name
 
@@ -176,6 +177,11 @@ def download(
     ds = Dataset.open(root, cfg.dataset)
     card, layout = ds.card, ds.layout
     source = parse_source(cfg.source, card, layout)
+    if cfg.verify_fingerprints and source.kind == "youtube":
+        raise YtfgvcError(
+            "--verify-fingerprints checks files from another copy of a video",
+            "pass --source DIR (files named <id>.mp4, .webm, ...) or a URL template of another lab's copy",
+        )
     run_cfg = cfg.resolved(source.spec, source.kind)
     if items is None:
         items = listed_items(ds.official(), cfg.split)
@@ -197,7 +203,12 @@ def download(
     limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
     tally = _Tally()
     with one_writer(layout, log) as lock, Ledger(layout.ledger_path, cfg.dataset) as ledger:
-        p = plan(selected, ledger.records(), layout, cfg.retry_failed)
+        records = ledger.records()
+        p = plan(selected, records, layout, cfg.retry_failed or cfg.verify_fingerprints)
+        refs = None
+        if cfg.verify_fingerprints:  # recovery: only the files offered, checked against recorded fingerprints
+            refs = references(records, list(cfg.fingerprints), cfg.dataset)
+            p.tasks = [t for t in p.tasks if t.adopt or source.kind != "dir" or source.find_file(t.video_id)]
         sweep_leftovers(layout, {t.video_id for t in p.tasks})
         found = []
         if p.missing_files:
@@ -221,7 +232,7 @@ def download(
                 host = session.serving_host() if session else "127.0.0.1"
                 reachable = stack.enter_context(reachable_source(source, bool(p.tasks), host))
                 described = reachable.describe()
-                worker = VideoWorker(layout, reachable, limits, fetcher, stop)
+                worker = VideoWorker(layout, reachable, limits, fetcher, stop, references=refs)
                 if session is None:
                     _execute(
                         p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, tally.counts,
@@ -327,7 +338,7 @@ def _adopt_here(tasks: list[Task], worker: VideoWorker, record: Callable[..., No
     kept = set()
     with ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="ytfgvc-verify") as pool:
         for task, out in zip(adopt, pool.map(worker.adopt, adopt), strict=True):
-            if out.status == "ok":
+            if out.status in OBTAINED:
                 out.started = out.finished = utc_now()
                 record(task, out)
                 kept.add(task.video_id)
