@@ -1,4 +1,5 @@
-"""Download commands: ``download`` (with ``--status`` and ``--merge``), ``serve-mirror``, ``doctor``."""
+"""Download commands: ``download`` (with ``--status``, ``--merge``, ``--recheck``), ``serve-mirror``, ``doctor``,
+``snapshot intersect``."""
 
 from __future__ import annotations
 
@@ -266,4 +267,45 @@ def doctor(root: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = [download, serve_mirror, doctor]
+@click.group()
+def snapshot() -> None:
+    """Work with downloaded snapshots (manifest.json files), e.g. from several labs.
+
+    \b
+    Example:
+      ytfgvc snapshot intersect lab-a/birds/manifest.json lab-b/birds/manifest.json --out core.json
+    """
+
+
+@snapshot.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the common core here (JSON).")
+@json_option
+def intersect(manifests: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
+    """The ids present in every given snapshot: the videos all these copies share.
+
+    MANIFESTS are manifest.json files of one dataset, made from the same official lists.
+    Without --out (or --json), prints the ids, one per line.
+
+    \b
+    Example:
+      ytfgvc snapshot intersect lab-a/birds/manifest.json lab-b/birds/manifest.json --out core.json
+      ytfgvc snapshot intersect */birds/manifest.json > core-ids.txt
+    """
+    from ytfgvc.download.intersect import intersect as do_intersect
+    from ytfgvc.download.intersect import write_core
+
+    core = do_intersect(list(manifests))
+    if out is not None:
+        write_core(core, out)
+    if as_json or out is not None:
+        held = ", ".join(f"{s['obtained']}" for s in core.snapshots)
+        splits = ", ".join(f"{k} {v}" for k, v in core.splits.items()) or "none"
+        text = f"{core.dataset}: {core.count} videos in all {len(core.snapshots)} snapshots (they hold {held}); "
+        text += f"by split: {splits}" + (f"\nwrote {out}" if out else "")
+        emit(core.to_dict(), as_json, text)
+    else:
+        click.echo("\n".join(core.ids))
+
+
+COMMANDS = [download, serve_mirror, doctor, snapshot]
