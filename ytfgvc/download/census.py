@@ -116,6 +116,11 @@ def recheck(
     source = parse_source(cfg.source, ds.card, ds.layout)
     if source.kind == "dir":
         raise YtfgvcError("--recheck asks a source over the network; a folder has nothing to say about availability")
+    if cfg.cluster.is_ray:
+        raise YtfgvcError(
+            "--recheck runs here, not on a Ray cluster",
+            "to spread a census over machines, run --recheck --shard i/N on each and --merge their ledgers",
+        )
     run_cfg = cfg.resolved(source.spec, source.kind)
     selected = [it.video_id for it in select(listed_items(ds.official(), cfg.split), cfg.shard_tuple, cfg.limit)]
     log = log or (lambda msg: print(msg, file=sys.stderr))
