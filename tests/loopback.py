@@ -11,7 +11,10 @@ mirror) and ``/<id>.html`` pages, unless a fault is set for the id:
 * ``("cut", n)``: promise the whole file, send bytes up to offset ``n``, hang up;
 * ``("hang", n)``: send bytes up to offset ``n`` then wait until :meth:`release`.
 
-Every request is logged as ``(method, path, range header)``, with its time in ``times``.
+Every request is logged as ``(method, path, range header)``, with its time in ``times``, and
+its ``Cookie`` header in ``cookies``. A request in absolute form (``GET http://host/<id>.mp4``,
+what a client sends to an HTTP proxy) is served the same, and also logged in ``proxied``: a
+server can stand in for a proxy in front of a dead origin.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -66,11 +70,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, body: bool) -> None:
         srv = self.server
+        target = urlsplit(self.path).path if self.path.startswith("http://") else self.path
         with srv.lock:
-            srv.log.append((self.command, self.path, self.headers.get("Range")))
+            srv.log.append((self.command, target, self.headers.get("Range")))
             srv.times.append(time.monotonic())
-            n_seen = sum(1 for _, p, _ in srv.log if p == self.path)
-        m = _PATH.match(self.path)
+            srv.cookies.append(self.headers.get("Cookie"))
+            if target != self.path:
+                srv.proxied.append(self.path)
+            n_seen = sum(1 for _, p, _ in srv.log if p == target)
+        m = _PATH.match(target)
         if not m:
             return self._status(404)
         vid, ext = m.groups()
@@ -147,6 +155,8 @@ class FaultServer:
         self.httpd.pages = {}
         self.httpd.log = []
         self.httpd.times = []  # time.monotonic() of each request in log
+        self.httpd.cookies = []  # the Cookie header of each request in log
+        self.httpd.proxied = []  # absolute URLs asked of this server as a proxy
         self.httpd.lock = threading.Lock()
         self.httpd.released = threading.Event()
 
@@ -171,6 +181,16 @@ class FaultServer:
         with self.httpd.lock:
             return list(self.httpd.log)
 
+    @property
+    def cookies(self) -> list[str | None]:
+        with self.httpd.lock:
+            return list(self.httpd.cookies)
+
+    @property
+    def proxied(self) -> list[str]:
+        with self.httpd.lock:
+            return list(self.httpd.proxied)
+
     def first_requests(self) -> dict[str, float]:
         """When each path was first requested (time.monotonic())."""
         with self.httpd.lock:
@@ -185,8 +205,8 @@ class FaultServer:
 
     def clear_log(self) -> None:
         with self.httpd.lock:
-            self.httpd.log.clear()
-            self.httpd.times.clear()
+            for log in (self.httpd.log, self.httpd.times, self.httpd.cookies, self.httpd.proxied):
+                log.clear()
 
     def page(self, vid: str, duration_s: float, width: int, height: int) -> None:
         """An HTML page describing ``vid`` (schema.org JSON-LD) and pointing at its .mp4."""

@@ -69,7 +69,7 @@ def test_mirror_download_verifies_files_and_filters_by_probing(tmp_path: Path, d
     assert r.extractions == 4  # one extraction per video
 
     manifest = json.loads(layout.manifest_path.read_text())
-    assert manifest["schema"] == "ytfgvc-manifest-1" and manifest["hash"] == manifest_hash(layout)
+    assert manifest["schema"] == "ytfgvc-manifest-2" and manifest["hash"] == manifest_hash(layout)
     assert manifest["videos"][ids[0]]["sha256"] == rows[ids[0]].sha256
     assert manifest["videos"][ids[3]] == {"status": "filtered_duration", "split": "train", "label": 1}
     assert set(manifest["tools"]) >= {"ytfgvc", "yt_dlp", "av", "python"}
@@ -199,6 +199,19 @@ def test_folder_source_copies_remuxes_and_reports_missing(tmp_path: Path, dl_car
     assert [rows[v].status for v in ids] == ["ok", "ok", "unavailable"] and r.extractions == 0
     assert rows[ids[1]].codec == "vp9" and layout.video_path(ids[1]).read_bytes()[4:8] == b"ftyp"  # MP4 now
     assert rows[ids[2]].reason == "not in the folder"
+
+
+def test_folder_source_remuxes_h264_with_b_frames_from_matroska(tmp_path: Path, dl_card, clips):
+    from .utils import decode_bgr, write_video
+
+    vid = make_ids(1, "x")[0]
+    layout = make_dataset(tmp_path, {vid: clips["ok"]})
+    mine = tmp_path / "my-videos"
+    mine.mkdir()
+    mkv = write_video(mine / f"{vid}.mkv", decode_bgr(clips["ok"]), fps=10)  # x264's B-frames: no dts at first
+    r = run(tmp_path, str(mine), split="train")
+    assert r.this_run == {"ok": 1} and layout.video_path(vid).read_bytes()[4:8] == b"ftyp"
+    assert len(decode_bgr(layout.video_path(vid))) == len(decode_bgr(mkv)) == 20  # every frame kept
 
 
 def test_a_finished_file_without_a_record_is_verified_not_fetched(tmp_path: Path, dl_card, clips):

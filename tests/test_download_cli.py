@@ -158,6 +158,7 @@ def test_doctor_says_what_to_install(tmp_path: Path):
         "yt-dlp",
         "JavaScript runtime",
         "yt-dlp-ejs",
+        "yt-dlp plugins",
         "PyAV",
         "ffmpeg CLI",
         "OpenCV TV-L1",

@@ -62,6 +62,8 @@ def test_page_renders_with_its_script_running(page):
         "document.querySelector('tr[data-slug=\"script-alert-1-script\"] td:nth-child(6)').textContent"
     )
     assert coverage == "75.0%15 / 20"
+    core = "document.querySelector('tr[data-slug=\"script-alert-1-script\"] td:nth-child(8)').textContent"
+    assert browser.js(core) == "46.67on 15"  # the common core: the 15 videos both entries cover
 
 
 def test_a_script_in_a_method_name_shows_as_text(page):
@@ -69,7 +71,7 @@ def test_a_script_in_a_method_name_shows_as_text(page):
     row = "document.querySelector('tr[data-slug=\"script-alert-1-script\"]')"
     assert browser.js(f"{row}.querySelector('.method').textContent") == EVIL
     assert browser.js(f"{row}.querySelector('.notes').textContent") == EVIL_NOTES
-    assert browser.js(f"{row}.querySelector('td:nth-child(8)').textContent") == EVIL
+    assert browser.js(f"{row}.querySelector('td:nth-child(9)').textContent") == EVIL  # the backbone
     assert browser.js("document.scripts.length") == 2 and browser.js("document.images.length") == 0
     assert browser.js("window.__alerts") == []
     assert not [e for e in browser.events if e.get("method") == "Page.javascriptDialogOpening"]

@@ -137,7 +137,7 @@ def test_markdown_escapes_and_shows_coverage(board: Path):
     readme = (board / "README.md").read_text()
     assert "<script" not in readme and "<img" not in readme
     row = next(line for line in readme.splitlines() if "alert(1)" in line)
-    assert row.count(" | ") == 16  # no cell was split by a submitter's '|'
+    assert row.count(" | ") == 17  # no cell was split by a submitter's '|'
     assert "15 / 20 (75.0%)" in row and "&lt;script&gt;" in row
     honest = next(line for line in readme.splitlines() if "Honest net" in line)
     assert "| 80.00 [" in honest and "20 / 20 (100.0%)" in honest and f"`{'ab' * 6}`" in honest

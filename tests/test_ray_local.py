@@ -97,6 +97,20 @@ def test_per_node_jobs_and_sleep(local_ray, synth_root, tmp_path):
     assert r.cluster["nodes"] == 1 and r.cluster["max_parallel"] == 1
 
 
+def test_ray_slots_rotate_proxies_and_nodes_get_the_browser_cookies(local_ray, synth_root, tmp_path):
+    from .test_download_passthrough import dead_origin, firefox_profile
+
+    root = copy_root(synth_root, tmp_path / "root")
+    profile = firefox_profile(tmp_path / "firefox", "127.0.0.1", "sid", "from-the-driver")
+    mirror = DatasetLayout(root, "synthetic").mirror_dir
+    with FaultServer(mirror) as p0, FaultServer(mirror) as p1:
+        proxies = (f"http://127.0.0.1:{p0.port}", f"http://127.0.0.1:{p1.port}")
+        r = _run(root, source=dead_origin(), jobs=2, proxy=proxies, cookies_from_browser=f"firefox:{profile}")
+        assert r.totals["ok"] == 10  # the origin is dead: everything came through the two proxies
+        assert p0.proxied and p1.proxied  # the node's two slots, one proxy each
+        assert {c for srv in (p0, p1) for c in srv.cookies} == {"sid=from-the-driver"}
+
+
 def test_node_breaker_stops_that_node_and_keeps_the_rest_pending(local_ray, synth_root, tmp_path):
     root = copy_root(synth_root, tmp_path / "root")
     mirror = DatasetLayout(root, "synthetic").mirror_dir

@@ -52,3 +52,37 @@ def decode_bgr(path: Path) -> list[np.ndarray]:
 
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def scene_frames(seed: int, w: int = 640, h: int = 360, n: int = 30) -> list[np.ndarray]:
+    """``n`` BGR frames of a smooth moving scene (waves and a moving disk): a stand-in for natural video.
+
+    Different seeds give different videos; the same seed gives the same pictures at any size.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    waves = [(rng.uniform(0.5, 4, 2), rng.uniform(0, 6.3), rng.uniform(0.3, 1.5, 3)) for _ in range(4)]
+    disk, step, radius = rng.uniform(0.2, 0.8, 2), rng.uniform(-0.02, 0.02, 2), rng.uniform(0.05, 0.15)
+    frames = []
+    for t in range(n):
+        img = np.zeros((h, w, 3))
+        for (fx, fy), phase, colour in waves:
+            img += np.sin(2 * np.pi * (fx * xx + fy * yy) + phase + 0.05 * t)[..., None] * colour
+        cx, cy = (disk + step * t) * np.array([w, h]) / max(w, h)
+        img += (((xx - cx) ** 2 + (yy - cy) ** 2) < radius**2)[..., None] * 2.0
+        frames.append(((img - img.min()) / (img.max() - img.min()) * 255).astype(np.uint8))
+    return frames
+
+
+def remux(src: Path, dst: Path) -> Path:
+    """Copy the video stream of ``src`` into another container (``dst``'s extension), without re-encoding."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.size == 0:  # the flush packet
+                continue
+            packet.stream = stream
+            out.mux(packet)
+    return dst

@@ -102,6 +102,50 @@ def check_ejs() -> Check:
     return Check("yt-dlp-ejs", "ok", version)
 
 
+def ytdlp_plugins() -> dict[str, list[str]]:
+    """What yt-dlp loads from its plugin folders: the folders, extractor and post-processor plugins,
+    and the PO token providers those plugins register (``yt_dlp_plugins`` packages, see yt-dlp's README)."""
+    from yt_dlp.globals import plugin_ies, plugin_pps
+    from yt_dlp.plugins import directories, load_all_plugins
+
+    load_all_plugins()
+    return {
+        "directories": list(directories()),
+        "extractors": sorted(plugin_ies.value),
+        "postprocessors": sorted(plugin_pps.value),
+        "pot_providers": _pot_providers(),
+    }
+
+
+def _pot_providers() -> list[str]:
+    """``name version`` of each registered PO token provider (yt-dlp keeps the list in an internal module)."""
+    try:
+        from yt_dlp.extractor.youtube.pot._registry import _pot_providers as registry
+    except ImportError:  # moved in another yt-dlp: nothing to list
+        return []
+    return sorted(f"{cls.PROVIDER_NAME} {cls.PROVIDER_VERSION}" for cls in registry.value.values())
+
+
+def check_ytdlp_plugins() -> Check:
+    """yt-dlp's plugins, PO token providers first (optional: listed so a user sees what yt-dlp will use)."""
+    try:
+        found = ytdlp_plugins()
+    except ImportError:
+        return Check("yt-dlp plugins", "ok", "yt-dlp not installed")
+    parts = [
+        f"{label}: {', '.join(found[key])}"
+        for key, label in (
+            ("pot_providers", "PO token providers"),
+            ("extractors", "extractors"),
+            ("postprocessors", "post-processors"),
+        )  # fmt: skip
+        if found[key]
+    ]
+    if not parts:
+        return Check("yt-dlp plugins", "ok", "none (a PO token provider plugin helps when YouTube wants PO tokens)")
+    return Check("yt-dlp plugins", "ok", "; ".join(parts) + f" (from {', '.join(found['directories']) or '?'})")
+
+
 def check_pyav() -> Check:
     try:
         import av
@@ -189,6 +233,7 @@ def run_checks(root: Path) -> list[Check]:
         check_ytdlp,
         check_js_runtime,
         check_ejs,
+        check_ytdlp_plugins,
         check_pyav,
         check_ffmpeg,
         check_tvl1,

@@ -153,6 +153,11 @@ class DatasetLayout:
     def manifest_path(self) -> Path:
         return self.base / "manifest.json"
 
+    @property
+    def health_path(self) -> Path:
+        """What the censuses (``download --recheck``) found, per class and over time."""
+        return self.base / "health.json"
+
     def shared_root_marker(self, token: str) -> Path:
         """The file a cluster run's driver writes so that tasks can tell whether their node sees this root."""
         if not re.match(r"^[0-9a-f]{16,64}$", token):

@@ -1,9 +1,11 @@
 """What later stages read of the download's records (the contract between stages).
 
 * ``ledger.sqlite`` has a table ``videos`` with at least ``id TEXT PRIMARY KEY``,
-  ``status TEXT`` (``ok``, ``unavailable``, ``blocked``, ``filtered_duration``,
+  ``status TEXT`` (``ok``, ``recovered``, ``unavailable``, ``blocked``, ``filtered_duration``,
   ``filtered_resolution``, ``rate_limited``, ``network_error``, ``corrupt``, ``error``)
-  and ``sha256 TEXT`` (of ``videos/<id>.mp4``, for ``ok``).
+  and ``sha256 TEXT`` (of ``videos/<id>.mp4``, for the obtained statuses ``ok`` and
+  ``recovered``: a video present, fetched from the source, or recovered from another copy
+  whose fingerprint matched).
 * ``manifest.json`` is an object with ``schema`` and ``hash`` (the sha256 naming the
   snapshot of videos obtained: :func:`snapshot_hash`).
 
@@ -28,6 +30,7 @@ from ytfgvc.system.fsutil import is_temporary
 
 STATUSES = (
     "ok",
+    "recovered",
     "unavailable",
     "blocked",
     "filtered_duration",
@@ -37,20 +40,26 @@ STATUSES = (
     "corrupt",
     "error",
 )
-PERMANENT = ("ok", "unavailable", "blocked", "filtered_duration", "filtered_resolution", "corrupt")
+PERMANENT = ("ok", "recovered", "unavailable", "blocked", "filtered_duration", "filtered_resolution", "corrupt")
 TRANSIENT = ("rate_limited", "network_error", "error")
+# The statuses of a video that is present under videos/: fetched (ok), or recovered from another copy.
+OBTAINED = ("ok", "recovered")
 
 
-MANIFEST_SCHEMA = "ytfgvc-manifest-1"
+MANIFEST_SCHEMA = "ytfgvc-manifest-2"
+# The first line of what the snapshot hash covers: the first manifest format's name, kept when the
+# format gained fields (fingerprints, origins), so the same videos keep the same hash.
+HASH_SCHEME = "ytfgvc-manifest-1"
 
 
 def snapshot_hash(dataset: str, annotations: str, obtained: dict[str, str]) -> str:
     """The hash naming a snapshot; ``obtained`` maps id to the sha256 of its file.
 
-    sha256 of ``ytfgvc-manifest-1\\n<dataset>\\n<annotations>\\n`` followed by one line
-    ``<id> <sha256>\\n`` per video obtained, sorted by id.
+    sha256 of ``ytfgvc-manifest-1\\n<dataset>\\n<annotations>\\n`` (:data:`HASH_SCHEME`)
+    followed by one line ``<id> <sha256>\\n`` per video obtained (``ok`` or ``recovered``),
+    sorted by id: a recovered video enters it like any other.
     """
-    h = hashlib.sha256(f"{MANIFEST_SCHEMA}\n{dataset}\n{annotations}\n".encode())
+    h = hashlib.sha256(f"{HASH_SCHEME}\n{dataset}\n{annotations}\n".encode())
     for vid in sorted(obtained):
         h.update(f"{vid} {obtained[vid]}\n".encode())
     return h.hexdigest()
@@ -73,10 +82,10 @@ def _files_on_disk(layout: DatasetLayout) -> set[str]:
 
 
 def _ok_rows(layout: DatasetLayout) -> dict[str, str | None]:
-    """id -> sha256 of every ``ok`` row, read in one transaction."""
+    """id -> sha256 of every obtained (``ok`` or ``recovered``) row, read in one transaction."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{layout.ledger_path}?mode=ro", uri=True, timeout=30)) as db:
-            rows = db.execute("SELECT id, sha256 FROM videos WHERE status = 'ok'").fetchall()
+            rows = db.execute("SELECT id, sha256 FROM videos WHERE status IN ('ok', 'recovered')").fetchall()
     except sqlite3.OperationalError as e:
         if "locked" in str(e):
             raise YtfgvcError(
@@ -90,7 +99,7 @@ def _ok_rows(layout: DatasetLayout) -> dict[str, str | None]:
 
 
 def snapshot(layout: DatasetLayout) -> Snapshot:
-    """What is obtained now: ``ok`` in the ledger, with a sha256, and present under ``videos/``.
+    """What is obtained now: ``ok`` or ``recovered`` in the ledger, with a sha256, and present under ``videos/``.
 
     The hash is the one ``download`` writes into ``manifest.json`` for the same ledger and
     files. Without a ledger (videos brought by hand) every finished ``videos/<id>.mp4``
@@ -107,7 +116,7 @@ def snapshot(layout: DatasetLayout) -> Snapshot:
 
 
 def ok_video_ids(layout: DatasetLayout) -> set[str]:
-    """Ids whose download finished and verified: ``ok`` in the ledger and present under ``videos/``.
+    """Ids whose download finished and verified: obtained in the ledger and present under ``videos/``.
 
     Without a ledger (videos brought by hand), every finished ``videos/<id>.mp4`` counts.
     """

@@ -1,4 +1,5 @@
-"""Download commands: ``download`` (with ``--status`` and ``--merge``), ``serve-mirror``, ``doctor``."""
+"""Download commands: ``download`` (with ``--status``, ``--merge``, ``--recheck``), ``serve-mirror``, ``doctor``,
+``snapshot intersect``."""
 
 from __future__ import annotations
 
@@ -60,7 +61,47 @@ def _counts(counts: dict[str, int]) -> str:
 )
 @click.option("--retry-failed", is_flag=True, help="Ask again for videos that failed permanently before.")
 @click.option("--cookies", type=click.Path(path_type=Path), help="cookies.txt (Netscape format) passed to yt-dlp.")
-@click.option("--proxy", help="Proxy URL passed to yt-dlp, e.g. socks5://127.0.0.1:1080.")
+@click.option(
+    "--cookies-from-browser",
+    metavar="BROWSER[+KEYRING][:PROFILE][::CONTAINER]",
+    help="yt-dlp's --cookies-from-browser: read cookies from this browser's profile (on Ray: read here, sent "
+    "to the nodes as a cookies file).",
+)
+@click.option(
+    "--extractor-args",
+    metavar="IE_KEY:ARGS",
+    multiple=True,
+    help="yt-dlp's --extractor-args, repeatable, e.g. 'youtube:player_client=mweb' or "
+    "'youtube:po_token=mweb.gvs+TOKEN' (session tokens are hidden in records).",
+)
+@click.option(
+    "--proxy",
+    metavar="URL",
+    multiple=True,
+    help="Proxy URL for yt-dlp, e.g. socks5://127.0.0.1:1080; repeat to give a list, rotated per worker, "
+    "per --shard and per Ray node.",
+)
+@click.option("--limit-rate", metavar="RATE", help="yt-dlp's --limit-rate: bytes per second per transfer, e.g. 50K.")
+@click.option(
+    "--verify-fingerprints",
+    is_flag=True,
+    help="Recovery: take missing videos from --source DIR (or a URL template), each kept as 'recovered' only if "
+    "its duration and perceptual hash match the fingerprint recorded in the ledger or in --fingerprints.",
+)
+@click.option(
+    "--fingerprints",
+    metavar="MANIFEST",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Another lab's manifest.json whose fingerprints --verify-fingerprints checks against (repeatable; this "
+    "root's ledger wins).",
+)
+@click.option(
+    "--recheck",
+    is_flag=True,
+    help="A census instead of a download: ask for each selected video's metadata only (no bytes), paced like a "
+    "download, record today whether it is still available, and rewrite health.json.",
+)
 @click.option("--status", "show_status", is_flag=True, help="Print the ledger summary instead of downloading.")
 @click.option("--merge", "do_merge", is_flag=True, help="Merge the LEDGERS (shard ledgers or roots) into --root.")
 @cluster_options
@@ -71,8 +112,8 @@ def download(
 ) -> None:
     """Fetch the listed videos of DATASET: filtered, verified, and accounted for in a ledger.
 
-    Every video ends with one status in videos/../ledger.sqlite: ok, unavailable, blocked,
-    filtered_duration, filtered_resolution, rate_limited, network_error, corrupt or error.
+    Every video ends with one status in videos/../ledger.sqlite: ok, recovered, unavailable,
+    blocked, filtered_duration, filtered_resolution, rate_limited, network_error, corrupt or error.
     Running it again resumes: finished videos are never fetched twice, permanent failures
     are not asked for again unless --retry-failed. One download (or --merge) per dataset
     at a time: a second is refused, naming the first (pid, host, since when).
@@ -89,7 +130,10 @@ def download(
       ytfgvc download birds --jobs 2 --sleep 5-10
       ytfgvc download synthetic                      # its mirror, over loopback HTTP
       ytfgvc download cars --source 'http://mirror.lab/cars/{id}.mp4' --shard 0/4
+      ytfgvc download birds --cookies-from-browser firefox --proxy socks5://p1:1080 --proxy socks5://p2:1080
       ytfgvc download birds --executor ray --ray-address auto --root /shared/ytfgvc
+      ytfgvc download birds --recheck                # which videos YouTube still has, today
+      ytfgvc download birds --source ~/from-lab-b --verify-fingerprints --fingerprints lab-b/manifest.json
       ytfgvc download birds --status
       ytfgvc download birds --merge shard0/ shard1/ shard2/ shard3/
     """
@@ -123,16 +167,18 @@ def download(
 
     from ytfgvc.download import DownloadConfig, Interrupted
     from ytfgvc.download import download as run_download
+    from ytfgvc.download.census import recheck
     from ytfgvc.system.interrupts import EXIT_SIGINT, EXIT_SIGTERM
 
     cfg = DownloadConfig(dataset=dataset, **opts)
+    run, summary = (recheck, _census_summary) if cfg.recheck else (run_download, _summary)
     try:
-        r = run_download(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
+        r = run(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
     except Interrupted as stopped:
-        _summary(stopped.result, dataset, as_json)
+        summary(stopped.result, dataset, as_json)
         click.echo(f"interrupted: {stopped.result.message}", err=True)
         sys.exit(EXIT_SIGTERM if stopped.result.signal == "SIGTERM" else EXIT_SIGINT)
-    _summary(r, dataset, as_json)
+    summary(r, dataset, as_json)
     if r.stopped == "breaker":
         click.echo(f"error: {r.message}", err=True)
         sys.exit(EXIT_BREAKER)
@@ -154,6 +200,20 @@ def _summary(r, dataset: str, as_json: bool) -> None:
             f"  cluster:   {c['nodes']} Ray node(s), videos per node {c['videos_per_node'] or [0]}"
             + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
         )
+    emit(r.to_dict(), as_json, "\n".join(lines))
+
+
+def _census_summary(r, dataset: str, as_json: bool) -> None:
+    from ytfgvc.download.health import decay_text
+
+    lines = [
+        f"{dataset}: census {r.census} of {r.selected} videos from {r.source}",
+        f"  this run:  {_counts(r.this_run)} ({r.asked} asked in {r.seconds:.1f} s; {r.answered_before} answered "
+        "earlier today)",
+        f"  census:    {_counts(r.totals)}",
+        f"  health:    {r.health_path}",
+        *decay_text(r.decay),
+    ]
     emit(r.to_dict(), as_json, "\n".join(lines))
 
 
@@ -207,4 +267,45 @@ def doctor(root: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = [download, serve_mirror, doctor]
+@click.group()
+def snapshot() -> None:
+    """Work with downloaded snapshots (manifest.json files), e.g. from several labs.
+
+    \b
+    Example:
+      ytfgvc snapshot intersect lab-a/birds/manifest.json lab-b/birds/manifest.json --out core.json
+    """
+
+
+@snapshot.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the common core here (JSON).")
+@json_option
+def intersect(manifests: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
+    """The ids present in every given snapshot: the videos all these copies share.
+
+    MANIFESTS are manifest.json files of one dataset, made from the same official lists.
+    Without --out (or --json), prints the ids, one per line.
+
+    \b
+    Example:
+      ytfgvc snapshot intersect lab-a/birds/manifest.json lab-b/birds/manifest.json --out core.json
+      ytfgvc snapshot intersect */birds/manifest.json > core-ids.txt
+    """
+    from ytfgvc.download.intersect import intersect as do_intersect
+    from ytfgvc.download.intersect import write_core
+
+    core = do_intersect(list(manifests))
+    if out is not None:
+        write_core(core, out)
+    if as_json or out is not None:
+        held = ", ".join(f"{s['obtained']}" for s in core.snapshots)
+        splits = ", ".join(f"{k} {v}" for k, v in core.splits.items()) or "none"
+        text = f"{core.dataset}: {core.count} videos in all {len(core.snapshots)} snapshots (they hold {held}); "
+        text += f"by split: {splits}" + (f"\nwrote {out}" if out else "")
+        emit(core.to_dict(), as_json, text)
+    else:
+        click.echo("\n".join(core.ids))
+
+
+COMMANDS = [download, serve_mirror, doctor, snapshot]

@@ -4,7 +4,11 @@ Modules: :mod:`~ytfgvc.download.runner` (the run), :mod:`~ytfgvc.download.ytdlp`
 embedded), :mod:`~ytfgvc.download.sources`, :mod:`~ytfgvc.download.probe`,
 :mod:`~ytfgvc.download.classify` (errors to statuses), :mod:`~ytfgvc.download.ledger`,
 :mod:`~ytfgvc.download.manifest`, :mod:`~ytfgvc.download.report` (``--status``),
-:mod:`~ytfgvc.download.merge` (``--merge``), :mod:`~ytfgvc.download.server` (loopback mirror).
+:mod:`~ytfgvc.download.merge` (``--merge``), :mod:`~ytfgvc.download.server` (loopback mirror),
+:mod:`~ytfgvc.download.passthrough` (yt-dlp's own options, proxies), :mod:`~ytfgvc.download.census`
+(``--recheck``) and :mod:`~ytfgvc.download.health` (``health.json``), :mod:`~ytfgvc.download.fingerprint`
+and :mod:`~ytfgvc.download.recover` (``--verify-fingerprints``), :mod:`~ytfgvc.download.intersect`
+(``snapshot intersect``).
 
 Example:
     >>> from ytfgvc.download import DownloadConfig, download

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ytfgvc.config import ConfigBase
 from ytfgvc.distributed import ClusterConfig
+from ytfgvc.download.passthrough import check_proxies, redact_args, ytdlp_params
 from ytfgvc.errors import YtfgvcError
 
 SPLIT_CHOICES = ("train", "test", "all")
@@ -76,7 +77,13 @@ class DownloadConfig(ConfigBase):
     timeout_s: float = 30.0
     retry_failed: bool = False
     cookies: Path | None = None
-    proxy: str | None = None
+    proxy: tuple[str, ...] = ()  # rotated per worker, per --shard and per Ray node (ytfgvc.download.passthrough)
+    cookies_from_browser: str | None = None  # yt-dlp's BROWSER[+KEYRING][:PROFILE][::CONTAINER]
+    extractor_args: tuple[str, ...] = ()  # yt-dlp's IE_KEY:ARGS, each
+    limit_rate: str | None = None  # yt-dlp's RATE, e.g. 50K or 4.2M
+    recheck: bool = False  # a census, metadata only (ytfgvc.download.census.recheck), not a download
+    verify_fingerprints: bool = False  # keep a file from another copy only if its fingerprint matches
+    fingerprints: tuple[Path, ...] = ()  # other labs' manifest.json, fingerprints to check against
     cluster: ClusterConfig = field(default_factory=ClusterConfig)  # --executor, --ray-address, --ray-shared-root
 
     def __post_init__(self) -> None:
@@ -99,8 +106,29 @@ class DownloadConfig(ConfigBase):
             raise YtfgvcError(f"--timeout must be positive, got {self.timeout_s}")
         if self.cookies is not None and not Path(self.cookies).is_file():
             raise YtfgvcError(f"--cookies {self.cookies}: no such file", "export cookies.txt in Netscape format")
-        if self.proxy is not None and not re.match(r"^(https?|socks[45]h?)://", self.proxy):
-            raise YtfgvcError(f"--proxy {redact_url(self.proxy)!r} is not a proxy URL", "e.g. socks5://127.0.0.1:1080")
+        self._check_recovery()
+        self.proxy = check_proxies((self.proxy,) if isinstance(self.proxy, str) else tuple(self.proxy or ()))
+        self.extractor_args = tuple(self.extractor_args or ())
+        self.ytdlp_params()  # yt-dlp's own parser checks its options now, before anything is asked
+
+    def _check_recovery(self) -> None:
+        """--verify-fingerprints and --fingerprints, checked together."""
+        self.fingerprints = tuple(Path(f) for f in self.fingerprints or ())
+        if self.fingerprints and not self.verify_fingerprints:
+            raise YtfgvcError(
+                "--fingerprints is what --verify-fingerprints checks against", "add --verify-fingerprints"
+            )
+        for f in self.fingerprints:
+            if not f.is_file():
+                raise YtfgvcError(
+                    f"--fingerprints {f}: no such file", "pass another lab's <root>/<dataset>/manifest.json"
+                )
+        if self.verify_fingerprints and self.cluster.is_ray:
+            raise YtfgvcError("--verify-fingerprints runs here, not on a Ray cluster", "leave out --executor ray")
+
+    def ytdlp_params(self) -> dict:
+        """``cookiesfrombrowser``, ``extractor_args``, ``ratelimit`` as yt-dlp's parser makes them."""
+        return ytdlp_params(self.cookies_from_browser, self.extractor_args, self.limit_rate)
 
     @property
     def shard_tuple(self) -> tuple[int, int] | None:
@@ -116,9 +144,10 @@ class DownloadConfig(ConfigBase):
         )
 
     def to_record(self) -> dict:
-        """The config as recorded in the ledger: the proxy's password hidden."""
+        """The config as recorded in the ledger: proxy passwords and session tokens hidden."""
         d = self.to_dict()
-        d["proxy"] = redact_url(self.proxy)
+        d["proxy"] = [redact_url(p) for p in self.proxy]
+        d["extractor_args"] = redact_args(self.extractor_args)
         return d
 
     def command(self, root: Path) -> str:
@@ -138,11 +167,17 @@ class DownloadConfig(ConfigBase):
             ("timeout_s", "--timeout"),
             ("cookies", "--cookies"),
             ("proxy", "--proxy"),
+            ("cookies_from_browser", "--cookies-from-browser"),
+            ("extractor_args", "--extractor-args"),
+            ("limit_rate", "--limit-rate"),
+            ("fingerprints", "--fingerprints"),
         ]
         for name, flag in flags:
             value = getattr(self, name)
             if value is not None and value != getattr(defaults, name):
-                args += [flag, str(redact_url(value) if name == "proxy" else value)]
-        if self.retry_failed:
-            args.append("--retry-failed")
+                for one in value if isinstance(value, tuple) else (value,):
+                    args += [flag, *redact_args([str(one)])]
+        switches = (("--retry-failed", self.retry_failed), ("--recheck", self.recheck),
+                    ("--verify-fingerprints", self.verify_fingerprints))  # fmt: skip
+        args += [flag for flag, on in switches if on]
         return shlex.join(args + self.cluster.flags())

@@ -1,27 +1,38 @@
 """``manifest.json``: exactly which videos this root holds, and the hash that names that snapshot.
 
-Format (schema ``ytfgvc-manifest-1``)::
+Format (schema ``ytfgvc-manifest-2``)::
 
-    {"schema": "ytfgvc-manifest-1",
+    {"schema": "ytfgvc-manifest-2",
      "dataset": "birds",
      "hash": "<sha256>",               # names the snapshot (see below)
      "annotations": "<sha256>",        # ytfgvc.datasets.official.annotations_hash of the lists used
      "created": "2026-01-01T00:00:00Z",
      "tools": {"ytfgvc": ..., "yt_dlp": ..., "av": ..., "ffmpeg": ..., "python": ...},
-     "counts": {"ok": 17000, "unavailable": 900, ..., "missing": 0},
-     "videos": {"<id>": {"status": "ok", "sha256": ..., "bytes": ..., "split": "train", "label": 17},
+     "counts": {"ok": 17000, "recovered": 12, "unavailable": 900, ..., "missing": 0},
+     "videos": {"<id>": {"status": "ok", "sha256": ..., "bytes": ..., "split": "train", "label": 17,
+                         "fingerprint": {"title": ..., "uploader": ..., "duration": 61.0, "phash": "1:..."}},
+                "<id>": {"status": "recovered", ..., "origin": {"from": ..., "sha256": ..., "fingerprint": ...,
+                                                                "distance": 3, "of": 320, "threshold": 64}},
                 "<id>": {"status": "unavailable", "split": "test", "label": 3}, ...}}
 
-``hash`` is the sha256 of the text ``ytfgvc-manifest-1\\n<dataset>\\n<annotations>\\n``
-followed by one line ``<id> <sha256>\\n`` per video obtained (``ok`` in the ledger and
-present under ``videos/``), sorted by id. Two roots holding the same bytes for the same
-lists have the same hash, whatever the tools, the dates or the failures; anything that
-changes what a model is trained or tested on changes it. An ``ok`` video whose file is gone
-is listed as ``missing`` and left out of the hash.
+``fingerprint`` (what identifies the video beyond its id, :mod:`ytfgvc.download.fingerprint`)
+is listed for every video the ledger has one of, obtained or not any more, so another lab can
+check a copy against it (``download --verify-fingerprints --fingerprints manifest.json``);
+``origin`` for a recovered video says where its file came from (:mod:`ytfgvc.download.recover`).
+The previous format, ``ytfgvc-manifest-1``, had neither.
+
+``hash`` is the sha256 of the text ``ytfgvc-manifest-1\\n<dataset>\\n<annotations>\\n`` (the
+first format's name, kept so the same videos keep the same hash) followed by one line
+``<id> <sha256>\\n`` per video obtained (``ok`` or ``recovered`` in the ledger and present
+under ``videos/``), sorted by id. Two roots holding the same bytes for the same lists have the
+same hash, whatever the tools, the dates or the failures; anything that changes what a model
+is trained or tested on changes it, a recovered video included. An obtained video whose file
+is gone is listed as ``missing`` and left out of the hash.
 """
 
 from __future__ import annotations
 
+import json
 import platform
 from collections import Counter
 from typing import Any
@@ -63,13 +74,17 @@ def build_manifest(layout: DatasetLayout, records: dict[str, VideoRecord], annot
     for vid in sorted(records):
         r = records[vid]
         entry: dict[str, Any] = {"status": r.status}
-        if r.status == "ok":
+        if r.obtained:
             if r.sha256 and layout.video_path(vid).is_file():
                 obtained[vid] = r.sha256
                 entry.update(sha256=r.sha256, bytes=r.bytes)
             else:
                 entry["status"] = "missing"
         entry.update(split=r.split, label=r.label)
+        if r.phash:
+            entry["fingerprint"] = {"title": r.title, "uploader": r.uploader, "duration": r.duration, "phash": r.phash}
+        if r.status == "recovered" and r.origin:
+            entry["origin"] = _origin(r.origin)
         videos[vid] = entry
     return {
         "schema": SCHEMA,
@@ -81,6 +96,13 @@ def build_manifest(layout: DatasetLayout, records: dict[str, VideoRecord], annot
         "counts": dict(Counter(e["status"] for e in videos.values())),
         "videos": videos,
     }
+
+
+def _origin(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def write_manifest(layout: DatasetLayout, records: dict[str, VideoRecord], annotations: str) -> dict[str, Any]:

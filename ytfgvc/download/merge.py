@@ -2,7 +2,8 @@
 
 Each input is a ``ledger.sqlite`` file or a folder holding one (a shard's ``--root``, or
 its ``<root>/<dataset>/``). For every id the better record wins (``ok``, then other
-permanent outcomes, then the most recent). When an input's winning ``ok`` video sits
+permanent outcomes, then the most recent), and census rows are added (one per id and
+census date; an answer wins over ``unknown``). When an input's winning obtained video sits
 beside its ledger (``videos/<id>.mp4``) and this root lacks it, it is copied in (hard
 link when on the same filesystem) after its sha256 is checked against the ledger. The
 manifest is then rewritten from the merged ledger, so it lists exactly what this root holds.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ytfgvc.datasets import Dataset
+from ytfgvc.download.health import write_health
 from ytfgvc.download.ledger import Ledger, VideoRecord, merge_records, utc_now
 from ytfgvc.download.lock import one_writer
 from ytfgvc.download.manifest import write_manifest
@@ -69,19 +71,25 @@ def merge(root: Path, dataset: str, inputs: list[Path]) -> MergeResult:
         with Ledger(layout.ledger_path, dataset) as target:
             merged = target.records()
             origin: dict[str, list[Path]] = {}  # id -> videos/ folders of inputs that have it ok
+            checks = []
             for path in paths:
                 with Ledger(path, dataset, readonly=True) as ledger:
+                    checks += [c for c in ledger.checks() if is_valid_video_id(c.id)]
                     for vid, rec in ledger.records().items():
                         if not is_valid_video_id(vid):
                             continue  # never let an id from a file reach a path
-                        if rec.status == "ok":
+                        if rec.obtained:
                             origin.setdefault(vid, []).append(path.parent / "videos")
                         old = merged.get(vid)
                         merged[vid] = rec if old is None else merge_records(old, rec)
             copied, rejected = _bring_videos(layout, merged, origin)
             target.replace_all(merged)
+            target.add_checks(checks)  # census rows: a shard's census joins this root's
+            checks = target.checks()
             target.log_run(utc_now(), {"merge": [str(p) for p in paths]}, {"records": len(merged), "copied": copied})
         manifest = write_manifest(layout, merged, ds.annotations_hash)
+        if checks:
+            write_health(ds, merged, checks)
     counts = {k: v for k, v in manifest["counts"].items() if k != "missing"}
     return MergeResult(
         dataset=dataset,
@@ -101,7 +109,7 @@ def _bring_videos(
     """Copy in the ok videos this root lacks, from inputs whose file has the recorded sha256."""
     copied, rejected = 0, []
     for vid, rec in merged.items():
-        if rec.status != "ok" or layout.video_path(vid).is_file():
+        if not rec.obtained or layout.video_path(vid).is_file():
             continue
         for folder in origin.get(vid, []):
             src = folder / f"{vid}.mp4"

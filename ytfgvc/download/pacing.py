@@ -86,6 +86,7 @@ class NodePacer:
         self._rng = random.Random(seed)
         self._next = 0.0
         self._slots: dict[int, int] = {}  # slot -> pid of the worker holding it
+        self._lanes: dict[int, int] = {}  # slot -> its lane, 0..jobs-1 (which proxy it uses)
         self._issued = 0
         self.max_held = 0  # most slots ever held at once (what the tests check)
 
@@ -95,6 +96,7 @@ class NodePacer:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 del self._slots[slot]
+                self._lanes.pop(slot, None)
             except PermissionError:
                 pass
 
@@ -112,6 +114,7 @@ class NodePacer:
         self._issued += 1
         slot = self._issued
         self._slots[slot] = pid
+        self._lanes[slot] = min(set(range(self.jobs)) - set(self._lanes.values()))
         self.max_held = max(self.max_held, len(self._slots))
         now = time.monotonic()
         start = max(now, self._next)
@@ -119,13 +122,18 @@ class NodePacer:
         if start > now:
             await asyncio.sleep(start - now)
         if self.breaker.tripped:
-            self._slots.pop(slot, None)
+            self.release(slot)
             return None
         return slot
+
+    def lane(self, slot: int) -> int:
+        """The lane (0..jobs-1) of a held slot: no two slots held at once share one."""
+        return self._lanes.get(slot, 0)
 
     def release(self, slot: int) -> None:
         """Give ``slot`` back (a slot already given back is ignored)."""
         self._slots.pop(slot, None)
+        self._lanes.pop(slot, None)
 
     def observe(self, status: str, reason: str | None) -> None:
         """One attempt's result, for this node's breaker."""

@@ -65,7 +65,7 @@ class Plan:
     """Tasks to run, and how many selected videos need nothing (by reason)."""
 
     tasks: list[Task] = field(default_factory=list)
-    done: int = 0  # ok, file present
+    done: int = 0  # obtained (ok or recovered), file present
     settled: Counter = field(default_factory=Counter)  # permanent failures not asked again, by status
     missing_files: int = 0  # ok in the ledger but the file is gone: fetched again
     adopt: int = 0  # a file is there without an ok record: verified, not downloaded
@@ -77,7 +77,7 @@ def plan(items: list[Item], records: dict[str, VideoRecord], layout: DatasetLayo
     for it in items:
         r = records.get(it.video_id)
         on_disk = layout.video_path(it.video_id).is_file()
-        if r is not None and r.status == "ok":
+        if r is not None and r.obtained:
             if on_disk:
                 p.done += 1
                 continue
@@ -85,7 +85,7 @@ def plan(items: list[Item], records: dict[str, VideoRecord], layout: DatasetLayo
         elif r is not None and r.permanent and not retry_failed:
             p.settled[r.status] += 1
             continue
-        adopt = on_disk and not (r is not None and r.status == "ok")
+        adopt = on_disk and not (r is not None and r.obtained)
         p.adopt += int(adopt)
         p.tasks.append(Task(it.video_id, it.split, it.label, adopt=adopt))
     return p

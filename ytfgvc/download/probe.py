@@ -155,8 +155,8 @@ def remux_to_mp4(src: Path, dst: Path) -> None:
             in_stream = inp.streams.video[0]
             out_stream = out.add_stream_from_template(in_stream)
             for packet in inp.demux(in_stream):
-                if packet.dts is None:
-                    continue
+                if packet.size == 0:  # the demuxer's flush packet; packets without a dts (the first ones of
+                    continue  # H.264 with B-frames in Matroska) are kept: the MP4 muxer computes their dts
                 packet.stream = out_stream
                 out.mux(packet)
     except av.FFmpegError as e:

@@ -39,11 +39,13 @@ from ytfgvc.distributed.cluster import (
 )
 from ytfgvc.download.ledger import utc_now
 from ytfgvc.download.pacing import NodePacer
+from ytfgvc.download.passthrough import node_number, pick_proxy, proxy_index
 from ytfgvc.download.sources import Source
 from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker, run_task
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.snapshot import OBTAINED
 from ytfgvc.system.fsutil import sha256_bytes
 
 # How many times a video handed back by a node whose breaker tripped is offered to another node.
@@ -61,7 +63,7 @@ class RemoteSpec:
     source: Source  # reachable: a mirror's URL is filled in
     limits: Limits
     fetch: FetchOptions | None  # None for a folder source; cookies and JS runtimes are set on the node
-    cookies: bytes | None
+    cookies: bytes | None  # --cookies and --cookies-from-browser, read on the driver
     retries: int
     backoff_s: float
     shared: bool | None  # --ray-shared-root (None: detect)
@@ -69,6 +71,8 @@ class RemoteSpec:
     jobs: int
     sleep: tuple[float, float]
     breaker: int
+    nodes: tuple[str, ...] = ()  # the nodes when the run started, in order: which proxies each uses
+    shard: int = 0  # --shard i
 
 
 @dataclass
@@ -137,15 +141,21 @@ def _pacer_actor(spec: RemoteSpec, node_id: str) -> Any:
 
 
 class _Gate:
-    """``run_task``'s hooks on a node: a pacer slot before each request, given back after it."""
+    """``run_task``'s hooks on a node: a pacer slot before each request, given back after it.
 
-    def __init__(self, pacer: Any):
+    With proxies, the request goes through the proxy of the slot's lane (``on_lane(lane)``).
+    """
+
+    def __init__(self, pacer: Any, on_lane: Callable[[int], None] | None = None):
         import ray
 
         self.ray, self.pacer, self.pid, self.slot = ray, pacer, os.getpid(), None
+        self.on_lane = on_lane
 
     def before(self) -> bool:
         self.slot = self.ray.get(self.pacer.acquire.remote(self.pid))
+        if self.slot is not None and self.on_lane is not None:
+            self.on_lane(self.ray.get(self.pacer.lane.remote(self.slot)))
         return self.slot is not None
 
     def after(self, status: str, reason: str | None) -> None:
@@ -191,6 +201,16 @@ def _node_pacer(spec: RemoteSpec, node_id: str) -> Any:
     return _PACER[key]
 
 
+def _proxy_setter(spec: RemoteSpec, node_id: str, fetcher: YtDlpFetcher | None) -> Callable[[int], None] | None:
+    """What makes a request of lane ``k`` on this node go through its proxy (see ytfgvc.download.passthrough)."""
+    if fetcher is None or not (spec.fetch and spec.fetch.proxies):
+        return None
+    proxies, node = spec.fetch.proxies, node_number(spec.nodes, node_id)
+    return lambda lane: fetcher.use_proxy(
+        pick_proxy(proxies, proxy_index(spec.shard, len(spec.nodes), node, spec.jobs, lane))
+    )
+
+
 def download_task(spec: RemoteSpec, task: Task) -> RemoteResult:
     """Fetch and verify one video on this node (the body of the Ray task)."""
     import ray
@@ -207,7 +227,7 @@ def download_task(spec: RemoteSpec, task: Task) -> RemoteResult:
         fetcher = _node_fetcher(spec, scratch)
         extractions = fetcher.extractions if fetcher else 0
         worker = VideoWorker(layout, spec.source, spec.limits, fetcher, fetcher.stop if fetcher else threading.Event())
-        gate = _Gate(_node_pacer(spec, node_id))
+        gate = _Gate(_node_pacer(spec, node_id), _proxy_setter(spec, node_id, fetcher))
         try:
             result = run_task(worker, task, spec.retries, spec.backoff_s, gate.before, gate.after)
         finally:
@@ -215,7 +235,7 @@ def download_task(spec: RemoteSpec, task: Task) -> RemoteResult:
         if isinstance(result, FetchDone):
             result = worker.finish(result)
         files = None
-        if result is not None and result.status == "ok" and not shared:
+        if result is not None and result.status in OBTAINED and not shared:
             vid = task.video_id
             files = {"video": layout.video_path(vid).read_bytes(), "info": layout.info_path(vid).read_bytes()}
         version = yt_dlp.version.__version__ if fetcher else None

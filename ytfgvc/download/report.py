@@ -1,8 +1,8 @@
 """``ytfgvc download DATASET --status``: what the ledger says, against the official lists.
 
 Counts by status per split (ids never tried are ``pending``), availability per class
-(missing videos unbalance classes: the worst classes come first), and the most common
-reasons of failure.
+(missing videos unbalance classes: the worst classes come first), the most common
+reasons of failure, and what the censuses found (``--recheck``, :mod:`ytfgvc.download.health`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ytfgvc.datasets import Dataset
+from ytfgvc.download.health import build_health, health_text
 from ytfgvc.download.ledger import Ledger
 from ytfgvc.download.plan import listed_items
 from ytfgvc.layout import SPLITS
-from ytfgvc.snapshot import STATUSES, manifest_hash
+from ytfgvc.snapshot import OBTAINED, STATUSES, manifest_hash
 
 COLUMNS = (*STATUSES, "pending")
 
@@ -42,6 +43,7 @@ class StatusReport:
     classes: list[ClassAvailability]  # worst first
     reasons: list[dict[str, Any]]  # [{"status", "reason", "count", "example"}], most common first
     missing_files: int  # ok in the ledger, file gone
+    health: dict[str, Any] | None = None  # what the censuses found (ytfgvc.download.health), None before any
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -71,6 +73,8 @@ class StatusReport:
                 lines.append(f"  {r['count']:>6}  {r['status']:<19} {r['reason']}")
         if self.missing_files:
             lines += ["", f"{self.missing_files} ok videos have no file under videos/: the next run fetches them again"]
+        if self.health:
+            lines += health_text(self.health, worst)
         return "\n".join(lines)
 
 
@@ -78,10 +82,10 @@ def status_report(root: Path, dataset: str) -> StatusReport:
     """Read the ledger of ``dataset`` under ``root`` against its official lists."""
     ds = Dataset.open(root, dataset)
     layout, lists = ds.layout, ds.official()
-    records = {}
+    records, checks = {}, []
     if layout.ledger_path.is_file():
         with Ledger(layout.ledger_path, dataset, readonly=True) as ledger:
-            records = ledger.records()
+            records, checks = ledger.records(), ledger.checks()
     splits: dict[str, dict[str, int]] = {}
     per_class: dict[int, Counter] = defaultdict(Counter)
     reasons: Counter = Counter()
@@ -92,12 +96,12 @@ def status_report(root: Path, dataset: str) -> StatusReport:
         for it in listed_items(lists, sp):
             r = records.get(it.video_id)
             status = r.status if r else "pending"
-            if status == "ok" and not layout.video_path(it.video_id).is_file():
+            if status in OBTAINED and not layout.video_path(it.video_id).is_file():
                 missing += 1
             c[status] += 1
             per_class[it.label]["listed"] += 1
-            per_class[it.label]["ok"] += status == "ok"
-            if r and status != "ok":
+            per_class[it.label]["ok"] += status in OBTAINED
+            if r and status not in OBTAINED:
                 key = (status, r.reason or "")
                 reasons[key] += 1
                 examples.setdefault(key, r.message or "")
@@ -117,4 +121,5 @@ def status_report(root: Path, dataset: str) -> StatusReport:
             for (s, r), n in reasons.most_common()
         ],
         missing_files=missing,
+        health=build_health(ds, records, checks) if checks else None,
     )

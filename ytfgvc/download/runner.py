@@ -33,14 +33,16 @@ from ytfgvc.download.ledger import Ledger, utc_now
 from ytfgvc.download.lock import one_writer
 from ytfgvc.download.manifest import write_manifest
 from ytfgvc.download.pacing import Breaker, Pacer
+from ytfgvc.download.passthrough import browser_cookies_file, proxy_index
 from ytfgvc.download.plan import Item, listed_items, plan, select, sweep_leftovers
+from ytfgvc.download.recover import references
 from ytfgvc.download.server import MirrorServer
 from ytfgvc.download.sources import Source, parse_source
 from ytfgvc.download.worker import FetchDone, Limits, Outcome, Task, VideoWorker, run_task
 from ytfgvc.download.ytdlp import FetchOptions, YtDlpFetcher, available_js_runtimes
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.snapshot import STATUSES
+from ytfgvc.snapshot import OBTAINED, STATUSES
 from ytfgvc.system.fserrors import disk_full_error, is_disk_full, is_locked, ledger_locked_error
 from ytfgvc.system.interrupts import signal_name
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 VERIFY_THREADS = 2
 SHORT = {
     "ok": "ok",
+    "recovered": "recov",
     "unavailable": "unavail",
     "blocked": "blocked",
     "filtered_duration": "long",
@@ -90,17 +93,21 @@ class DownloadResult:
         return asdict(self)
 
 
-def _fetch_options(source: Source, card, cfg: DownloadConfig) -> FetchOptions | None:
+def fetch_options(source: Source, card, cfg: DownloadConfig) -> FetchOptions | None:
+    """What the fetcher passes to yt-dlp for ``cfg`` (resolved: ``jobs`` is set); None for a folder."""
     if source.kind == "dir":
         return None
+    shard = cfg.shard_tuple[0] if cfg.shard_tuple else 0
     return FetchOptions(
         max_duration_s=card.filters.max_duration_s,
         min_resolution=card.filters.min_resolution,
         timeout_s=cfg.timeout_s,
         cookies=cfg.cookies,
-        proxy=cfg.proxy,
+        proxies=cfg.proxy,
+        proxy_offset=proxy_index(shard, 1, 0, int(cfg.jobs or 1), 0),
         ie_key=source.ie_key,
         js_runtimes=available_js_runtimes() if source.kind == "youtube" else None,
+        ytdlp=cfg.ytdlp_params(),
     )
 
 
@@ -117,7 +124,7 @@ def _totals(ledger: Ledger, selected: list[Item]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _reachable(source: Source, needed: bool, host: str = "127.0.0.1") -> Iterator[Source]:
+def reachable_source(source: Source, needed: bool, host: str = "127.0.0.1") -> Iterator[Source]:
     """The source, reachable for the run: a mirror folder gets a server on ``host`` until the block ends."""
     if source.kind != "mirror" or not needed:
         yield source
@@ -163,11 +170,18 @@ def download(
             (:mod:`ytfgvc.system.fserrors`); finished videos are kept, and running again resumes.
     """
     t0, started = time.perf_counter(), utc_now()
+    if cfg.recheck:
+        raise YtfgvcError("a census is not a download", "call ytfgvc.download.census.recheck")
     if cfg.cluster.is_ray:
         require_ray()  # before anything is written
     ds = Dataset.open(root, cfg.dataset)
     card, layout = ds.card, ds.layout
     source = parse_source(cfg.source, card, layout)
+    if cfg.verify_fingerprints and source.kind == "youtube":
+        raise YtfgvcError(
+            "--verify-fingerprints checks files from another copy of a video",
+            "pass --source DIR (files named <id>.mp4, .webm, ...) or a URL template of another lab's copy",
+        )
     run_cfg = cfg.resolved(source.spec, source.kind)
     if items is None:
         items = listed_items(ds.official(), cfg.split)
@@ -183,13 +197,18 @@ def download(
     stop = threading.Event()
     breaker = Breaker(run_cfg.breaker, stop)
     pacer = Pacer(*parse_sleep(run_cfg.sleep), stop)
-    options = _fetch_options(source, card, run_cfg)
+    options = fetch_options(source, card, run_cfg)
     fetcher = YtDlpFetcher(options, stop) if options else None
     version = _ytdlp_version() if fetcher else None
     limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
     tally = _Tally()
     with one_writer(layout, log) as lock, Ledger(layout.ledger_path, cfg.dataset) as ledger:
-        p = plan(selected, ledger.records(), layout, cfg.retry_failed)
+        records = ledger.records()
+        p = plan(selected, records, layout, cfg.retry_failed or cfg.verify_fingerprints)
+        refs = None
+        if cfg.verify_fingerprints:  # recovery: only the files offered, checked against recorded fingerprints
+            refs = references(records, list(cfg.fingerprints), cfg.dataset)
+            p.tasks = [t for t in p.tasks if t.adopt or source.kind != "dir" or source.find_file(t.video_id)]
         sweep_leftovers(layout, {t.video_id for t in p.tasks})
         found = []
         if p.missing_files:
@@ -211,9 +230,9 @@ def download(
             with contextlib.ExitStack() as stack:
                 session = stack.enter_context(RaySession(cfg.cluster)) if cfg.cluster.is_ray else None
                 host = session.serving_host() if session else "127.0.0.1"
-                reachable = stack.enter_context(_reachable(source, bool(p.tasks), host))
+                reachable = stack.enter_context(reachable_source(source, bool(p.tasks), host))
                 described = reachable.describe()
-                worker = VideoWorker(layout, reachable, limits, fetcher, stop)
+                worker = VideoWorker(layout, reachable, limits, fetcher, stop, references=refs)
                 if session is None:
                     _execute(
                         p.tasks, worker, run_cfg, pacer, breaker, record, progress, cfg.dataset, tally.counts,
@@ -277,9 +296,9 @@ def _fail(e: BaseException, layout: DatasetLayout, ledger: Ledger, annotations: 
 
 
 class Interrupted(KeyboardInterrupt):
-    """A run stopped by a signal, after recording what finished; ``result`` is its summary."""
+    """A run (a download or a census) stopped by a signal, after recording what finished; ``result`` is its summary."""
 
-    def __init__(self, result: DownloadResult):
+    def __init__(self, result: Any):
         super().__init__(result.signal)
         self.result = result
 
@@ -295,7 +314,8 @@ def _breaker_message(breaker: Breaker, cfg: DownloadConfig, root: Path) -> str:
     text = (
         f"stopped after {breaker.streak} {why} in a row: the source is refusing this IP, and going on would make it "
         "worse. Finished videos are kept; the rest are pending. Wait (YouTube's limits last up to an hour), "
-        "consider --cookies FILE, --proxy URL or a longer --sleep, then resume with:\n  "
+        "consider --cookies FILE or --cookies-from-browser, more --proxy URLs or a longer --sleep, then resume "
+        "with:\n  "
         f"{cfg.command(root)}"
     )
     if breaker.last_reason == "bot check":
@@ -318,11 +338,27 @@ def _adopt_here(tasks: list[Task], worker: VideoWorker, record: Callable[..., No
     kept = set()
     with ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="ytfgvc-verify") as pool:
         for task, out in zip(adopt, pool.map(worker.adopt, adopt), strict=True):
-            if out.status == "ok":
+            if out.status in OBTAINED:
                 out.started = out.finished = utc_now()
                 record(task, out)
                 kept.add(task.video_id)
     return [dataclasses.replace(t, adopt=False) for t in tasks if t.video_id not in kept]
+
+
+def _node_options(options: FetchOptions | None) -> FetchOptions | None:
+    """The fetch options a node starts from: cookies arrive as a file, JS runtimes are the node's own."""
+    if options is None:
+        return None
+    ytdlp = {k: v for k, v in options.ytdlp.items() if k != "cookiesfrombrowser"}
+    return dataclasses.replace(options, cookies=None, js_runtimes=None, ytdlp=ytdlp)
+
+
+def _cookies_for_nodes(cfg: DownloadConfig) -> bytes | None:
+    """The cookies.txt the nodes get: --cookies, and the browser's cookies read here (nodes lack the browser)."""
+    browser = cfg.ytdlp_params().get("cookiesfrombrowser")
+    if browser:
+        return browser_cookies_file(browser, cfg.cookies)
+    return Path(cfg.cookies).read_bytes() if cfg.cookies else None
 
 
 def _execute_on_ray(
@@ -345,8 +381,10 @@ def _execute_on_ray(
             dataset=worker.layout.dataset,
             source=worker.source,
             limits=worker.limits,
-            fetch=dataclasses.replace(options, cookies=None, js_runtimes=None) if options else None,
-            cookies=Path(cfg.cookies).read_bytes() if cfg.cookies else None,
+            fetch=_node_options(options),
+            cookies=_cookies_for_nodes(cfg),
+            nodes=tuple(sorted(n["id"] for n in session.alive_nodes() if n["cpus"] > 0)),
+            shard=cfg.shard_tuple[0] if cfg.shard_tuple else 0,
             retries=cfg.retries,
             backoff_s=float(cfg.backoff_s or 0),
             shared=cfg.cluster.shared_root,

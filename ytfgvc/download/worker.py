@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ytfgvc.download.classify import Failure
+from ytfgvc.download.fingerprint import Fingerprint, FingerprintError, perceptual_hash
 from ytfgvc.download.ledger import VideoRecord, utc_now
 from ytfgvc.download.probe import CorruptVideo, VideoProbe, is_mp4, probe_video, remux_to_mp4
+from ytfgvc.download.recover import judge
 from ytfgvc.download.sources import Source
 from ytfgvc.download.ytdlp import Cancelled, Fetched, YtDlpFetcher
 from ytfgvc.layout import DatasetLayout
-from ytfgvc.snapshot import TRANSIENT
+from ytfgvc.snapshot import OBTAINED, TRANSIENT
 from ytfgvc.system.fserrors import disk_full_error, says_disk_full
 from ytfgvc.system.fsutil import atomic_path, sha256_file
 
@@ -59,6 +61,8 @@ class Outcome:
     sha256: str | None = None
     probe: VideoProbe | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    phash: str | None = None  # the kept file's perceptual hash (ytfgvc.download.fingerprint)
+    origin: str | None = None  # recovered only: JSON, where the file came from (ytfgvc.download.recover)
 
     def record(self, task: Task, source: str, ytdlp_version: str | None) -> VideoRecord:
         p, i = self.probe, self.info
@@ -82,6 +86,10 @@ class Outcome:
             ytdlp_version=ytdlp_version,
             split=task.split,
             label=task.label,
+            title=i.get("title"),
+            uploader=i.get("uploader"),
+            phash=self.phash,
+            origin=self.origin,
         )
 
 
@@ -127,12 +135,14 @@ class VideoWorker:
         limits: Limits,
         fetcher: YtDlpFetcher | None,
         stop: threading.Event,
+        references: dict[str, Fingerprint] | None = None,
     ):
         self.layout = layout
         self.source = source
         self.limits = limits
         self.fetcher = fetcher
         self.stop = stop
+        self.references = references  # --verify-fingerprints: keep a file only if it matches one of these
 
     # --- one attempt -----------------------------------------------------------------
     def _fetch(self, video_id: str, workdir: Path) -> Fetched:
@@ -145,13 +155,14 @@ class VideoWorker:
             workdir.mkdir(parents=True, exist_ok=True)
             dst = workdir / f"{video_id}{src.suffix}"
             shutil.copyfile(src, dst)
-            return Fetched(path=dst, info={"id": video_id, "source_file": str(src)})
+            return Fetched(path=dst, info={"id": video_id, "source_file": str(src), "source_sha256": sha256_file(dst)})
         assert self.fetcher is not None
         return self.fetcher.fetch(video_id, self.source.url(video_id), workdir)
 
     def verify_and_keep(self, video_id: str, path: Path, info: dict[str, Any], workdir: Path) -> Outcome:
         """Probe ``path``; if it passes, rename it to ``videos/<id>.mp4`` (with its info.json)."""
         out = Outcome(video_id, "ok", info=info)
+        received = self._received(video_id, path, info)
         try:
             if not is_mp4(path):
                 workdir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +178,8 @@ class VideoWorker:
             return out
         out.probe = probe
         failure = check_probe(probe, self.limits, info)
+        if failure is None:
+            failure = self._fingerprint(out, path, probe.duration_s, received)
         if failure is not None:
             out.status, out.reason, out.message = failure.status, failure.reason, failure.message
             return out
@@ -179,6 +192,23 @@ class VideoWorker:
         os.replace(path, self.layout.video_path(video_id))
         return out
 
+    def _received(self, video_id: str, path: Path, info: dict[str, Any]) -> dict[str, str] | None:
+        """Under --verify-fingerprints: what arrived (a file or URL, its sha256), before any remux."""
+        if self.references is None:
+            return None
+        where = info.get("source_file") or (self.source.url(video_id) if self.source.template else str(path))
+        return {"from": str(where), "sha256": info.get("source_sha256") or sha256_file(path)}
+
+    def _fingerprint(self, out: Outcome, path: Path, duration_s: float, received: dict | None) -> Failure | None:
+        """Hash the file; under --verify-fingerprints, keep it as ``recovered`` only if it matches."""
+        try:
+            out.phash = perceptual_hash(path, duration_s)
+        except FingerprintError as e:
+            return Failure("corrupt", "does not decode", f"the frames the fingerprint needs: {e}")
+        if self.references is None:
+            return None
+        return judge(out, duration_s, self.references.get(out.video_id), received or {})
+
     def adopt(self, task: Task) -> Outcome:
         """Verify a file found at ``videos/<id>.mp4`` without a ledger record saying ``ok``.
 
@@ -188,8 +218,8 @@ class VideoWorker:
         vid = task.video_id
         found = self.layout.video_path(vid)
         out = self.verify_and_keep(vid, found, _read_info(self.layout, vid), self.layout.download_tmp_dir(vid))
-        if out.status == "ok":
-            out.reason = "verified a file already under videos/"
+        if out.status in OBTAINED:
+            out.reason = out.reason or "verified a file already under videos/"
         else:
             found.unlink(missing_ok=True)
         shutil.rmtree(self.layout.download_tmp_dir(vid), ignore_errors=True)
@@ -260,7 +290,7 @@ def run_task(
     started = utc_now()
     if task.adopt:
         out = worker.adopt(task)
-        if out.status == "ok":
+        if out.status in OBTAINED:
             out.started, out.finished = started, utc_now()
             return out
     attempts = 0

@@ -19,6 +19,7 @@ file. No itags are named: YouTube changes them, the filters do not care.
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 from dataclasses import dataclass, field
@@ -150,15 +151,19 @@ class FetchOptions:
     min_resolution: int
     timeout_s: float = 30.0
     cookies: Path | None = None
-    proxy: str | None = None
+    proxies: tuple[str, ...] = ()
+    proxy_offset: int = 0  # this process's first proxy (see ytfgvc.download.passthrough)
     ie_key: str | None = None
     js_runtimes: dict[str, dict] | None = None
     http_retries: int = 3  # yt-dlp's own retries of a broken transfer (it resumes with Range)
+    ytdlp: dict[str, Any] = field(default_factory=dict)  # cookiesfrombrowser, extractor_args, ratelimit
 
 
 class YtDlpFetcher:
-    """Fetch videos with yt-dlp; one ``YoutubeDL`` per thread, reused across videos.
+    """Fetch videos with yt-dlp; one ``YoutubeDL`` per thread (and proxy), reused across videos.
 
+    With proxies, each thread takes the next one in turn the first time it asks (``proxy_offset``
+    first), unless :meth:`use_proxy` sets the one it must use (a Ray node's pacer slot does).
     ``extractions`` counts ``extract_info`` calls (one per video fetched).
     """
 
@@ -167,9 +172,28 @@ class YtDlpFetcher:
         self.stop = stop or threading.Event()
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._lanes = 0
         self.extractions = 0
 
-    def params(self) -> dict[str, Any]:
+    def use_proxy(self, proxy: str | None) -> None:
+        """Make this thread's next requests go through ``proxy``."""
+        self._local.proxy = proxy
+
+    def thread_proxy(self) -> str | None:
+        """The proxy this thread uses (None without proxies)."""
+        from ytfgvc.download.passthrough import pick_proxy
+
+        if not self.options.proxies:
+            return None
+        if getattr(self._local, "proxy", None):
+            return self._local.proxy
+        if getattr(self._local, "lane", None) is None:
+            with self._lock:
+                self._local.lane, self._lanes = self._lanes, self._lanes + 1
+        return pick_proxy(self.options.proxies, self.options.proxy_offset + self._local.lane)
+
+    def params(self, proxy: str | None = None) -> dict[str, Any]:
+        """The ``YoutubeDL`` parameters, with ``proxy``."""
         o = self.options
         p: dict[str, Any] = {
             "quiet": True,
@@ -191,25 +215,50 @@ class YtDlpFetcher:
         }
         if o.cookies:
             p["cookiefile"] = str(o.cookies)
-        if o.proxy:
-            p["proxy"] = o.proxy
+        if proxy:
+            p["proxy"] = proxy
         if o.js_runtimes:
             p["js_runtimes"] = o.js_runtimes
+        p.update(copy.deepcopy(o.ytdlp))
         return p
 
     def _ydl(self):
-        ydl = getattr(self._local, "ydl", None)
-        if ydl is None:
+        proxy = self.thread_proxy()
+        ydls = self._local.__dict__.setdefault("ydls", {})
+        if proxy not in ydls:
             import yt_dlp
 
-            ydl = self._local.ydl = yt_dlp.YoutubeDL(self.params())
-        return ydl
+            ydls[proxy] = yt_dlp.YoutubeDL(self.params(proxy))
+        return ydls[proxy]
 
     def _hook(self, status: dict[str, Any]) -> None:
         if self.stop.is_set():
             from yt_dlp.utils import DownloadCancelled
 
             raise DownloadCancelled("stopping")
+
+    def check(self, url: str) -> Fetched:
+        """Metadata only, for a census: ``extract_info(download=False, process=False)``, no format, no bytes kept.
+
+        Returns the source's trimmed info, or the classified failure; never raises for the video's failure.
+
+        Raises:
+            Cancelled: when the run is stopping.
+        """
+        from yt_dlp.utils import DownloadCancelled
+
+        ydl = self._ydl()
+        with self._lock:
+            self.extractions += 1
+        try:
+            info = ydl.extract_info(url, download=False, process=False, ie_key=self.options.ie_key)
+        except DownloadCancelled:
+            raise Cancelled() from None
+        except Exception as e:
+            return Fetched(failure=classify_exception(e, "extract"))
+        if info is None:
+            return Fetched(failure=Failure("error", "no info", "yt-dlp returned nothing for this URL"))
+        return Fetched(info=trim_info(info))
 
     def fetch(self, video_id: str, url: str, workdir: Path) -> Fetched:
         """Extract, decide, download into ``workdir/<id>.<ext>``; never raises for a video's failure.

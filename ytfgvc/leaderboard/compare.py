@@ -23,7 +23,7 @@ import numpy as np
 from ytfgvc.datasets.official import OfficialLists, load_official
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import leaderboard_dir as default_leaderboard_dir
-from ytfgvc.leaderboard.entries import ENTRY_SCHEMA, entry_path, entry_problems, is_slug
+from ytfgvc.leaderboard.entries import ENTRY_SCHEMAS, entry_path, entry_problems, is_slug
 from ytfgvc.leaderboard.scoring import correctness
 from ytfgvc.metrics import Comparison, paired_bootstrap
 from ytfgvc.predictions import MAX_PREDICTIONS_BYTES, TooLarge, read_capped, strict_loads, validate_bytes
@@ -113,7 +113,7 @@ def load_side(spec: str, dataset: str, lists: OfficialLists, leaderboard_dir: Pa
         head = strict_loads(raw)
     except (ValueError, RecursionError):
         head = None  # validation below says what is wrong with it
-    if not (isinstance(head, dict) and head.get("schema") == ENTRY_SCHEMA):
+    if not (isinstance(head, dict) and head.get("schema") in ENTRY_SCHEMAS):
         pred = validate_bytes(raw, lists, dataset, allow_partial=True, path=str(path)).raise_if_invalid()
         return Side(path.name, "predictions", pred.top5)
     problems = entry_problems(head)

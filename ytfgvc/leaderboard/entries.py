@@ -1,4 +1,4 @@
-"""Leaderboard entries: ``<leaderboard>/submissions/<dataset>/<slug>.json``, schema ``ytfgvc-entry-1``.
+"""Leaderboard entries: ``<leaderboard>/submissions/<dataset>/<slug>.json``, schema ``ytfgvc-entry-2``.
 
 An entry is written only by ``ytfgvc leaderboard submit`` (or, for the paper's rows, by
 :func:`paper_entries`) and is one of two kinds:
@@ -11,10 +11,15 @@ An entry is written only by ``ytfgvc leaderboard submit`` (or, for the paper's r
     manifest (the submitter's download snapshot, or null), predictions_sha256,
     scores{top1, top5, mean_class, intervals{top1, top5, mean_class: [lo, hi]}, n_scored,
     n_official, coverage, per_class{label: top-1}, n_boot, missing_as_wrong{top1, top5}},
-    top5{youtube_id: [5 labels, best first (fewer only if the dataset has fewer classes)]}
+    top5{youtube_id: [5 labels, best first (fewer only if the dataset has fewer classes)]},
+    truth{youtube_id: the official label it was scored against}
 
 The kept ``top5`` lets anyone re-score the entry (``ytfgvc leaderboard rescore``) and
-compare it with another on the same videos; nothing the submitter reported is stored.
+compare it with another on the same videos; ``truth`` (from the imported test list, the same
+ids as ``top5``) lets the page score every entry on the videos all entries share (the common
+core, :mod:`.core`) without the lists. Nothing the submitter reported is stored. An entry of
+the previous schema, ``ytfgvc-entry-1``, has no ``truth``; it is read, left out of the common
+core, and brought to ``ytfgvc-entry-2`` by ``rescore --write``.
 
 ``paper`` -- a number reported in a publication and **not re-scored** (no predictions
 exist): ``reported{top1}`` and ``source`` instead of ``scores`` and ``top5``. Pages show
@@ -50,7 +55,8 @@ from ytfgvc.predictions import (
 )
 from ytfgvc.system.fsutil import is_temporary, write_text_atomic
 
-ENTRY_SCHEMA = "ytfgvc-entry-1"
+ENTRY_SCHEMA = "ytfgvc-entry-2"
+ENTRY_SCHEMAS = (ENTRY_SCHEMA, "ytfgvc-entry-1")  # the first has no truth: read, and upgraded by rescore --write
 KINDS = ("rescored", "paper")
 STATUS_TEXT = {"rescored": "re-scored", "paper": "reported in paper, not re-scored"}
 MAX_ENTRY_BYTES = 8 << 20
@@ -236,12 +242,21 @@ def _top5_problems(top5: Any) -> list[str]:
     return [f"top5: {len(bad)} malformed rows (first: {bad[0][:40]!r})"] if bad else []
 
 
+def _truth_problems(truth: Any, top5: Any) -> list[str]:
+    if not isinstance(truth, dict):
+        return ["truth: missing (the official label of each scored video)"]
+    if isinstance(top5, dict) and set(truth) != set(top5):
+        return ["truth: must hold exactly the videos of top5"]
+    bad = [vid for vid, y in truth.items() if not (isinstance(y, int) and not isinstance(y, bool) and y >= 0)]
+    return [f"truth: {len(bad)} labels are not label ids (first: {bad[0][:40]!r})"] if bad else []
+
+
 def entry_problems(entry: Any, dataset: str | None = None, slug: str | None = None) -> list[str]:
     """Every problem of an entry object; ``dataset``/``slug``: what its location says they are."""
     if not isinstance(entry, dict):
         return ["expected a JSON object"]
     problems = []
-    if entry.get("schema") != ENTRY_SCHEMA:
+    if entry.get("schema") not in ENTRY_SCHEMAS:
         problems.append(f"schema: expected {ENTRY_SCHEMA!r}")
     kind = entry.get("kind")
     if kind not in KINDS:
@@ -265,6 +280,8 @@ def entry_problems(entry: Any, dataset: str | None = None, slug: str | None = No
     if kind == "rescored":
         problems += _scores_problems(entry.get("scores"), entry.get("top5"))
         problems += _top5_problems(entry.get("top5"))
+        if entry.get("schema") == ENTRY_SCHEMA or "truth" in entry:
+            problems += _truth_problems(entry.get("truth"), entry.get("top5"))
         for key in ("manifest", "annotations", "predictions_sha256"):
             value = entry.get(key)
             if not (isinstance(value, str) and SHA256_HEX.match(value)) and not (key == "manifest" and value is None):
@@ -308,13 +325,14 @@ def load_entries(leaderboard_dir: Path) -> list[dict[str, Any]]:
 
 
 def dump_entry(entry: dict[str, Any]) -> str:
-    """JSON text of an entry: indented, with one line per video in ``top5`` (readable diffs)."""
-    head = {k: v for k, v in entry.items() if k != "top5"}
-    text = json.dumps(head, indent=2, ensure_ascii=False, allow_nan=False)
-    if "top5" in entry:
-        rows = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(entry["top5"].items()))
-        text = text[: -len("\n}")] + ',\n  "top5": {\n' + rows + "\n  }\n}"
-    return text + "\n"
+    """JSON text of an entry: indented, with one line per video in ``top5`` and ``truth`` (readable diffs)."""
+    per_video = [k for k in ("top5", "truth") if k in entry]
+    head = {k: v for k, v in entry.items() if k not in per_video}
+    text = json.dumps(head, indent=2, ensure_ascii=False, allow_nan=False)[: -len("\n}")]
+    for key in per_video:
+        rows = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(entry[key].items()))
+        text += f',\n  "{key}": {{\n' + rows + "\n  }"
+    return text + "\n}\n"
 
 
 def write_entry(leaderboard_dir: Path, entry: dict[str, Any]) -> Path:

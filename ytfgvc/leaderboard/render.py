@@ -25,6 +25,7 @@ from typing import Any
 
 from ytfgvc import __version__
 from ytfgvc.errors import YtfgvcError
+from ytfgvc.leaderboard.core import common_core
 from ytfgvc.leaderboard.entries import STATUS_TEXT, is_web_url, load_entries
 from ytfgvc.system.fsutil import write_text_atomic
 
@@ -39,6 +40,7 @@ COLUMNS = [
     ("mean_class", "mean class %", "num"),
     ("coverage", "coverage", "num"),
     ("top1_all", "top-1, missing = wrong", "num"),
+    ("core_top1", "common core top-1 %", "num"),
     ("backbone", "backbone", "text"),
     ("pretraining", "pretraining", "text"),
     ("frames_crops", "frames × crops", "text"),
@@ -71,7 +73,8 @@ def _title(dataset: str) -> str:
 
 
 def board_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One display row per entry, best top-1 first (ties: method name, then slug)."""
+    """One display row per entry (of one dataset), best top-1 first (ties: method name, then slug)."""
+    core = common_core(entries)
     rows = []
     for entry in entries:
         meta, s = entry["metadata"], entry.get("scores")
@@ -102,6 +105,9 @@ def board_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         else:
             row.update(top1=entry["reported"]["top1"], top5=None, mean_class=None, ci={}, coverage=None, top1_all=None)
+        row["core_top1"] = core.top1.get(entry["slug"]) if core else None
+        row["core_n"] = core.count if row["core_top1"] is not None else None
+        row["core_left_out"] = bool(core and entry["slug"] in core.left_out)
         rows.append(row)
     rows.sort(key=lambda r: (-r["top1"], r["method"].casefold(), r["slug"]))
     for i, r in enumerate(rows, 1):
@@ -147,6 +153,12 @@ def _with_ci(row: dict[str, Any], key: str) -> str:
     return f"{row[key]:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{_reported(row[key])} (reported)"
 
 
+def _core(row: dict[str, Any]) -> str:
+    if row["core_top1"] is None:
+        return "not scored (entry before ytfgvc-entry-2)" if row["core_left_out"] else "—"
+    return f"{row['core_top1']:.2f} on {row['core_n']:,}"
+
+
 def _coverage(row: dict[str, Any]) -> str:
     if row["coverage"] is None:
         return "—"
@@ -165,17 +177,20 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         "Coverage is videos scored / official test videos; *top-1, missing = wrong* counts every video without a "
         "prediction as an error; *starting weights* and *recipe* are what the predictions file says the model "
         "started from and how it was trained (`ytfgvc benchmark` writes both); *snapshot* is the start of the "
-        "submitter's download manifest hash. "
+        "submitter's download manifest hash. *Common core top-1* is every re-scored entry's top-1 on the test "
+        "videos all re-scored entries of the dataset cover (computed from each entry's kept top-5 and the "
+        "official labels it was scored against), so entries made from different copies of the dataset compare "
+        "on the same videos; the number after *on* is how many there are. "
         "Rows *reported in paper, not re-scored* are numbers printed in a paper, for reference only. "
         "How to submit: docs/leaderboard.md in the ytfgvc repository.",
     ]
     head = (
         "| # | method | top-1 % [95% CI] | top-5 % [95% CI] | mean class % [95% CI] | coverage "
-        "| top-1, missing = wrong | backbone | pretraining | frames × crops | params | starting weights | recipe "
-        "| external data | snapshot | links | status |"
+        "| top-1, missing = wrong | common core top-1 % | backbone | pretraining | frames × crops | params "
+        "| starting weights | recipe | external data | snapshot | links | status |"
     )
     for dataset, rows in groups.items():
-        out += ["", f"## {md(_title(dataset))} (`{dataset}`)", "", head, "|" + "---|" * 17]
+        out += ["", f"## {md(_title(dataset))} (`{dataset}`)", "", head, "|" + "---|" * 18]
         for r in rows:
             links = " ".join(
                 f"[{name}]({md_url(r[key])})" for key, name in (("paper_url", "paper"), ("code_url", "code")) if r[key]
@@ -188,6 +203,7 @@ def render_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
                 _with_ci(r, "mean_class"),
                 _coverage(r),
                 _pct(r["top1_all"]),
+                _core(r),
                 md(r["backbone"]),
                 md(r["pretraining"]),
                 md(r["frames_crops"]),
@@ -250,6 +266,10 @@ def _cell(row: dict[str, Any], key: str) -> str:
             return '<td class="num">—</td>'
         counts = f'<span class="ci">{row["n_scored"]:,} / {row["n_official"]:,}</span>'
         return f'<td class="num">{row["coverage"] * 100:.1f}%{counts}</td>'
+    if key == "core_top1":
+        if row["core_top1"] is None:
+            return '<td class="num">—</td>'
+        return f'<td class="num">{row["core_top1"]:.2f}<span class="ci">on {row["core_n"]:,}</span></td>'
     if key in ("rank", "top1_all"):
         return f'<td class="num">{esc(_pct(row[key]) if key == "top1_all" else row[key])}</td>'
     return f"<td>{esc(row[key])}</td>"

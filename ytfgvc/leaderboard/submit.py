@@ -100,12 +100,18 @@ def submit(
         "predictions_sha256": pred.sha256,
         "scores": scores_record(score_top5(pred.top5, lists)),
         "top5": pred.top5,
+        "truth": truth_of(pred.top5, lists),
     }
     origin = {**(pred.provenance or {}), **{k: v for k, v in (provenance or {}).items() if v}}
     if origin:
         entry["provenance"] = origin
     path = write_entry(leaderboard_dir, entry)
     return SubmitResult(path, entry, replaced=exists, warnings=[str(w) for w in report.warnings])
+
+
+def truth_of(top5: dict[str, Any], lists: OfficialLists) -> dict[str, int]:
+    """The official label of each scored video: what the entry keeps for the common core."""
+    return {vid: y for vid, y in lists.test if vid in top5}
 
 
 @dataclass
@@ -122,7 +128,8 @@ def rescore(root: Path, dataset: str, leaderboard_dir: Path | None = None, *, wr
     """Re-score every ``rescored`` entry of ``dataset`` from its kept top-5 against the imported test list.
 
     Reports entries whose stored scores differ (a changed test list, or a scorer change
-    recorded in the CHANGELOG); ``write`` rewrites them. Paper rows have nothing to re-score.
+    recorded in the CHANGELOG), and entries of the previous schema (no ``truth``); ``write``
+    rewrites them as ``ytfgvc-entry-2``. Paper rows have nothing to re-score.
     """
     ds = Dataset.open(root, dataset)
     lists: OfficialLists = ds.official()
@@ -142,8 +149,10 @@ def rescore(root: Path, dataset: str, leaderboard_dir: Path | None = None, *, wr
             continue
         result.checked += 1
         fresh = scores_record(score_top5(top5, lists, n_boot=entry["scores"].get("n_boot", 1000)))
-        if fresh != entry["scores"] or entry.get("annotations") != current:
+        truth = truth_of(top5, lists)
+        if fresh != entry["scores"] or entry.get("annotations") != current or entry.get("truth") != truth:
             result.changed.append(entry["slug"])
             if write:
-                write_entry(leaderboard_dir, {**entry, "scores": fresh, "annotations": current, "top5": top5})
+                again = {**entry, "schema": ENTRY_SCHEMA, "scores": fresh, "annotations": current}
+                write_entry(leaderboard_dir, {**again, "top5": top5, "truth": truth})
     return result
