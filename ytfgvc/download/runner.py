@@ -170,54 +170,26 @@ def download(
             (:mod:`ytfgvc.system.fserrors`); finished videos are kept, and running again resumes.
     """
     t0, started = time.perf_counter(), utc_now()
-    if cfg.recheck:
-        raise YtfgvcError("a census is not a download", "call ytfgvc.download.census.recheck")
-    if cfg.cluster.is_ray:
-        require_ray()  # before anything is written
     ds = Dataset.open(root, cfg.dataset)
-    card, layout = ds.card, ds.layout
-    source = parse_source(cfg.source, card, layout)
-    if cfg.verify_fingerprints and source.kind == "youtube":
-        raise YtfgvcError(
-            "--verify-fingerprints checks files from another copy of a video",
-            "pass --source DIR (files named <id>.mp4, .webm, ...) or a URL template of another lab's copy",
-        )
+    source = parse_source(cfg.source, ds.card, ds.layout)
+    _refuse_what_cannot_run(cfg, source)
     run_cfg = cfg.resolved(source.spec, source.kind)
-    if items is None:
-        items = listed_items(ds.official(), cfg.split)
-    selected = select(items, cfg.shard_tuple, cfg.limit)  # every id checked before any request
-    notes = []
-    if source.kind == "youtube" and not available_js_runtimes():
-        notes.append("no JavaScript runtime that yt-dlp accepts: YouTube may refuse formats; see `ytfgvc doctor`")
+    selected = select(
+        items if items is not None else listed_items(ds.official(), cfg.split), cfg.shard_tuple, cfg.limit
+    )
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    for n in notes:
-        log(f"warning: {n}")
-
+    notes = _warnings(source, log)
+    layout, card = ds.layout, ds.card
     layout.videos_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
-    breaker = Breaker(run_cfg.breaker, stop)
-    pacer = Pacer(*parse_sleep(run_cfg.sleep), stop)
+    breaker, pacer = Breaker(run_cfg.breaker, stop), Pacer(*parse_sleep(run_cfg.sleep), stop)
     options = fetch_options(source, card, run_cfg)
     fetcher = YtDlpFetcher(options, stop) if options else None
     version = _ytdlp_version() if fetcher else None
     limits = Limits(card.filters.max_duration_s, card.filters.min_resolution)
     tally = _Tally()
     with one_writer(layout, log) as lock, Ledger(layout.ledger_path, cfg.dataset) as ledger:
-        records = ledger.records()
-        p = plan(selected, records, layout, cfg.retry_failed or cfg.verify_fingerprints)
-        refs = None
-        if cfg.verify_fingerprints:  # recovery: only the files offered, checked against recorded fingerprints
-            refs = references(records, list(cfg.fingerprints), cfg.dataset)
-            p.tasks = [t for t in p.tasks if t.adopt or source.kind != "dir" or source.find_file(t.video_id)]
-        sweep_leftovers(layout, {t.video_id for t in p.tasks})
-        found = []
-        if p.missing_files:
-            found.append(f"{p.missing_files} videos recorded ok had no file under videos/: fetching them again")
-        if p.adopt:
-            found.append(f"{p.adopt} files found under videos/ without an ok record: verifying them, not fetching")
-        for n in found:
-            log(f"note: {n}")
-        notes += found
+        p, refs = _plan_tasks(ledger, layout, selected, cfg, source, notes, log)
 
         def record(task: Task, out: Outcome, ytdlp_version: str | None = version) -> None:
             lock.check()
@@ -245,38 +217,115 @@ def download(
         except BaseException as e:
             _fail(e, layout, ledger, ds.annotations_hash)
         manifest = write_manifest(layout, ledger.records(), ds.annotations_hash)
-        tripped = bool(cluster and cluster.tripped)
-        result = DownloadResult(
-            dataset=cfg.dataset,
-            source=described,
-            selected=len(selected),
-            done_before=p.done,
-            settled=dict(p.settled),
-            attempted=sum(tally.counts.values()),
-            this_run={s: tally.counts[s] for s in STATUSES if tally.counts[s]},
-            totals=_totals(ledger, selected),
-            bytes=tally.bytes,
-            seconds=round(time.perf_counter() - t0, 2),
-            manifest_hash=manifest["hash"],
-            manifest_path=str(layout.manifest_path),
-            extractions=(fetcher.extractions if fetcher else 0) + (cluster.extractions if cluster else 0),
-            stopped="breaker" if breaker.tripped or tripped else "interrupted" if signal else None,
-            message=_breaker_message(breaker, cfg, root) if breaker.tripped else None,
-            resume_command=cfg.command(root),
-            notes=notes,
-            cluster=cluster.summary() if cluster else None,
-            signal=signal,
-        )
-        if tripped:
-            from ytfgvc.download.remote import breaker_message
-
-            result.message = breaker_message(cluster, cfg.command(root))
-        elif signal:
-            result.message = f"stopped by {signal}: finished videos are kept; resume with:\n  {cfg.command(root)}"
+        run = _RunState(selected, p, tally, time.perf_counter() - t0, fetcher, cluster, breaker, signal)
+        result = _summary(cfg, root, described, notes, manifest, ledger, layout, run)
+        result.message = _stop_message(breaker, cluster, signal, cfg, root)
         ledger.log_run(started, run_cfg.to_record(), {k: v for k, v in result.to_dict().items() if k != "notes"})
     if signal:
         raise Interrupted(result)
     return result
+
+
+@dataclass
+class _RunState:
+    """What a run did, for its summary."""
+
+    selected: list[Item]
+    plan: Any
+    tally: _Tally
+    seconds: float
+    fetcher: Any
+    cluster: Any
+    breaker: Breaker
+    signal: str | None
+
+
+def _summary(cfg: DownloadConfig, root: Path, source: str, notes: list[str], manifest: dict[str, Any],
+             ledger: Ledger, layout: DatasetLayout, run: _RunState) -> DownloadResult:  # fmt: skip
+    fetched = run.fetcher.extractions if run.fetcher else 0
+    return DownloadResult(
+        dataset=cfg.dataset,
+        source=source,
+        selected=len(run.selected),
+        done_before=run.plan.done,
+        settled=dict(run.plan.settled),
+        attempted=sum(run.tally.counts.values()),
+        this_run={s: run.tally.counts[s] for s in STATUSES if run.tally.counts[s]},
+        totals=_totals(ledger, run.selected),
+        bytes=run.tally.bytes,
+        seconds=round(run.seconds, 2),
+        manifest_hash=manifest["hash"],
+        manifest_path=str(layout.manifest_path),
+        extractions=fetched + (run.cluster.extractions if run.cluster else 0),
+        stopped=_stopped(run.breaker, run.cluster, run.signal),
+        resume_command=cfg.command(root),
+        notes=notes,
+        cluster=run.cluster.summary() if run.cluster else None,
+        signal=run.signal,
+    )
+
+
+def _refuse_what_cannot_run(cfg: DownloadConfig, source: Source) -> None:
+    """Options that cannot go together, refused before anything is written."""
+    if cfg.recheck:
+        raise YtfgvcError("a census is not a download", "call ytfgvc.download.census.recheck")
+    if cfg.cluster.is_ray:
+        require_ray()
+    if cfg.verify_fingerprints and source.kind == "youtube":
+        raise YtfgvcError(
+            "--verify-fingerprints checks files from another copy of a video",
+            "pass --source DIR (files named <id>.mp4, .webm, ...) or a URL template of another lab's copy",
+        )
+
+
+def _warnings(source: Source, log: Callable[[str], None]) -> list[str]:
+    """What the user should know before the run starts (logged, and kept in the summary)."""
+    notes = []
+    if source.kind == "youtube" and not available_js_runtimes():
+        notes.append("no JavaScript runtime that yt-dlp accepts: YouTube may refuse formats; see `ytfgvc doctor`")
+    for n in notes:
+        log(f"warning: {n}")
+    return notes
+
+
+def _plan_tasks(ledger: Ledger, layout: DatasetLayout, selected: list[Item], cfg: DownloadConfig, source: Source,
+                notes: list[str], log: Callable[[str], None]) -> tuple[Any, Any]:  # fmt: skip
+    """What this run asks for (and, when recovering, the fingerprints to check against); leftovers swept."""
+    records = ledger.records()
+    p = plan(selected, records, layout, cfg.retry_failed or cfg.verify_fingerprints)
+    refs = None
+    if cfg.verify_fingerprints:  # recovery: only the files offered, checked against recorded fingerprints
+        refs = references(records, list(cfg.fingerprints), cfg.dataset)
+        p.tasks = [t for t in p.tasks if t.adopt or source.kind != "dir" or source.find_file(t.video_id)]
+    sweep_leftovers(layout, {t.video_id for t in p.tasks})
+    found = []
+    if p.missing_files:
+        found.append(f"{p.missing_files} videos recorded ok had no file under videos/: fetching them again")
+    if p.adopt:
+        found.append(f"{p.adopt} files found under videos/ without an ok record: verifying them, not fetching")
+    for n in found:
+        log(f"note: {n}")
+    notes += found
+    return p, refs
+
+
+def _stopped(breaker: Breaker, cluster: Any, signal: str | None) -> str | None:
+    if breaker.tripped or (cluster is not None and cluster.tripped):
+        return "breaker"
+    return "interrupted" if signal else None
+
+
+def _stop_message(breaker: Breaker, cluster: Any, signal: str | None, cfg: DownloadConfig, root: Path) -> str | None:
+    """Why the run stopped early, with the command that resumes it (None when it ran to the end)."""
+    if cluster is not None and cluster.tripped:
+        from ytfgvc.download.remote import breaker_message
+
+        return breaker_message(cluster, cfg.command(root))
+    if breaker.tripped:
+        return _breaker_message(breaker, cfg, root)
+    if signal:
+        return f"stopped by {signal}: finished videos are kept; resume with:\n  {cfg.command(root)}"
+    return None
 
 
 def _fail(e: BaseException, layout: DatasetLayout, ledger: Ledger, annotations: str) -> NoReturn:
