@@ -239,9 +239,13 @@ def test_loader_workers_are_auto_in_the_paper_preset_or_a_count(monkeypatch):
             load_config("tsn", overrides={"workers": bad})
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert auto_workers() == 12  # 16 cores per process, at most 12
+    assert auto_workers() == 14  # 16 cores per process: 2 kept for the training process itself
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert auto_workers() == 14  # 32 cores: at most 14
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert auto_workers() == 6
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
-    assert auto_workers() == 4
+    assert auto_workers() == 3
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert auto_workers() == 1
     res = CliRunner().invoke(main, ["benchmark", "synthetic", "--model", "tsn", "--workers", "some"])

@@ -90,7 +90,7 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
     "--workers",
     type=WorkersType(),
     default=None,
-    help="Data loader processes per GPU/process, or auto (its share of the cores, at most 12).",
+    help="Data loader processes per GPU/process, or auto (its share of the cores less 2, at most 14).",
 )
 @click.option(
     "--device",
