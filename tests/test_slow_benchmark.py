@@ -38,3 +38,21 @@ def test_throughput_script_runs_tiny_on_a_cpu(tmp_path):
     for r in results["methods"].values():
         assert r["train"]["ceiling_clips_per_s"] > 0 and r["train"]["pipeline_clips_per_s"] > 0
         assert r["test"]["ratio"] > 0
+
+
+def test_a_compiled_run_on_a_cpu_trains_the_frozen_and_the_unfrozen_epochs(tmp_path):
+    """``compile`` wiring through the engine: recompiled when the frozen set changes, and for the test pass."""
+    from . import tiny_models  # noqa: F401
+
+    make_prepared(tmp_path, frames=(4, 8), size=(40, 48))
+    over = {
+        "dataset": "synthetic", "root": str(tmp_path),
+        "model": {"name": "test_tiny_frames", "kwargs": {"pretrained": True}}, "input_size": 24, "workers": 0,
+        "batch_size": 4, "epochs": 2, "freeze_epochs": 1, "test_segments": 3, "compile": "default",
+    }  # fmt: skip
+    r = run_benchmark(load_config("tsn", "smoke", overrides=over), tmp_path / "runs", progress=False)
+    assert r.status == "finished" and r.metrics["training"]["compile"] == {
+        "config": "default", "train": "default", "test": "default"
+    }  # fmt: skip
+    log = [json.loads(x) for x in (r.run_dir / "log.jsonl").read_text().splitlines()]
+    assert [e["frozen"] for e in log] == [True, False]

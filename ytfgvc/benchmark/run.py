@@ -30,7 +30,7 @@ from torch import nn
 from ytfgvc.benchmark import records
 from ytfgvc.benchmark.config import BenchmarkConfig, upgrade_config_dict
 from ytfgvc.benchmark.data import DataInfo, load_data, resolve
-from ytfgvc.benchmark.hardware import Setup, resolve_setup, wrap_model
+from ytfgvc.benchmark.hardware import Setup, compiled, resolve_setup, wrap_model
 from ytfgvc.benchmark.optim import build_optimizer, lr_at, set_lr
 from ytfgvc.benchmark.recipes import get_recipe
 from ytfgvc.data.loader import (
@@ -324,7 +324,7 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
         model.train()
         model.freeze_pretrained(frozen)  # after train(): a model may keep frozen layers in eval mode here
         if frozen != frozen_now:
-            forward, frozen_now = wrap_model(model, env, cfg), frozen
+            forward, frozen_now = wrap_model(model, env, cfg, setup.compile["train"]), frozen
         sampler.set_epoch(epoch)
         bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", lr=f"{lr:.1e}")
         stats = _train_epoch(
@@ -416,7 +416,7 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     pin = env.device.type == "cuda"
     loader = make_loader(test_ds, sampler, cfg.test_batch, setup.workers, pin, cfg.seed)
     model.eval()
-    forward = torch.compile(model) if cfg.compile else model
+    forward = compiled(model, setup.compile["test"])
     with tqdm(total=len(sampler) * env.world, unit="video", disable=not progress, desc="test") as bar:
         index, logits = evaluate(
             forward,
@@ -494,7 +494,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             },
             "amp": "bf16" if setup.amp is not None else "off",
             "channels_last": setup.channels_last,
-            "compile": cfg.compile,
+            "compile": {"config": cfg.compile, **{k: v or "off" for k, v in setup.compile.items()}},
             "workers": setup.workers,
         },
         "pretrained_source": weights["source"],
