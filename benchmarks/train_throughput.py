@@ -489,14 +489,14 @@ def compile_forward(m: Method, split: str, mode: str | None) -> Callable:
     return compiled(m.model, mode) if mode else m.model
 
 
-def ceilings(m: Method, split: str) -> tuple[dict, Callable, str]:
-    """The ceiling of eager and of each compiled mode; the forward the pipeline uses (compiled already), its mode."""
+def ceilings(m: Method, split: str, out: dict, save: Callable[[], None] = lambda: None) -> tuple[Callable, str]:
+    """The ceiling of eager and of each compiled mode into ``out`` (``save()`` after each); the forward the
+    pipeline uses (compiled already), and its mode."""
     args, dev = m.args, m.device
     x = m.random_input(split)
     y = torch.randint(NUM_CLASSES, (len(x),), device=dev)
     n = m.items(split)
     grad = torch.inference_mode() if split == "test" else contextlib.nullcontext()
-    out: dict = {}
     want = args.pipeline_compile
     modes = list(dict.fromkeys(["off", *args.compile_modes]))
     if want in modes:  # measured last, so its compiled forward is still there for the pipeline
@@ -521,18 +521,19 @@ def ceilings(m: Method, split: str) -> tuple[dict, Callable, str]:
         except Exception as e:  # a mode that fails to compile or run is reported, not fatal
             row["error"] = f"{type(e).__name__}: {str(e)[:400]}"
         out[mode] = row
+        save()
         print(f"  {m.name} {split} ceiling {mode}: {_short(row)}", flush=True)
     ok = {k: r["rate"] for k, r in out.items() if "rate" in r and r.get("check", {}).get("ok", True)}
     chosen = (max(ok, key=ok.get) if ok else "off") if want == "best" else (want if want in ok else "off")
     if chosen == last[1]:
-        return out, *last
+        return last
     forward = compile_forward(m, split, None if chosen == "off" else chosen)
     step = m.step_fn(split, forward, lambda: (x, y, torch.arange(m.test_batch)))
     with grad:  # compiled again before the loader starts, so no batch waits for the compilation
         for _ in range(3):
             step()
         sync(dev)
-    return out, forward, chosen
+    return forward, chosen
 
 
 def _short(row: dict) -> str:
@@ -553,8 +554,8 @@ def measure_path(m: Method, split: str, row: dict, save: Callable[[], None] = la
     row |= {"batch": m.items(split), "unit": "clips/s" if split == "train" else "videos/s"}
     if split == "test":
         row["views"] = [m.cfg.test_segments, m.cfg.test_crops]
-    ceiling_rows, forward, mode = ceilings(m, split)
-    row["ceiling"] = ceiling_rows
+    ceiling_rows = row["ceiling"] = {}
+    forward, mode = ceilings(m, split, ceiling_rows, save)
     eager = ceiling_rows["off"].get("rate")
     row["compiled_speedup"] = {
         k: r["rate"] / eager for k, r in ceiling_rows.items() if k != "off" and "rate" in r and eager
