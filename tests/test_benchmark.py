@@ -73,6 +73,7 @@ def test_smoke_benchmark_of_every_method_writes_every_record(table6_runs):
         assert {"versions", "git", "device", "wall_time_s", "gpu_hours", "data", "protocol"} <= set(m)
         assert m["versions"]["torch"] and m["gpu_hours"] == 0.0 and m["data"]["annotations"]
         assert m["weights"] == {"source": "from scratch", "file": None, "sha256": None}
+        assert m["training"]["compile"] == {"config": "off", "train": "off", "test": "off"}  # smoke: eager
         recipe = {"rra": "rra-paper", "tsn": "tsn-official", "bninception": "tsn-official-bninception",
                   "i3d": "i3d-mmaction2"}[d.parent.name]  # fmt: skip
         assert m["recipe"]["name"] == recipe and {"epochs", "lr_steps", "batch_size"} <= set(m["recipe"]["changed"])
@@ -239,9 +240,13 @@ def test_loader_workers_are_auto_in_the_paper_preset_or_a_count(monkeypatch):
             load_config("tsn", overrides={"workers": bad})
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert auto_workers() == 12  # 16 cores per process, at most 12
+    assert auto_workers() == 14  # 16 cores per process: 2 kept for the training process itself
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert auto_workers() == 14  # 32 cores: at most 14
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert auto_workers() == 6
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
-    assert auto_workers() == 4
+    assert auto_workers() == 3
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert auto_workers() == 1
     res = CliRunner().invoke(main, ["benchmark", "synthetic", "--model", "tsn", "--workers", "some"])
@@ -288,3 +293,32 @@ def test_demo_stage_runs_rra_and_tsn_and_prints_the_table(tmp_path, monkeypatch)
     )
     assert any("| RRA (resnet18) | — |" in line for line in lines)
     assert stage_benchmark(ctx) == summary  # a second demo run finds the runs finished
+
+
+def test_compile_is_off_auto_or_a_mode_and_auto_is_what_was_measured_faster_on_a_gpu(monkeypatch):
+    import torch
+
+    from ytfgvc.benchmark import hardware
+
+    assert load_config("tsn", "paper").compile == "auto" and load_config("tsn", "smoke").compile == "off"
+    assert load_config("tsn", overrides={"compile": True}).compile == "default"  # --compile, and older configs
+    assert load_config("tsn", overrides={"compile": False}).compile == "off"
+    with pytest.raises(YtfgvcError, match="--set compile: one of off, auto, default, reduce-overhead"):
+        load_config("tsn", overrides={"compile": "fast"})
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    cfg = load_config("i3d", "paper")
+    assert hardware.compile_modes(cfg, gpu) == {"train": None, "test": None}  # nothing measured yet: eager
+    monkeypatch.setitem(hardware.COMPILE_AUTO, "i3d", {"train": "max-autotune-no-cudagraphs"})
+    assert hardware.compile_modes(cfg, gpu) == {"train": "max-autotune-no-cudagraphs", "test": None}
+    assert hardware.compile_modes(cfg, cpu) == {"train": None, "test": None}  # auto never compiles on a CPU
+    assert hardware.compile_modes(cfg.replace(compile="default"), cpu) == {"train": "default", "test": "default"}
+    assert hardware.compile_modes(cfg.replace(compile="off"), gpu) == {"train": None, "test": None}
+
+    calls, steps = [], []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(kw) or fn)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
+    fn = lambda x: x + 1  # noqa: E731
+    assert hardware.compiled(fn, None) is fn and not calls
+    assert hardware.compiled(fn, "default")(1) == 2 and calls == [{}] and not steps
+    graphs = hardware.compiled(fn, "reduce-overhead")
+    assert graphs(1) == 2 and graphs(2) == 3 and calls[-1] == {"mode": "reduce-overhead"} and len(steps) == 2

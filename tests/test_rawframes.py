@@ -1,5 +1,6 @@
 """Rawframe lists, the dataset over them, rank sharding and the device batch."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -251,3 +252,81 @@ def test_a_ring_made_under_inference_mode_can_be_written_by_the_workers(layout):
         loader = make_loader(ds, EpochSampler(len(ds)), batch_size=2, workers=1, ring=True)
         batches = list(loader)
     assert batches and all("slot" in b for b in batches)
+
+
+def test_files_are_read_ahead_in_order_and_errors_come_at_their_turn(layout, tmp_path, monkeypatch):
+    from ytfgvc.data import rawframes
+
+    record = read_list(layout, "train")[0]
+    paths = [layout.frames_dir(record.video_id) / DatasetLayout.frame_name(i + 1) for i in range(record.num_frames)]
+    expected = [p.read_bytes() for p in paths]
+    hints, real_fadvise = [], os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, o, n, how: hints.append(how) or real_fadvise(fd, o, n, how))
+    for ahead, drop in [(0, False), (1, False), (32, False), (3, True)]:
+        hints.clear()
+        got = rawframes.read_frames(paths, ahead, drop)
+        assert [bytes(t.numpy()) for t in got] == expected
+        assert hints.count(os.POSIX_FADV_WILLNEED) == (len(paths) if ahead else 0)
+        assert hints.count(os.POSIX_FADV_DONTNEED) == (len(paths) if drop else 0)
+    # A missing file is named when its turn comes; the files opened ahead of it are closed.
+    missing = tmp_path / "img_00009.jpg"
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(YtfgvcError, match=f"cannot read frame {missing}"):
+        rawframes.read_frames([*paths[:2], missing, *paths[2:]], 8)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_read_ahead_stays_within_its_window(layout, monkeypatch):
+    from ytfgvc.data import rawframes
+
+    record = read_list(layout, "train")[0]
+    paths = [layout.frames_dir(record.video_id) / DatasetLayout.frame_name(i + 1) for i in range(record.num_frames)]
+    open_now, most = set(), [0]
+    real_open, real_close = os.open, os.close
+
+    def tracked_open(p, flags):
+        fd = real_open(p, flags)
+        open_now.add(fd)
+        most[0] = max(most[0], len(open_now))
+        return fd
+
+    monkeypatch.setattr(os, "open", tracked_open)
+    monkeypatch.setattr(os, "close", lambda fd: open_now.discard(fd) or real_close(fd))
+    rawframes.read_frames(paths, 2)
+    assert most[0] == min(3, len(paths)) and not open_now  # the file being read and 2 ahead; all closed
+
+
+def test_batches_say_what_they_cost_the_workers_and_the_stats_add_it_up(layout):
+    from ytfgvc.data.loader import PipelineStats, device_batches
+
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 3, train=True), MultiScaleCrop(24), stage="frames")
+    loader = make_loader(ds, EpochSampler(len(ds)), batch_size=4, workers=1)
+    stats = PipelineStats()
+    got = list(device_batches(loader, DeviceBatch(ds, torch.device("cpu")), stats=stats))
+    files = sum(len(ds._sample((0, i)).paths) for i in range(len(ds)))  # short videos repeat a file: decoded once
+    assert stats.batches == len(got) == 3 and stats.decoded == files
+    assert stats.worker_cpu_s > 0 and stats.worker_wall_s > 0 and stats.loader_wait_s <= stats.consumer_wait_s
+    stats.reset()
+    assert stats.to_dict() == PipelineStats().to_dict()
+
+
+def test_device_batch_normalizes_clips_into_either_memory_layout(layout):
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("clip", 2, train=False), OverSample(16, 1))
+    batch = collate([ds[(0, 0)], ds[(0, 1)]])
+    u8 = batch["pixels"].view(2, 2, 3, 16, 16).permute(0, 2, 1, 3, 4).float() / 255
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
+    for channels_last in (False, True):
+        x, _, _ = DeviceBatch(ds, torch.device("cpu"), "clip", channels_last=channels_last)(batch)
+        assert x.shape == (2, 3, 2, 16, 16) and torch.allclose(x, (u8 - mean) / std, atol=1e-6)
+        assert x.is_contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+
+
+def test_loaders_keep_the_batches_in_flight_they_are_given(layout):
+    records = read_list(layout, "train")
+    ds = RawFrameDataset(layout, records, FramePlan("segments", 3, train=True), MultiScaleCrop(24), stage="frames")
+    loader = make_loader(ds, EpochSampler(len(ds)), batch_size=4, workers=2, ring=True, prefetch=3)
+    assert ds.ring.slots_per_worker == 4 and loader.prefetch_factor == 3
+    loader = make_loader(ds, EpochSampler(len(ds)), batch_size=4, workers=2, ring=False, prefetch=3)
+    assert ds.ring is None and loader.prefetch_factor == 3

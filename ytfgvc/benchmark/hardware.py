@@ -1,4 +1,13 @@
-"""How a run uses its hardware: precision, memory layout, loader workers, micro-batch, DDP."""
+"""How a run uses its hardware: precision, memory layout, loader workers, micro-batch, DDP, torch.compile.
+
+``compile: auto`` (the ``paper`` preset's) compiles a method's training or test forward with
+the mode in :data:`COMPILE_AUTO`, on a GPU only; everything else runs eagerly. The table holds
+only what was measured faster on a GPU (``benchmarks/train_throughput.py --compile ...``,
+figures in ``benchmarks/README.md``), by this rule: a mode is adopted for a method's path
+when its model-only throughput (the ceiling) is at least 5% above eager's on an H100, its
+logits stay within bf16 noise of eager's on the same batch (no further from them than eager
+bf16 is from eager fp32), and, in training, the batch-norm statistics too.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,11 @@ from ytfgvc.data.loader import auto_workers
 from ytfgvc.engine import DistEnv, find_micro_batch
 from ytfgvc.errors import YtfgvcError
 
+# method -> {"train": mode, "test": mode}: what `compile: auto` uses on a GPU (see the module docstring).
+# Nothing is in it until measured on an H100: `auto` is eager everywhere.
+COMPILE_AUTO: dict[str, dict[str, str]] = {}
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
 
 @dataclass
 class Setup:
@@ -25,6 +39,39 @@ class Setup:
     accum_steps: int
     notes: list[str]
     workers: int  # loader processes (the config's, or loader.auto_workers for "auto")
+    compile: dict[str, str | None]  # torch.compile mode of the "train" and "test" forwards (None: eager)
+
+
+def compile_modes(cfg: BenchmarkConfig, device: torch.device) -> dict[str, str | None]:
+    """The torch.compile mode of the training and the test forward (``None``: eager), from ``cfg.compile``."""
+    if cfg.compile == "off":
+        return {"train": None, "test": None}
+    if cfg.compile != "auto":
+        return {"train": cfg.compile, "test": cfg.compile}
+    measured = COMPILE_AUTO.get(cfg.method, {}) if torch.device(device).type == "cuda" else {}
+    return {split: measured.get(split) for split in ("train", "test")}
+
+
+def compiled(fn: Callable, mode: str | None) -> Callable:
+    """``fn`` compiled with ``mode`` (``None``: ``fn`` itself). With CUDA graphs, each call starts a new step."""
+    if mode is None:
+        return fn
+    out = torch.compile(fn) if mode == "default" else torch.compile(fn, mode=mode)
+    return _StepMarked(out) if mode in CUDA_GRAPH_MODES else out
+
+
+class _StepMarked:
+    """A callable compiled with CUDA graphs: each call is a new step (a step's outputs live until the next)."""
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        torch.compiler.cudagraph_mark_step_begin()
+        return self._fn(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # DDP's no_sync, through the compiled module
+        return getattr(self._fn, name)
 
 
 def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: str, n_train: int) -> Setup:
@@ -50,7 +97,7 @@ def resolve_setup(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, kind: st
     else:
         micro = per_rank
     workers = auto_workers() if cfg.workers == "auto" else cfg.workers
-    return Setup(amp, channels_last, micro, per_rank // micro, notes, workers)
+    return Setup(amp, channels_last, micro, per_rank // micro, notes, workers, compile_modes(cfg, env.device))
 
 
 def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtype | None) -> Callable[[int], None]:
@@ -77,14 +124,12 @@ def _probe(cfg: BenchmarkConfig, env: DistEnv, model: nn.Module, amp: torch.dtyp
     return try_batch
 
 
-def wrap_model(model: nn.Module, env: DistEnv, cfg: BenchmarkConfig) -> Callable:
-    """The callable that trains: DDP over ranks, compiled when asked; rebuilt when the frozen set changes."""
+def wrap_model(model: nn.Module, env: DistEnv, cfg: BenchmarkConfig, mode: str | None = None) -> Callable:
+    """The callable that trains: DDP over ranks, compiled with ``mode``; rebuilt when the frozen set changes."""
     forward: Any = model
     if env.distributed:
         ids = [env.device.index] if env.device.type == "cuda" else None
         forward = nn.parallel.DistributedDataParallel(
             model, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters
         )
-    if cfg.compile:
-        forward = torch.compile(forward)
-    return forward
+    return compiled(forward, mode)

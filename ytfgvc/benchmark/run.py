@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ytfgvc.benchmark import records
 from ytfgvc.benchmark.config import BenchmarkConfig, upgrade_config_dict
 from ytfgvc.benchmark.data import DataInfo, load_data, resolve
-from ytfgvc.benchmark.hardware import Setup, resolve_setup, wrap_model
+from ytfgvc.benchmark.hardware import Setup, compiled, resolve_setup, wrap_model
 from ytfgvc.benchmark.optim import build_optimizer, lr_at, set_lr
 from ytfgvc.benchmark.recipes import get_recipe
 from ytfgvc.data.loader import (
@@ -221,7 +222,7 @@ def _run_locked(
             raise YtfgvcError(f"{folder} holds an unfinished run", "pass --resume to continue it, or --run-name NAME")
         state = load_checkpoint(files.checkpoint)
         _check_same_config(upgrade_config_dict(state["config"]), cfg, folder)
-    run = _build(cfg, data, env, folder, state, session_start)
+    run = build_run(cfg, data, env, folder, state, session_start)
     if state is not None:
         echo(f"resuming {folder} after epoch {run.start_epoch} of {cfg.epochs}")
     if env.is_main:
@@ -238,8 +239,11 @@ def _run_locked(
     return RunResult(folder, "finished", metrics)
 
 
-def _build(cfg, data, env, folder, state, session_start) -> _Run:
-    """The model (seeded, on the device, restored from ``state``), its optimizer and the hardware setup."""
+def build_run(cfg, data, env, folder, state=None, session_start: float | None = None) -> _Run:
+    """The model (seeded, on the device, restored from ``state``), its optimizer and the hardware setup.
+
+    Also what ``benchmarks/time_to_table6.py`` times an epoch of (with :func:`train_data`, :func:`test_data`).
+    """
     from ytfgvc.models import create_model
 
     seed_everything(cfg.seed)
@@ -260,7 +264,8 @@ def _build(cfg, data, env, folder, state, session_start) -> _Run:
     )
     if env.distributed:
         torch.manual_seed(cfg.seed + env.rank)  # different dropout on each rank
-    run = _Run(cfg, data, env, folder, model, kind, setup, optimizer, [], 0, 0.0, _now(), session_start)
+    start = time.time() if session_start is None else session_start
+    run = _Run(cfg, data, env, folder, model, kind, setup, optimizer, [], 0, 0.0, _now(), start)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -290,11 +295,9 @@ def weights_record(model: nn.Module) -> dict[str, Any]:
     return {"source": source, "file": name, "sha256": getattr(model, "pretrained_sha256", None)}
 
 
-def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None, echo: Callable) -> bool:
-    """Train from ``run.start_epoch`` to the end (True), or stop after ``stop_after`` epochs (False)."""
-    from tqdm import tqdm
-
-    cfg, env, model, setup = run.cfg, run.env, run.model, run.setup
+def train_data(run: _Run) -> tuple[DataLoader, EpochSampler, DeviceBatch]:
+    """The training loader (its batches are micro-batches), its sampler, and what moves its batches to the device."""
+    cfg, env, setup = run.cfg, run.env, run.setup
     train_ds = RawFrameDataset(
         run.data.layout,
         run.data.train,
@@ -306,7 +309,32 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
     to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
     pin = env.device.type == "cuda"
-    loader = make_loader(train_ds, sampler, setup.micro_batch, setup.workers, pin, cfg.seed)
+    return make_loader(train_ds, sampler, setup.micro_batch, setup.workers, pin, cfg.seed), sampler, to_device
+
+
+def test_data(run: _Run) -> tuple[DataLoader, EpochSampler, DeviceBatch]:
+    """The test loader, its sampler (every test video once, padded over ranks) and what moves its batches."""
+    cfg, data, env, setup = run.cfg, run.data, run.env, run.setup
+    test_ds = RawFrameDataset(
+        data.layout,
+        data.test,
+        FramePlan(cfg.sampling, cfg.test_segments, train=False),
+        OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale),
+        seed=cfg.seed,
+        stage=worker_stage(env.device),
+    )
+    to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
+    sampler = EpochSampler(len(data.test), env.world, env.rank)
+    pin = env.device.type == "cuda"
+    return make_loader(test_ds, sampler, cfg.test_batch, setup.workers, pin, cfg.seed), sampler, to_device
+
+
+def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None, echo: Callable) -> bool:
+    """Train from ``run.start_epoch`` to the end (True), or stop after ``stop_after`` epochs (False)."""
+    from tqdm import tqdm
+
+    cfg, env, model, setup = run.cfg, run.env, run.model, run.setup
+    loader, sampler, to_device = train_data(run)
     if state is not None:  # last, so that nothing above draws from the restored generators
         if len(state["rng"]) == env.world:
             set_rng_state(state["rng"][env.rank], env)
@@ -324,7 +352,7 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
         model.train()
         model.freeze_pretrained(frozen)  # after train(): a model may keep frozen layers in eval mode here
         if frozen != frozen_now:
-            forward, frozen_now = wrap_model(model, env, cfg), frozen
+            forward, frozen_now = wrap_model(model, env, cfg, setup.compile["train"]), frozen
         sampler.set_epoch(epoch)
         bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", lr=f"{lr:.1e}")
         stats = _train_epoch(
@@ -401,22 +429,11 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """The test protocol over every test video; per-video logits on every rank."""
     from tqdm import tqdm
 
-    cfg, data, env, model, setup = run.cfg, run.data, run.env, run.model, run.setup
-    crop = OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale)
-    test_ds = RawFrameDataset(
-        data.layout,
-        data.test,
-        FramePlan(cfg.sampling, cfg.test_segments, train=False),
-        crop,
-        seed=cfg.seed,
-        stage=worker_stage(env.device),
-    )
-    to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
-    sampler = EpochSampler(len(data.test), env.world, env.rank)
-    pin = env.device.type == "cuda"
-    loader = make_loader(test_ds, sampler, cfg.test_batch, setup.workers, pin, cfg.seed)
+    data, env, model, setup = run.data, run.env, run.model, run.setup
+    loader, sampler, to_device = test_data(run)
+    crop = to_device.crop
     model.eval()
-    forward = torch.compile(model) if cfg.compile else model
+    forward = compiled(model, setup.compile["test"])
     with tqdm(total=len(sampler) * env.world, unit="video", disable=not progress, desc="test") as bar:
         index, logits = evaluate(
             forward,
@@ -494,7 +511,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             },
             "amp": "bf16" if setup.amp is not None else "off",
             "channels_last": setup.channels_last,
-            "compile": cfg.compile,
+            "compile": {"config": cfg.compile, **{k: v or "off" for k, v in setup.compile.items()}},
             "workers": setup.workers,
         },
         "pretrained_source": weights["source"],

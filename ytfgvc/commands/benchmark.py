@@ -90,7 +90,7 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
     "--workers",
     type=WorkersType(),
     default=None,
-    help="Data loader processes per GPU/process, or auto (its share of the cores, at most 12).",
+    help="Data loader processes per GPU/process, or auto (its share of the cores less 2, at most 14).",
 )
 @click.option(
     "--device",
@@ -105,7 +105,12 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
     default=None,
     help="Mixed precision: auto (bf16 autocast on a GPU, fp32 on a CPU), bf16, or off (fp32) [auto].",
 )
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=None,
+    help="torch.compile the model (default mode), or not; --set compile=auto|MODE for the others.",
+)
 @click.option("--seed", type=int, default=None, help="Seed of the model, the sampling and the augmentation [0].")
 @click.option("--set", "sets", multiple=True, help="KEY=VALUE (or METHOD:KEY=VALUE) for any config key; repeatable.")
 @click.option("--import", "imports", multiple=True, help="Import a module that registers more models; repeatable.")

@@ -25,7 +25,9 @@ import math
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -132,8 +134,9 @@ class DeviceBatch:
     ):
         self.dataset, self.crop = dataset, dataset.crop
         self.device, self.input_kind = torch.device(device), input_kind
-        self.mean = torch.tensor(mean, device=self.device).view(1, 1, 1, 1, 3)
-        self.std = torch.tensor(std, device=self.device).view(1, 1, 1, 1, 3)
+        mean, std = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+        self.scale = (1 / (255 * std)).float().view(1, 1, 1, 1, 3).to(self.device)
+        self.shift = (-mean / std).float().view(1, 1, 1, 1, 3).to(self.device)
         self.channels_last = channels_last
 
     def pixels(self, batch: dict) -> torch.Tensor:
@@ -151,12 +154,18 @@ class DeviceBatch:
         u8 = self.pixels(batch)
         b, v, t, c, s, _ = u8.shape
         nthwc = u8.view(b * v, t, c, s, s).permute(0, 1, 3, 4, 2)
+        # One pass over the pixels: (u / 255 - mean) / std as u * scale + shift, written straight into
+        # the memory layout the model takes.
         if self.channels_last:
-            nthwc = nthwc.contiguous()
-        x = nthwc.float().div_(255).sub_(self.mean).div_(self.std)
-        x = x.permute(0, 4, 1, 2, 3) if self.input_kind == "clip" else x.permute(0, 1, 4, 2, 3)
-        if not self.channels_last:
-            x = x.contiguous()
+            x = torch.empty((b * v, t, s, s, c), device=self.device)
+            torch.addcmul(self.shift, nthwc, self.scale, out=x)
+            x = x.permute(0, 4, 1, 2, 3) if self.input_kind == "clip" else x.permute(0, 1, 4, 2, 3)
+        elif self.input_kind == "clip":
+            x = torch.empty((b * v, c, t, s, s), device=self.device)
+            torch.addcmul(self.shift, nthwc, self.scale, out=x.permute(0, 2, 3, 4, 1))
+        else:
+            x = torch.empty((b * v, t, c, s, s), device=self.device)
+            torch.addcmul(self.shift, nthwc, self.scale, out=x.permute(0, 1, 3, 4, 2))
         label = batch["label"].to(self.device, non_blocking=True)
         return x, label, batch["index"]
 
@@ -181,6 +190,7 @@ def make_loader(
     pin_memory: bool = False,
     seed: int = 0,
     ring: bool | None = None,
+    prefetch: int | None = None,
 ) -> DataLoader:
     """A DataLoader over ``(epoch, index)`` keys; its own generator keeps the global RNG untouched.
 
@@ -188,12 +198,13 @@ def make_loader(
     ``ring`` (default: ``pin_memory``) gives workers that decode frames a
     :class:`~ytfgvc.data.ring.SlotRing` to decode into (``dataset.ring``), sized for
     ``batch_size`` clips of the dataset's largest probed frame and kept under a quarter of
-    the host's memory per GPU.
+    the host's memory per GPU. ``prefetch``: batches in flight per worker (default
+    :data:`RING_PREFETCH` with a ring, else :data:`PREFETCH`).
     """
     dataset.ring = None
     if (pin_memory if ring is None else ring) and dataset.stage == "frames" and workers > 0:
         batch_bytes = batch_size * dataset.plan.length * dataset.frame_bytes()
-        dataset.ring = make_ring(workers, RING_PREFETCH, batch_bytes, ring_limit_bytes())
+        dataset.ring = make_ring(workers, prefetch or RING_PREFETCH, batch_bytes, ring_limit_bytes())
     common = dict(
         num_workers=workers,
         collate_fn=collate,
@@ -204,29 +215,32 @@ def make_loader(
         worker_init_fn=functools.partial(_bind_worker, main_token()) if workers > 0 else None,
     )
     if dataset.ring is not None:
-        return DataLoader(
-            dataset, batch_sampler=TaggedBatches(sampler, batch_size), prefetch_factor=RING_PREFETCH, **common
-        )
-    prefetch = PREFETCH if workers > 0 else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, prefetch_factor=prefetch, **common)
+        in_flight = dataset.ring.slots_per_worker - 1  # one slot more covers the batch being copied
+        tagged = TaggedBatches(sampler, batch_size)
+        return DataLoader(dataset, batch_sampler=tagged, prefetch_factor=in_flight, **common)
+    factor = (prefetch or PREFETCH) if workers > 0 else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, prefetch_factor=factor, **common)
 
 
 def _bind_worker(main: Token, worker_id: int) -> None:
     bind_to_main(main)
 
 
-MAX_AUTO_WORKERS = 12
+MAX_AUTO_WORKERS = 14
 
 
 def auto_workers() -> int:
-    """Loader workers for ``workers: auto``: this process's share of the host's cores, 1 to 12.
+    """Loader workers for ``workers: auto``: this process's share of the host's cores, less what it needs itself.
 
     The share is the cores this process may use over the processes of its host (torchrun's
-    ``LOCAL_WORLD_SIZE``, else one per visible GPU). On a 16-core H200 host, 12 workers fed
-    every method at 0.94 or more of its ceiling; I3D's test path needs 21,500 frames/s, which
-    they decode with a little to spare (``benchmarks/train_throughput.py``).
+    ``LOCAL_WORLD_SIZE``, else one per visible GPU). The training process keeps two of them
+    (one of one to seven) for its own threads: the one that launches the model's kernels and
+    the one that moves batches to the GPU. At most 14 workers: on a 16-core host, I3D's test
+    path needs about 20,000 decoded frames a second, 0.5-0.6 ms of a core each
+    (``benchmarks/train_throughput.py``).
     """
-    return max(1, min(MAX_AUTO_WORKERS, usable_cores() // local_processes()))
+    share = usable_cores() // local_processes()
+    return max(1, min(MAX_AUTO_WORKERS, share - (2 if share >= 8 else 1)))
 
 
 def ring_limit_bytes() -> int:
@@ -237,15 +251,65 @@ def ring_limit_bytes() -> int:
 _END = object()
 
 
+@dataclass
+class PipelineStats:
+    """Where the time of :func:`device_batches` went (seconds, summed over the batches it yielded).
+
+    ``loader_wait_s``: waiting for the loader workers' next batch; ``device_s``: moving it to
+    the device and cropping it (on CUDA, in the prefetch thread, DMA included); ``queue_full_s``:
+    the prefetch thread waiting because the consumer (the model) had not taken the batches
+    ahead (the data path was ahead); ``consumer_wait_s``: the consumer waiting for a batch (the
+    data path was behind). ``worker_wall_s``, ``worker_cpu_s`` and ``decoded``: what the
+    workers spent on the batches (wall and CPU seconds, frames decoded), as the batches say.
+    """
+
+    batches: int = 0
+    loader_wait_s: float = 0.0
+    device_s: float = 0.0
+    queue_full_s: float = 0.0
+    consumer_wait_s: float = 0.0
+    worker_wall_s: float = 0.0
+    worker_cpu_s: float = 0.0
+    decoded: int = 0
+
+    def reset(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, f.default)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def _worker(self, batch: dict) -> None:
+        wall, cpu = batch.get("load_s", (0.0, 0.0))
+        self.worker_wall_s += wall
+        self.worker_cpu_s += cpu
+        self.decoded += batch.get("decoded", 0)
+
+
 def device_batches(
-    batches: Iterable[dict], to_device: DeviceBatch, prefetch: int = 2
+    batches: Iterable[dict], to_device: DeviceBatch, prefetch: int = 2, stats: PipelineStats | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``to_device(b)`` for each batch; on CUDA prepared ``prefetch`` batches ahead on a side stream."""
-    device = to_device.device
+    """``to_device(b)`` for each batch; on CUDA prepared ``prefetch`` batches ahead on a side stream.
+
+    ``stats`` (optional) adds up where the time went (:class:`PipelineStats`).
+    """
+    device, stats = to_device.device, stats if stats is not None else PipelineStats()
+    clock = time.perf_counter
     if device.type != "cuda":
-        for b in batches:
-            yield to_device(b)
-        return
+        source = iter(batches)
+        while True:
+            t0 = clock()
+            b = next(source, _END)
+            t1 = clock()
+            stats.loader_wait_s += t1 - t0
+            if b is _END:
+                return
+            out = to_device(b)
+            stats.device_s += clock() - t1
+            stats.consumer_wait_s += clock() - t0
+            stats.batches += 1
+            stats._worker(b)
+            yield out
     ready: queue.Queue = queue.Queue(maxsize=prefetch)
     # High priority: the next batch's short crop kernels go ahead of queued training kernels.
     stream, stop = torch.cuda.Stream(device, priority=-1), threading.Event()
@@ -254,14 +318,23 @@ def device_batches(
         try:
             # set_device needs an index: "cuda" alone means the caller's current device
             torch.cuda.set_device(device if device.index is not None else torch.cuda.current_device())
+            source = iter(batches)
             with torch.cuda.stream(stream):
-                for b in batches:
-                    if stop.is_set():
+                while not stop.is_set():
+                    t0 = clock()
+                    b = next(source, _END)
+                    t1 = clock()
+                    stats.loader_wait_s += t1 - t0
+                    if b is _END:
                         break
                     out = to_device(b)
                     event = torch.cuda.Event()
                     event.record(stream)
+                    t2 = clock()
+                    stats.device_s += t2 - t1
+                    stats._worker(b)
                     ready.put((out, event))
+                    stats.queue_full_s += clock() - t2
             ready.put(_END)
         except BaseException as e:  # handed to the consumer, raised there
             ready.put(e)
@@ -269,7 +342,12 @@ def device_batches(
     worker = threading.Thread(target=produce, name="ytfgvc-prefetch", daemon=True)
     worker.start()
     try:
-        while (item := ready.get()) is not _END:
+        while True:
+            t0 = clock()
+            item = ready.get()
+            stats.consumer_wait_s += clock() - t0
+            if item is _END:
+                break
             if isinstance(item, BaseException):
                 raise item
             (x, label, index), event = item
@@ -277,6 +355,7 @@ def device_batches(
             current.wait_event(event)
             x.record_stream(current)  # the allocator must not reuse them while this stream reads
             label.record_stream(current)
+            stats.batches += 1
             yield x, label, index
     finally:
         stop.set()

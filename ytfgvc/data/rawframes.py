@@ -14,7 +14,10 @@ process draws it.
 
 from __future__ import annotations
 
+import collections
+import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -172,6 +175,7 @@ class RawFrameDataset(Dataset):
         self.layout, self.records, self.plan, self.crop = layout, records, plan, crop
         self.seed, self.stage = seed, stage
         self.ring: SlotRing | None = None  # given by the loader (ytfgvc.data.loader.make_loader)
+        self.read_ahead, self.drop_cache = READ_AHEAD, False  # see read_frames
 
     def __len__(self) -> int:
         return len(self.records)
@@ -192,9 +196,9 @@ class RawFrameDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         index, draw, paths, inverse = self._sample(key)
-        blobs = [_read(p) for p in paths]
+        blobs = read_frames(paths, self.read_ahead, self.drop_cache)
         item = {"index": index, "label": self.records[index].label}
-        frames = torch.stack([_decode(p, b).permute(1, 2, 0) for p, b in zip(paths, blobs, strict=True)])
+        frames = torch.stack([image.permute(1, 2, 0) for image in decode_frames(paths, blobs)])
         if not np.array_equal(inverse, np.arange(len(inverse))):  # else no copy
             frames = frames[torch.from_numpy(inverse)]
         if self.stage == "frames":
@@ -209,36 +213,48 @@ class RawFrameDataset(Dataset):
         With ``stage="frames"``: the batch, collated as :func:`frames_batch` lays it out, every
         frame decoded straight into its place: a slot of :attr:`ring` when the loader has one
         and the batch gets a slot (the batch then names it: ``slot``, ``nbytes``), else a new
-        buffer (in a loader worker, in shared memory). Other stages: the items.
+        buffer (in a loader worker, in shared memory). The batch also says what it cost the
+        worker: ``load_s`` (wall and CPU seconds) and ``decoded`` (frames). Other stages: the
+        items.
         """
         tag, keys = keys if isinstance(keys, TaggedKeys) else (0, keys)
         if self.stage != "frames":
             return [self[k] for k in keys]
+        wall, cpu = time.perf_counter(), time.thread_time()
         samples = [self._sample(k) for k in keys]
-        blobs = [[_read(p) for p in s.paths] for s in samples]
+        # Every file of the batch is read ahead of its decoding (read_frames), in one pass.
+        blobs = iter(read_frames([p for s in samples for p in s.paths], self.read_ahead, self.drop_cache))
+        files = [[next(blobs) for _ in s.paths] for s in samples]
         # The first frame of each video gives its size; every other frame is checked against it.
-        firsts = [_decode(s.paths[0], b[0]).permute(1, 2, 0) for s, b in zip(samples, blobs, strict=True)]
+        firsts = [decode_frames(s.paths[:1], f[:1])[0].permute(1, 2, 0) for s, f in zip(samples, files, strict=True)]
         shapes = torch.tensor([(len(s.inverse), *f.shape[:2]) for s, f in zip(samples, firsts, strict=True)])
         nbytes = frames_nbytes(shapes)
         claim = self.ring.claim(nbytes, tag) if self.ring is not None and tag else None
         flat = batch_buffer(nbytes) if claim is None else claim[1]
-        clips = clip_views(flat, shapes)
-        for clip, sample, files, first in zip(clips, samples, blobs, firsts, strict=True):
-            for i, (path, blob) in enumerate(zip(sample.paths, files, strict=True)):
-                image = first if i == 0 else _decode(path, blob).permute(1, 2, 0)  # libjpeg's HWC: a plain copy
+        for clip, sample, blobs_, first in zip(clip_views(flat, shapes), samples, files, firsts, strict=True):
+            images = [first, *(im.permute(1, 2, 0) for im in decode_frames(sample.paths[1:], blobs_[1:]))]
+            # Where each decoded file goes in the clip (short videos repeat files; usually one place each).
+            places = (
+                [(i,) for i in range(len(images))]
+                if len(sample.inverse) == len(images)  # np.unique's inverse of distinct indices: 0, 1, 2...
+                else [np.flatnonzero(sample.inverse == i) for i in range(len(images))]
+            )
+            for path, image, where in zip(sample.paths, images, places, strict=True):
                 if image.shape != clip.shape[1:]:
                     raise YtfgvcError(
                         f"frame {path} is {image.shape[1]}x{image.shape[0]}, the video's first frame "
                         f"{clip.shape[2]}x{clip.shape[1]}",
                         "run `ytfgvc prepare` again to re-extract the video's frames",
                     )
-                for t in np.flatnonzero(sample.inverse == i):
-                    clip[t].copy_(image)
+                for t in where:
+                    clip[t].copy_(image)  # libjpeg's own HWC memory: a plain copy
         batch = {
             "index": torch.tensor([s.index for s in samples]),
             "label": torch.tensor([self.records[s.index].label for s in samples]),
             "shapes": shapes,
             "draws": [s.draw for s in samples],
+            "load_s": (time.perf_counter() - wall, time.thread_time() - cpu),
+            "decoded": sum(len(s.paths) for s in samples),
         }
         return batch | ({"frames": flat} if claim is None else {"slot": claim[0], "nbytes": nbytes})
 
@@ -307,25 +323,88 @@ def crop_batch(clips: list[torch.Tensor], crop: MultiScaleCrop | OverSample, dra
 
 # torchvision's errors may start with where they were raised: "decode_jpeg, /path/decode_jpeg.cpp:171, "
 _SOURCE_LOCATION = re.compile(r"^.*?\.cpp:\d+, ")
+_HINT = "run `ytfgvc prepare` again to re-extract it"
+
+
+def decode_frames(paths: list[Path], blobs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``uint8 (3, H, W)`` each (libjpeg-turbo), in one call; a file it cannot decode is named, with the reason."""
+    if not blobs:
+        return []
+    try:
+        return decode_jpeg(blobs, mode=ImageReadMode.RGB)
+    except RuntimeError:
+        for path, blob in zip(paths, blobs, strict=True):
+            _decode(path, blob)  # the file at fault, named
+        raise
 
 
 def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
     """``uint8 (3, H, W)``; a file libjpeg cannot decode (not a JPEG, cut short) is named, with the reason and fix."""
     try:
-        if len(blob) < 2 or blob[0] != 0xFF or blob[1] != 0xD8:
-            raise RuntimeError("not a JPEG file (no start-of-image marker)")
         return decode_jpeg(blob, mode=ImageReadMode.RGB)
     except RuntimeError as e:
         reason = _SOURCE_LOCATION.sub("", str(e).strip().splitlines()[0])
-        hint = "run `ytfgvc prepare` again to re-extract it"
-        raise YtfgvcError(f"cannot decode frame {path}: {reason}", hint) from None
+        raise YtfgvcError(f"cannot decode frame {path}: {reason}", _HINT) from None
 
 
-def _read(path: Path) -> torch.Tensor:
+READ_AHEAD = 32  # files a loader worker asks the kernel to read ahead of the one it reads
+_FADVISE = hasattr(os, "posix_fadvise")
+
+
+def read_frames(paths: list[Path], read_ahead: int = READ_AHEAD, drop_cache: bool = False) -> list[torch.Tensor]:
+    """The bytes of each file, as uint8 tensors; a file that cannot be read or is not a JPEG is named.
+
+    Up to ``read_ahead`` files past the one being read are opened and announced to the kernel
+    (``POSIX_FADV_WILLNEED``), so on a dataset that is not in the page cache their reads run in
+    parallel instead of one after another (0: none). ``drop_cache`` first drops each file's pages
+    from the cache (``POSIX_FADV_DONTNEED``): every read goes to the disk, as on a dataset larger
+    than memory (``benchmarks/train_throughput.py --cold``).
+    """
+    out: list[torch.Tensor] = []
+    opened: collections.deque[tuple[Path, int | OSError]] = collections.deque()
+    ahead = max(0, read_ahead) if _FADVISE else 0
+    i = 0
     try:
-        data = path.read_bytes()
+        while len(out) < len(paths):
+            while i < len(paths) and len(opened) <= ahead:
+                opened.append((paths[i], _open(paths[i], drop_cache, ahead > 0)))
+                i += 1
+            path, fd = opened.popleft()
+            out.append(_read_fd(path, fd))
+    finally:
+        for _, fd in opened:
+            if isinstance(fd, int):
+                os.close(fd)
+    return out
+
+
+def _open(path: Path, drop_cache: bool, announce: bool) -> int | OSError:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:  # raised when its turn to be read comes
+        return e
+    if drop_cache:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    if announce:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    return fd
+
+
+def _read_fd(path: Path, fd: int | OSError) -> torch.Tensor:
+    """The whole file open at ``fd`` (closed here), without copying it after the read."""
+    try:
+        if isinstance(fd, OSError):
+            raise fd
+        try:
+            data = bytearray(os.fstat(fd).st_size)
+            view, done = memoryview(data), 0
+            while done < len(data) and (n := os.readv(fd, [view[done:]])):
+                done += n
+        finally:
+            os.close(fd)
     except OSError as e:
-        raise YtfgvcError(f"cannot read frame {path}: {e}", "run `ytfgvc prepare` again to re-extract it") from None
-    if not data:  # an empty file (torch.frombuffer refuses an empty buffer): _decode names it
-        return torch.empty(0, dtype=torch.uint8)
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        raise YtfgvcError(f"cannot read frame {path}: {e}", _HINT) from None
+    if data[:2] != b"\xff\xd8" or done < len(data):
+        why = "cut short while read" if done < len(data) else "not a JPEG file (no start-of-image marker)"
+        raise YtfgvcError(f"cannot decode frame {path}: {why}", _HINT)
+    return torch.frombuffer(data, dtype=torch.uint8)

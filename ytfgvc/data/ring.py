@@ -113,7 +113,7 @@ class SlotRing:
         if device.type == "cuda":
             self.pin()
             out = source.to(device, non_blocking=self._pinned)
-            done = torch.cuda.Event()
+            done = torch.cuda.Event(blocking=True)  # the thread sleeps while it waits, leaving its core to the workers
             done.record(torch.cuda.current_stream(device))
             done.synchronize()  # the DMA has read the slot; a worker may write it again
         else:
