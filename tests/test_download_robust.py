@@ -154,10 +154,11 @@ def test_sigterm_stops_the_download_with_its_summary_the_resume_command_and_stat
 
 
 def test_a_full_filesystem_gives_one_line_and_the_same_command_resumes(tmp_path: Path, dl_card, clips):
-    ids = make_ids(8, "f")
+    ids = make_ids(16, "f")
     src = make_dataset(tmp_path / "src", dict.fromkeys(ids, clips["ok"]))
     root = tmp_path / "small"
-    size = (128 * 1024 + 3 * clips["ok"].stat().st_size) // 4096 * 4096  # the lists, the ledger and 2-3 videos
+    # The lists, the ledger and its journal, and a few videos: never all 16 (no full run), never none
+    size = (128 * 1024 + 5 * clips["ok"].stat().st_size) // 4096 * 4096
     with small_tmpfs(root, size):
         layout = DatasetLayout(root, "dltest")
         shutil.copytree(src.annotations_dir, layout.annotations_dir)
@@ -169,8 +170,10 @@ def test_a_full_filesystem_gives_one_line_and_the_same_command_resumes(tmp_path:
             assert proc.returncode == 2
             assert err.count("\n") == 1 and err.startswith(f"error: no space left on {root} (writing ")
             assert "free space there (or move --root elsewhere), then run the same command again to resume" in err
+            # Fetching runs ahead of verifying: when the disk fills early, none may be finished yet (all
+            # under .tmp- names); whatever is finished is whole.
             kept = {p.stem for p in layout.videos_dir.glob("*.mp4")}
-            assert 0 < len(kept) < len(ids)
+            assert len(kept) < len(ids)
             for v in kept:  # nothing half-written under a finished name
                 assert layout.video_path(v).read_bytes() == src.mirror_video(v).read_bytes()
 

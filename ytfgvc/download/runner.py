@@ -170,6 +170,8 @@ def download(
             (:mod:`ytfgvc.system.fserrors`); finished videos are kept, and running again resumes.
     """
     t0, started = time.perf_counter(), utc_now()
+    if cfg.cluster.is_ray:
+        require_ray()  # before anything is read or written
     ds = Dataset.open(root, cfg.dataset)
     source = parse_source(cfg.source, ds.card, ds.layout)
     _refuse_what_cannot_run(cfg, source)
@@ -269,8 +271,6 @@ def _refuse_what_cannot_run(cfg: DownloadConfig, source: Source) -> None:
     """Options that cannot go together, refused before anything is written."""
     if cfg.recheck:
         raise YtfgvcError("a census is not a download", "call ytfgvc.download.census.recheck")
-    if cfg.cluster.is_ray:
-        require_ray()
     if cfg.verify_fingerprints and source.kind == "youtube":
         raise YtfgvcError(
             "--verify-fingerprints checks files from another copy of a video",
