@@ -17,10 +17,6 @@ from ytfgvc.errors import YtfgvcError
 EXIT_BREAKER = 3
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing"
-
-
 @click.command()
 @click.argument("dataset")
 @click.argument("ledgers", nargs=-1, type=click.Path(path_type=Path))
@@ -151,18 +147,7 @@ def download(
         from ytfgvc.download.merge import merge
 
         r = merge(root, dataset, list(ledgers))
-        text = (
-            f"{dataset}: merged {len(r.inputs)} ledger(s) into {root}: {r.records} videos ({_counts(r.counts)}); "
-            f"{r.copied} video files copied in\nmanifest {r.manifest_hash}"
-        )
-        if r.missing_files:
-            text += (
-                f"\nwarning: {r.missing_files} ok videos have no file here nor beside their ledger; copy the shards' "
-                f"videos/ folders into {root}/{dataset}/videos/ and merge again"
-            )
-        if r.rejected:
-            text += f"\nwarning: {len(r.rejected)} files did not match their recorded sha256 and were not copied"
-        emit(r.to_dict(), as_json, text)
+        emit(r.to_dict(), as_json, r.text(root))
         return
 
     from ytfgvc.download import DownloadConfig, Interrupted
@@ -171,50 +156,17 @@ def download(
     from ytfgvc.system.interrupts import EXIT_SIGINT, EXIT_SIGTERM
 
     cfg = DownloadConfig(dataset=dataset, **opts)
-    run, summary = (recheck, _census_summary) if cfg.recheck else (run_download, _summary)
+    run = recheck if cfg.recheck else run_download
     try:
         r = run(root, cfg, progress=not as_json, log=lambda m: click.echo(m, err=True))
     except Interrupted as stopped:
-        summary(stopped.result, dataset, as_json)
+        emit(stopped.result.to_dict(), as_json, stopped.result.text())
         click.echo(f"interrupted: {stopped.result.message}", err=True)
         sys.exit(EXIT_SIGTERM if stopped.result.signal == "SIGTERM" else EXIT_SIGINT)
-    summary(r, dataset, as_json)
+    emit(r.to_dict(), as_json, r.text())
     if r.stopped == "breaker":
         click.echo(f"error: {r.message}", err=True)
         sys.exit(EXIT_BREAKER)
-
-
-def _summary(r, dataset: str, as_json: bool) -> None:
-    settled = sum(r.settled.values())
-    lines = [
-        f"{dataset}: {r.selected} selected from {r.source}",
-        f"  this run:  {_counts(r.this_run)} ({r.attempted} videos, {r.bytes / 1e6:.1f} MB in {r.seconds:.1f} s)",
-        f"  skipped:   {r.done_before} already ok"
-        + (f", {settled} settled before ({_counts(r.settled)}; --retry-failed asks again)" if settled else ""),
-        f"  in total:  {_counts(r.totals)}",
-        f"  manifest:  {r.manifest_hash[:16]}… ({r.manifest_path})",
-    ]
-    if r.cluster:
-        c = r.cluster
-        lines.append(
-            f"  cluster:   {c['nodes']} Ray node(s), videos per node {c['videos_per_node'] or [0]}"
-            + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
-        )
-    emit(r.to_dict(), as_json, "\n".join(lines))
-
-
-def _census_summary(r, dataset: str, as_json: bool) -> None:
-    from ytfgvc.download.health import decay_text
-
-    lines = [
-        f"{dataset}: census {r.census} of {r.selected} videos from {r.source}",
-        f"  this run:  {_counts(r.this_run)} ({r.asked} asked in {r.seconds:.1f} s; {r.answered_before} answered "
-        "earlier today)",
-        f"  census:    {_counts(r.totals)}",
-        f"  health:    {r.health_path}",
-        *decay_text(r.decay),
-    ]
-    emit(r.to_dict(), as_json, "\n".join(lines))
 
 
 @click.command("serve-mirror")

@@ -66,6 +66,20 @@ class CensusResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def text(self) -> str:
+        """The summary for people (what ``ytfgvc download --recheck`` prints)."""
+        from ytfgvc.download.health import decay_text
+        from ytfgvc.download.runner import counts_text
+
+        return "\n".join([
+            f"{self.dataset}: census {self.census} of {self.selected} videos from {self.source}",
+            f"  this run:  {counts_text(self.this_run)} ({self.asked} asked in {self.seconds:.1f} s; "
+            f"{self.answered_before} answered earlier today)",
+            f"  census:    {counts_text(self.totals)}",
+            f"  health:    {self.health_path}",
+            *decay_text(self.decay),
+        ])  # fmt: skip
+
 
 def today() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")

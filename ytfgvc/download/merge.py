@@ -41,6 +41,23 @@ class MergeResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def text(self, root: Path) -> str:
+        """The summary for people (what ``ytfgvc download --merge`` prints), with what to do about problems."""
+        from ytfgvc.download.runner import counts_text
+
+        text = (
+            f"{self.dataset}: merged {len(self.inputs)} ledger(s) into {root}: {self.records} videos "
+            f"({counts_text(self.counts)}); {self.copied} video files copied in\nmanifest {self.manifest_hash}"
+        )
+        if self.missing_files:
+            text += (
+                f"\nwarning: {self.missing_files} ok videos have no file here nor beside their ledger; copy the "
+                f"shards' videos/ folders into {root}/{self.dataset}/videos/ and merge again"
+            )
+        if self.rejected:
+            text += f"\nwarning: {len(self.rejected)} files did not match their recorded sha256 and were not copied"
+        return text
+
 
 def find_ledger(path: Path, dataset: str) -> Path:
     """The ledger file an input names (a file, a dataset folder or a root)."""

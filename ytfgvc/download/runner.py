@@ -92,6 +92,36 @@ class DownloadResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def text(self) -> str:
+        """The summary for people (what ``ytfgvc download`` prints)."""
+        settled = sum(self.settled.values())
+        before = f", {settled} settled before ({counts_text(self.settled)}; --retry-failed asks again)"
+        lines = [
+            f"{self.dataset}: {self.selected} selected from {self.source}",
+            f"  this run:  {counts_text(self.this_run)} ({self.attempted} videos, {self.bytes / 1e6:.1f} MB in "
+            f"{self.seconds:.1f} s)",
+            f"  skipped:   {self.done_before} already ok"
+            + (
+                f", {settled} settled before ({counts_text(self.settled)}; --retry-failed asks again)"
+                if settled
+                else ""
+            ),
+            f"  in total:  {counts_text(self.totals)}",
+            f"  manifest:  {self.manifest_hash[:16]}… ({self.manifest_path})",
+        ]
+        if self.cluster:
+            c = self.cluster
+            lines.append(
+                f"  cluster:   {c['nodes']} Ray node(s), videos per node {c['videos_per_node'] or [0]}"
+                + (f", {c['returned']} sent back through this process (--root not seen there)" if c["returned"] else "")
+            )
+        return "\n".join(lines)
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``ok 3, unavailable 1`` (``nothing`` when empty)."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing"
+
 
 def fetch_options(source: Source, card, cfg: DownloadConfig) -> FetchOptions | None:
     """What the fetcher passes to yt-dlp for ``cfg`` (resolved: ``jobs`` is set); None for a folder."""
