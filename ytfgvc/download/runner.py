@@ -100,12 +100,7 @@ class DownloadResult:
             f"{self.dataset}: {self.selected} selected from {self.source}",
             f"  this run:  {counts_text(self.this_run)} ({self.attempted} videos, {self.bytes / 1e6:.1f} MB in "
             f"{self.seconds:.1f} s)",
-            f"  skipped:   {self.done_before} already ok"
-            + (
-                f", {settled} settled before ({counts_text(self.settled)}; --retry-failed asks again)"
-                if settled
-                else ""
-            ),
+            f"  skipped:   {self.done_before} already ok" + (before if settled else ""),
             f"  in total:  {counts_text(self.totals)}",
             f"  manifest:  {self.manifest_hash[:16]}… ({self.manifest_path})",
         ]
