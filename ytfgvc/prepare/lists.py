@@ -21,7 +21,6 @@ card's Table 2 numbers, the manifest hash and the annotations hash the lists com
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from ytfgvc import __version__
 from ytfgvc.datasets import Dataset
 from ytfgvc.layout import SPLITS, DatasetLayout
 from ytfgvc.snapshot import manifest_hash
+from ytfgvc.store import read_meta
 from ytfgvc.system.fsutil import write_json_atomic, write_text_atomic
 
 LISTS_SCHEMA = "ytfgvc-lists-1"
@@ -58,13 +58,8 @@ class ListsResult:
 
 
 def read_frames_meta(layout: DatasetLayout, video_id: str) -> dict[str, Any] | None:
-    """The ``meta.json`` of a complete ``frames/<id>/``, or None (absent or unreadable)."""
-    p = layout.frames_dir(video_id) / "meta.json"
-    try:
-        meta = json.loads(p.read_text())
-    except (OSError, ValueError, RecursionError):  # absent, torn, or not ours
-        return None
-    return meta if isinstance(meta, dict) else None
+    """The ``meta.json`` of a video's complete frames, in either store (:mod:`ytfgvc.store`), or None."""
+    return read_meta(layout, "frames", video_id)
 
 
 _NOW = object()
