@@ -79,13 +79,16 @@ class FolderFiles(VideoFiles):
 
 
 class PackedFiles(VideoFiles):
-    """``frames/<id>.zip``: the same files as members of one uncompressed ZIP (:mod:`ytfgvc.store.packed`)."""
+    """``frames/<id>.zip``: the same files as members of one uncompressed ZIP (:mod:`ytfgvc.store.packed`).
+
+    ``verify``: check each member's CRC-32 (the loader does not, as a folder's files have none).
+    """
 
     store = "packed"
 
-    def __init__(self, archive: Path):
-        self.archive = Path(archive)
-        self.reader = PackedReader(self.archive)
+    def __init__(self, archive: Path | str, verify: bool = True):
+        self.archive = archive
+        self.reader = PackedReader(archive, verify=verify)
 
     def read(self, name: str) -> bytes:
         return self.reader.read(name)
@@ -119,19 +122,21 @@ def which_store(layout: DatasetLayout, kind: str, video_id: str) -> str | None:
     return None
 
 
-def open_video(layout: DatasetLayout, kind: str, video_id: str) -> VideoFiles | None:
-    """The video's ``kind`` (``frames`` or ``flow``) in whichever store holds it, or None."""
-    store = which_store(layout, kind, video_id)
-    if store == "packed":
-        try:
-            return PackedFiles(layout.video_archive(kind, video_id))
-        except PackedError:
-            if not layout.video_folder(kind, video_id).is_dir():
-                raise
-            store = "folder"  # a damaged archive beside a folder: the folder (what repack verified against)
-    if store == "folder":
-        return FolderFiles(layout.video_folder(kind, video_id))
-    return None
+def open_video(layout: DatasetLayout, kind: str, video_id: str, verify: bool = True) -> VideoFiles | None:
+    """The video's ``kind`` (``frames`` or ``flow``) in whichever store holds it, or None.
+
+    The archive wins (:func:`which_store`); a damaged archive beside a folder gives the folder.
+    ``verify``: check the CRC-32 of what is read from an archive.
+    """
+    folder = layout.video_folder(kind, video_id)
+    try:  # one system call when the archive is there
+        return PackedFiles(str(layout.video_archive(kind, video_id)), verify=verify)
+    except FileNotFoundError:
+        pass
+    except PackedError:
+        if not folder.is_dir():
+            raise
+    return FolderFiles(folder) if folder.is_dir() else None
 
 
 def read_meta(layout: DatasetLayout, kind: str, video_id: str) -> dict[str, Any] | None:
@@ -189,7 +194,7 @@ class StoreReader:
         if files is not None:
             self._open.move_to_end(key)
             return files
-        files = open_video(self.layout, kind, video_id)
+        files = open_video(self.layout, kind, video_id, verify=False)  # as a folder's files: no checksum
         if files is None:
             flag = " --flow" if kind == "flow" else ""
             what = "frame" if kind == "frames" else "flow"

@@ -12,10 +12,13 @@ bytes the folder store would hold as files. Two additions, both inside the stand
   members, which the reader handles), so a member's data is one read at
   ``offset + 30 + len(name)``.
 
-Random access: :class:`PackedReader` reads the central directory (the ZIP's index: about 60
-bytes per member) once per open, finds a member by searching its name there (``bytes.find``,
-in C), then reads the member with one ``pread`` and checks its CRC-32. Nothing is parsed for
-the members a reader does not ask for.
+Random access: :class:`PackedReader` reads the end of the archive once per open (its end
+record and, for most frame archives, the whole central directory: the ZIP's index, about 60
+bytes per member, sorted by name), finds a member by a binary search of the directory (or,
+in another tool's archive, a search of its name), then reads the member with one ``pread``
+and, with ``verify`` (the default), checks its CRC-32. Loader workers read with
+``verify=False``, as they read a folder's files (which have no checksum); ``--repack``
+compares every member with the folder's file byte for byte, and ``unzip -t`` checks them all.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ _EOCD64_LOCATOR = struct.Struct("<4sIQI")  # 20 bytes
 _EOCD64 = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # central directory header (46 bytes)
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")  # local file header (30 bytes)
-_TAIL = 64 << 10  # bytes read at the end of an archive: its end record, and most often its directory and meta
+_TAIL = 32 << 10  # bytes read at the end of an archive: its end record, and most often its directory and meta
 _MAX_U16, _MAX_U32 = 0xFFFF, 0xFFFFFFFF
 _SEARCHES = 8  # name searches in the directory before it is parsed into a dict
 
@@ -101,10 +104,12 @@ class PackedReader:
     keeps them per process).
     """
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path | str, verify: bool = True):
+        self.path, self.verify = path, verify  # a str stays a str: no pathlib on the loader's hot path
         try:
-            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise  # no archive: the caller looks for the folder store's copy
         except OSError as e:
             raise PackedError(f"cannot open {self.path}: {e.strerror}", _REDO) from None
         try:
@@ -259,7 +264,7 @@ class PackedReader:
         nlen, elen = _LOCAL.unpack_from(buf)[9:11]
         moved = nlen != len(want) or elen  # another tool's extra field: the data starts later
         data = os.pread(self.fd, size, offset + _LOCAL.size + nlen + elen) if moved else buf[head:]
-        if len(data) != size or zlib.crc32(data) != crc:
+        if len(data) != size or (self.verify and zlib.crc32(data) != crc):
             raise PackedError(f"{self.path}: member {name} is damaged (cut short or CRC mismatch)", _REDO)
         return data
 
