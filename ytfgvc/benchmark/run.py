@@ -240,10 +240,8 @@ def _run_locked(
 
 def _build(cfg, data, env, folder, state, session_start) -> _Run:
     """The model (seeded, on the device, restored from ``state``), its optimizer and the hardware setup."""
-    from ytfgvc.models import create_model
-
     seed_everything(cfg.seed)
-    model = create_model(cfg.model.name, cfg.num_classes, **cfg.model.kwargs)
+    model = _create_model(cfg)
     _check_weights(cfg, model)
     kind = getattr(model, "input_kind", "frames")
     if (kind == "clip") != (cfg.sampling == "clip"):
@@ -267,6 +265,19 @@ def _build(cfg, data, env, folder, state, session_start) -> _Run:
         run.history, run.start_epoch = state["history"], state["epoch"]
         run.elapsed, run.started = state["elapsed_s"], state["started"]
     return run
+
+
+def _create_model(cfg: BenchmarkConfig) -> nn.Module:
+    """``cfg``'s model; a model that takes no flow input, asked for it, is one line naming the fix."""
+    from ytfgvc.models import create_model
+
+    try:
+        return create_model(cfg.model.name, cfg.num_classes, **cfg.model.kwargs)
+    except TypeError as e:
+        if cfg.modality != "flow" or "modality" not in str(e):
+            raise
+        hint = "train tsn, rra or bninception on flow"
+        raise YtfgvcError(f"model {cfg.model.name!r} takes no flow input ({e})", hint) from None
 
 
 def _check_weights(cfg: BenchmarkConfig, model: nn.Module) -> None:
@@ -302,6 +313,8 @@ def _train(run: _Run, state: dict | None, progress: bool, stop_after: int | None
         MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
         seed=cfg.seed,
         stage=worker_stage(env.device),
+        modality=cfg.modality,
+        flow_stack=cfg.flow_stack,
     )
     to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
@@ -410,6 +423,8 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         crop,
         seed=cfg.seed,
         stage=worker_stage(env.device),
+        modality=cfg.modality,
+        flow_stack=cfg.flow_stack,
     )
     to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)
@@ -461,6 +476,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
         "backbone": cfg.model.kwargs.get("backbone"),
         "run": cfg.run_name,
         "preset": cfg.preset,
+        "modality": cfg.modality,
         "scores": scores.to_dict(),
         "num_classes": cfg.num_classes,
         "chance": records.chance(cfg.num_classes),
@@ -478,6 +494,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "test_crops": cfg.test_crops,
             "test_short_side": OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale).short_side,
             "input_size": cfg.input_size,
+            **({"flow_stack": cfg.flow_stack} if cfg.modality == "flow" else {}),
             "scores": getattr(run.model, "view_fusion", "logits averaged over views")
             + "; predictions.json holds their softmax",
         },

@@ -67,6 +67,13 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
 )
 @click.option("--table6", is_flag=True, help="Run all four methods, then write Table 6 under OUT/DATASET/.")
 @click.option(
+    "--modality",
+    type=click.Choice(["rgb", "flow"]),
+    default=None,
+    help="The stream to train: rgb frames, or flow stacks (after `ytfgvc prepare --flow`; the method's flow "
+    "recipe; e.g. --model tsn --modality flow) [rgb].",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The runs folder [ROOT/runs]."
 )
 @click.option("--run-name", "run_name", default=None, help="Run folder name [<preset>-seed<seed>].")
@@ -140,12 +147,13 @@ def benchmark(
     \b
     Example:
       ytfgvc benchmark birds --model rra
+      ytfgvc benchmark birds --model tsn --modality flow
       ytfgvc benchmark synthetic --model tsn --preset smoke
       ytfgvc benchmark birds --config baselines/tsn_tsninceptionv3_4_rgb.yaml --resume
       torchrun --nproc_per_node 8 -m ytfgvc benchmark birds --model rra --resume
       ytfgvc benchmark synthetic --table6 --preset smoke
     """
-    from ytfgvc.benchmark.config import METHODS, load_config
+    from ytfgvc.benchmark.config import FLOW_METHODS, METHODS, load_config
     from ytfgvc.benchmark.run import run_benchmark
     from ytfgvc.benchmark.table6 import run_table6
     from ytfgvc.layout import runs_dir
@@ -156,7 +164,8 @@ def benchmark(
     flags["compile"] = compile_
     out = out or runs_dir(root)
     configs = []
-    for m in list(METHODS) if table6 else [method]:
+    methods = FLOW_METHODS if flags.get("modality") == "flow" else METHODS  # I3D has no flow stream
+    for m in list(methods) if table6 else [method]:
         over = _overrides(sets, m or "", **dict(flags))
         over.update(dataset=dataset, root=str(root), **({"run": run_name} if run_name else {}))
         configs.append(load_config(m, preset, config_file, over))
