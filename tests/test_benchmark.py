@@ -58,6 +58,7 @@ def test_smoke_benchmark_of_every_method_writes_every_record(table6_runs):
         d = Path(r["run_dir"])
         assert sorted(p.name for p in d.iterdir()) == [
             ".lock", "checkpoint.pt", "config.yaml", "curves.png", "log.jsonl", "metrics.json", "predictions.json",
+            "scores.npz",
         ]  # fmt: skip
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         for key in ("dataset", "root", "model", "num_classes", "num_segments", "input_size"):

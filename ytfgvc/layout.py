@@ -253,7 +253,8 @@ def runs_dir(root: Path) -> Path:
 
 @dataclass(frozen=True)
 class RunFiles:
-    """The files of one run folder ``<runs>/<dataset>/<method>/<run>/`` (written by ``ytfgvc benchmark``).
+    """The files of one run folder ``<runs>/<dataset>/<method>/<run>/`` (written by ``ytfgvc benchmark``,
+    or by ``ytfgvc fuse``: ``predictions.json``, ``scores.npz`` and ``metrics.json`` only).
 
     Formats: :mod:`ytfgvc.benchmark.records` (config, log, metrics, curves), :mod:`ytfgvc.engine`
     (checkpoint) and :mod:`ytfgvc.predictions`.
@@ -261,7 +262,8 @@ class RunFiles:
 
     folder: Path
 
-    RECORDS = ("config.yaml", "log.jsonl", "metrics.json", "predictions.json", "curves.png")  # all but the checkpoint
+    # Every record but the checkpoint.
+    RECORDS = ("config.yaml", "log.jsonl", "metrics.json", "predictions.json", "scores.npz", "curves.png")
 
     @property
     def config(self) -> Path:
@@ -278,6 +280,11 @@ class RunFiles:
     @property
     def predictions(self) -> Path:
         return self.folder / "predictions.json"
+
+    @property
+    def scores(self) -> Path:
+        """Every test video's score row (``ytfgvc-scores-1``, :mod:`ytfgvc.benchmark.records`): what ``fuse`` reads."""
+        return self.folder / "scores.npz"
 
     @property
     def metrics(self) -> Path:

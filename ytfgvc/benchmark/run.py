@@ -448,7 +448,7 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
-    """Score, then write predictions.json, curves.png and (last, marking the run finished) metrics.json."""
+    """Score, then write predictions.json, scores.npz, curves.png and (last, marking the run finished) metrics.json."""
     from ytfgvc.metrics import score_matrix
 
     cfg, data, env, setup, folder, history = run.cfg, run.data, run.env, run.setup, run.folder, run.history
@@ -465,6 +465,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     doc = run_predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, provenance)
     files = RunFiles(folder)
     write_predictions(files.predictions, doc)
+    records.write_scores(files.scores, [r.video_id for r in videos], targets, z)
     title = f"{cfg.method} on {cfg.dataset} ({cfg.run_name})"
     records.plot_curves(files.curves, history, title, scores.to_dict(), records.chance(cfg.num_classes)["top1"])
     cuda = env.device.type == "cuda"

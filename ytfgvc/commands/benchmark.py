@@ -228,4 +228,36 @@ def table6_cmd(runs: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
     emit(summary, as_json, text)
 
 
-COMMANDS = [benchmark, table6_cmd]
+@click.command("fuse")
+@click.argument("rgb_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("flow_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--weights",
+    default="1,1.5",
+    show_default=True,
+    help="RGB,FLOW weights of the summed scores: TSN's 1:1.5 (temporal-segment-networks README; docs/benchmark.md).",
+)
+@click.option("--run-name", "run_name", default=None, help="The fused run's folder name [<RGB run>-fusion].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Runs folder [RUN_RGB's].")
+@json_option
+def fuse_cmd(
+    rgb_run: Path, flow_run: Path, weights: str, run_name: str | None, out: Path | None, as_json: bool
+) -> None:
+    """Fuse the RGB and flow runs of one method into a run of its own (TSN's weighted sum of scores).
+
+    Reads both runs' scores.npz; writes OUT/DATASET/METHOD/RUN/ with predictions.json,
+    scores.npz and metrics.json (modality fusion: what was fused, with which weights), scored
+    on the test videos both runs scored. `ytfgvc table6` shows it in a Fusion column.
+
+    \b
+    Example:
+      ytfgvc fuse ytfgvc-data/runs/birds/tsn/paper-seed0 ytfgvc-data/runs/birds/tsn/paper-flow-seed0
+      ytfgvc fuse RUN_RGB RUN_FLOW --weights 1,1 --run-name paper-fusion-equal
+    """
+    from ytfgvc.benchmark.fusion import fuse_runs, parse_weights
+
+    result = fuse_runs(rgb_run, flow_run, parse_weights(weights), run_name, out)
+    emit(result.to_dict(), as_json, result.summary())
+
+
+COMMANDS = [benchmark, table6_cmd, fuse_cmd]
