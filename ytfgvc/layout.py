@@ -12,7 +12,7 @@
       manifest.json           the snapshot obtained; its hash names it
       frames/<id>/img_00001.jpg … + meta.json      (folder store), or frames/<id>.zip (packed store)
       flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …   (folder store), or flow/<id>.zip (packed store)
-      lists/train.txt, lists/test.txt, lists/missing.txt, lists/meta.json
+      lists/train.txt, lists/test.txt, lists/missing.txt, lists/meta.json (+ flow_train.txt, flow_test.txt)
     <root>/leaderboard/        submissions/, README.md, index.html (leaderboard commands, unless --leaderboard-dir)
     <root>/runs/<dataset>/<method>/<run>/   benchmark (unless --out); study: <root>/runs/study-<profile>/
 
@@ -215,6 +215,10 @@ class DatasetLayout:
             raise YtfgvcError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
         return self.lists_dir / f"{split}.txt"
 
+    def flow_list_path(self, split: str) -> Path:
+        """``lists/flow_<split>.txt``: ``flow/<id> <stacks> <label>`` for MMAction2 (:mod:`ytfgvc.prepare.mmaction`)."""
+        return self.list_path(split).with_name(f"flow_{split}.txt")
+
     @property
     def missing_list_path(self) -> Path:
         """``lists/missing.txt``: ``<id> <split> <reason>`` for each listed video without frames."""
@@ -233,6 +237,11 @@ class DatasetLayout:
     def list_entry_dir(video_id: str) -> str:
         """The frame folder as written in rawframe lists, relative to the dataset folder."""
         return f"frames/{check_video_id(video_id)}"
+
+    @staticmethod
+    def flow_list_entry_dir(video_id: str) -> str:
+        """The flow folder as written in the flow lists, relative to the dataset folder."""
+        return f"flow/{check_video_id(video_id)}"
 
 
 def _check_kind(kind: str) -> str:
