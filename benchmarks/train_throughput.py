@@ -20,6 +20,8 @@ with DistributedDataParallel; the scaling efficiency is
     python benchmarks/train_throughput.py --device cpu --tiny                 # a CPU, toy sizes
     python benchmarks/train_throughput.py --methods i3d --no-ring             # workers' batches in new segments
     python benchmarks/train_throughput.py --methods i3d --worker-stage pixels    # workers crop too
+    python benchmarks/train_throughput.py --store packed --out packed.json    # the frames in archives (ytfgvc.store)
+    python benchmarks/train_throughput.py --modality flow --methods tsn       # the flow stream (generated stacks)
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ddp", action="store_true", help="under torchrun: DDP scaling vs one GPU")
     p.add_argument("--import", dest="imports", action="append", default=[], help="module registering more models")
     p.add_argument("--tiny", action="store_true", help="toy sizes for a CPU check (resnet18 at 64 px, few videos)")
+    p.add_argument("--store", default="folder", choices=["folder", "packed"], help="the generated frames' store")
+    p.add_argument("--modality", default="rgb", choices=["rgb", "flow"], help="flow: the methods' flow stream")
+    p.add_argument("--flow-stack", type=int, default=5, help="flow fields per stack (--modality flow)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     a = p.parse_args(argv)
     if a.tiny:
@@ -171,6 +176,8 @@ class Method:
         if args.input_size:
             over["input_size"] = args.input_size
         over.setdefault("model", {}).setdefault("kwargs", {})["pretrained"] = args.pretrained
+        if args.modality == "flow":
+            over.update(modality="flow", flow_stack=args.flow_stack)
         self.cfg = cfg = load_config(name, "paper", overrides=over)
         self.model = create_model(cfg.model.name, NUM_CLASSES, **cfg.model_kwargs()).to(device)
         self.kind = getattr(self.model, "input_kind", "frames")
@@ -207,8 +214,8 @@ class Method:
 
     def random_input(self, n: int, frames: int) -> torch.Tensor:
         """What :class:`DeviceBatch` would hand over: normalized floats in its memory layout."""
-        s = self.cfg.input_size
-        x = torch.randn(n, frames, s, s, 3, device=self.device)  # the NTHWC memory of channels-last
+        s, c = self.cfg.input_size, (2 * self.cfg.flow_stack if self.cfg.modality == "flow" else 3)
+        x = torch.randn(n, frames, s, s, c, device=self.device)  # the NTHWC memory of channels-last
         x = x.permute(0, 4, 1, 2, 3) if self.kind == "clip" else x.permute(0, 1, 4, 2, 3)
         return x if self.channels_last else x.contiguous()
 
@@ -226,7 +233,8 @@ class Method:
         need = (self.args.warmup + self.args.steps + 8) * batch * world
         records = records * -(-need // len(records))
         stage = self.args.worker_stage or worker_stage(self.device)
-        ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage)
+        flow = {"modality": cfg.modality, "flow_stack": cfg.flow_stack}
+        ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage, **flow)
         sampler = EpochSampler(len(ds), world, rank, shuffle=train, global_batch=batch * world if train else 0)
         pin = self.device.type == "cuda"
         loader = make_loader(ds, sampler, batch, workers(self.args), pin, ring=pin and not self.args.no_ring)
@@ -412,6 +420,10 @@ def main(argv: list[str] | None = None) -> dict:
     if env.is_main:
         t = time.perf_counter()
         layout = make_frames(args.frames_root, args.videos, args.frames_per_video, args.frame_size)
+        if args.store != "folder" or args.modality != "rgb":  # flow stacks and/or archives (benchmarks/_stores.py)
+            from _stores import prepare_store
+
+            prepare_store(layout, args.store, args.modality, args.flow_stack, args.frame_size)
         print(f"frames: {args.videos} videos x {args.frames_per_video} in {time.perf_counter() - t:.1f} s", flush=True)
     barrier(env)
     layout = DatasetLayout(args.frames_root, "throughput")
