@@ -209,9 +209,39 @@ class PackedReader:
             name = cd[at : at + len(want)]
             if name == want:
                 entry = mid * stride
-                return self._entry(want.decode(), cd, entry, _CENTRAL.unpack_from(cd, entry))
+                f = _CENTRAL.unpack_from(cd, entry)
+                if f[0] != b"PK\x01\x02" or f[10] != len(want):
+                    return None  # not this writer's layout after all: the caller searches
+                return self._entry(want.decode(), cd, entry, f)
             lo, hi = (mid + 1, hi) if name < want else (lo, mid)
         return None
+
+    def _parse_fixed(self, stride: int, count: int) -> dict[str, tuple[int, int, int]] | None:
+        """The first ``count`` entries as one array when they are this writer's (one size, stored, no extra
+        field, below 4 GiB); None otherwise (the caller parses entry by entry)."""
+        import numpy as np
+
+        n = stride - _CENTRAL.size
+        rows = np.frombuffer(self._directory(), np.uint8, count * stride).reshape(count, stride)
+
+        def field(a: int, b: int, kind: str) -> np.ndarray:
+            return np.ascontiguousarray(rows[:, a:b]).view(kind).ravel()
+
+        sizes, offsets = field(24, 28, "<u4"), field(42, 46, "<u4")
+        usual = (
+            (rows[:, :4] == np.frombuffer(b"PK\x01\x02", np.uint8)).all()
+            and (field(28, 30, "<u2") == n).all()
+            and not field(30, 34, "<u4").any()  # extra and comment lengths
+            and not field(10, 12, "<u2").any()  # stored
+            and not (field(8, 10, "<u2") & 1).any()  # not encrypted
+            and (sizes < _MAX_U32).all()
+            and (offsets < _MAX_U32).all()
+        )
+        if not usual:
+            return None
+        names = rows[:, _CENTRAL.size :].tobytes().decode("utf-8")
+        offsets, sizes, crcs = offsets.tolist(), sizes.tolist(), field(16, 20, "<u4").tolist()
+        return {names[i * n : (i + 1) * n]: (offsets[i], sizes[i], crcs[i]) for i in range(count)}
 
     def _fixed_stride(self) -> tuple[int, int]:
         """(entry size, entries of that size from the start) when the layout allows a binary search, else (0, 0)."""
@@ -230,8 +260,15 @@ class PackedReader:
         return 0, 0
 
     def _parse_directory(self) -> dict[str, tuple[int, int, int]]:
-        cd, out, at = self._directory(), {}, 0
-        for _ in range(self.entries):
+        """Member name -> (local header offset, size, crc), every member (vectorised for this writer's layout)."""
+        if self._stride is None:
+            self._stride = self._fixed_stride()
+        stride, count = self._stride
+        out = self._parse_fixed(stride, count) if count else None
+        if out is None:
+            out, count = {}, 0
+        cd, at = self._directory(), stride * count
+        for _ in range(self.entries - count):
             f = _CENTRAL.unpack_from(cd, at)
             if f[0] != b"PK\x01\x02":
                 raise PackedError(f"{self.path}: damaged central directory", _REDO)
@@ -269,9 +306,14 @@ class PackedReader:
         return data
 
     def names(self) -> list[str]:
-        """Every member name, in archive order."""
+        """Every member name, in the directory's order (sorted by name for this writer's archives)."""
         self._index = self._index if self._index is not None else self._parse_directory()
         return list(self._index)
+
+    def data_order(self) -> list[str]:
+        """Every member name, in the order their bytes lie in the file: to read them all, front to back."""
+        self._index = self._index if self._index is not None else self._parse_directory()
+        return sorted(self._index, key=lambda n: self._index[n][0])
 
     def sizes(self) -> dict[str, int]:
         """Member name -> size in bytes (the ``stat`` of the folder store)."""
