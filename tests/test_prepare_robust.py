@@ -108,9 +108,10 @@ def test_a_full_filesystem_stops_prepare_in_one_line_and_the_same_command_finish
         cmd = ["prepare", "synthetic", "--root", root, "--jobs", "2", "--json"]
         proc = ytfgvc(*cmd)
         out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2 and out == "", err
-        assert err.count("\n") == 1 and err.startswith(f"error: no space left on {root} (writing "), err
-        assert err.rstrip().endswith("then run the same command again to resume (finished work is kept)")
+        assert proc.returncode == 2, err
+        error = json.loads(out)  # with --json, the error is a JSON object on stdout
+        assert error["exit_status"] == 2 and error["error"].startswith(f"no space left on {root} (writing "), out
+        assert error["hint"].endswith("then run the same command again to resume (finished work is kept)")
         done, _ = entries(layout)
         assert all((layout.base / d / "meta.json").is_file() for d in done)  # only complete folders count
 
@@ -138,8 +139,9 @@ def test_a_full_disk_at_a_frame_write_gives_one_line_and_nothing_half_written(tm
     with monkeypatch.context() as m:
         m.setattr(_Decode, "_write_jpeg", full_at_third_video)
         res = CliRunner().invoke(main, args)
-    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-    assert res.stderr.startswith("error: no space left on / (writing ") and "run the same command again" in res.stderr
+    assert res.exit_code == 2, res.output
+    error = json.loads(res.stdout)  # with --json, the error is a JSON object on stdout
+    assert error["error"].startswith("no space left on / (writing ") and "run the same command again" in error["hint"]
     done, _ = entries(layout)
     assert done == {f"frames/{v}" for v in seen[:2]} and not mid_video(layout)
 
