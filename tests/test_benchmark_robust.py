@@ -35,9 +35,9 @@ def test_a_full_disk_at_a_checkpoint_gives_one_line_and_resume_finishes(tmp_path
     with monkeypatch.context() as m:
         m.setattr(torch, "save", full_at_second_epoch)
         res = CliRunner().invoke(main, args)
-    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    assert res.exit_code == 2, res.output
     run = out / "synthetic/tsn/smoke-seed0"
-    assert res.stderr.startswith(f"error: no space left on / (writing {run}")
+    assert json.loads(res.stdout)["error"].startswith(f"no space left on / (writing {run}")  # --json: on stdout
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the last good one, whole
     assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]
 
