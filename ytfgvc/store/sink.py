@@ -107,7 +107,7 @@ def open_sink(dest: Destination, durable: bool = False, verify: Callable[[Path],
         finally:
             if not sink.finished:
                 sink.writer.abort()
-        _require_meta(tmp if sink.finished else Path(""), dest.archive)
+        _require_meta(tmp if sink.finished else None, dest.archive)
         if verify is not None:
             verify(tmp)
     if durable:
@@ -115,8 +115,8 @@ def open_sink(dest: Destination, durable: bool = False, verify: Callable[[Path],
     remove_folder(dest.folder)  # the archive replaces it
 
 
-def _require_meta(path: Path, dest: Path) -> None:
-    if not path.name or not path.exists():
+def _require_meta(path: Path | None, dest: Path) -> None:
+    if path is None or not path.exists():
         raise RuntimeError(f"{dest}: a sink must be finished with its meta before it is renamed into place")
 
 
