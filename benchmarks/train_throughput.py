@@ -40,6 +40,8 @@ so every read goes to the disk, as for a dataset larger than memory.
     torchrun --nproc_per_node 2 benchmarks/train_throughput.py --ddp --methods tsn --out ddp.json
     python benchmarks/train_throughput.py --device cpu --tiny                 # a CPU, toy sizes
     python benchmarks/train_throughput.py --methods i3d --no-ring             # workers' batches in new segments
+    python benchmarks/train_throughput.py --store packed --out packed.json    # the frames in archives (ytfgvc.store)
+    python benchmarks/train_throughput.py --modality flow --methods tsn       # the flow stream (generated stacks)
 """
 
 from __future__ import annotations
@@ -144,6 +146,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label", default="", help="a name for this run in the results (e.g. before, after)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON (after each method)")
     p.add_argument("--no-test", action="store_true", help="same as --splits train")
+    p.add_argument("--store", default="folder", choices=["folder", "packed"], help="the generated frames' store")
+    p.add_argument("--modality", default="rgb", choices=["rgb", "flow"], help="flow: the methods' flow stream")
+    p.add_argument("--flow-stack", type=int, default=5, help="flow fields per stack (--modality flow)")
     a = p.parse_args(argv)
     a.splits = ["train"] if a.no_test else [s for s in a.splits.split(",") if s]
     if not set(a.splits) <= {"train", "test"} or not a.splits:
@@ -337,6 +342,8 @@ class Method:
             over["input_size"] = args.input_size
         over.setdefault("model", {}).setdefault("kwargs", {})["pretrained"] = args.pretrained
         self.name = name
+        if args.modality == "flow":
+            over.update(modality="flow", flow_stack=args.flow_stack)
         self.cfg = cfg = load_config(name, "paper", overrides=over)
         self.model = create_model(cfg.model.name, NUM_CLASSES, **cfg.model_kwargs()).to(device)
         self.kind = getattr(self.model, "input_kind", "frames")
@@ -375,10 +382,10 @@ class Method:
 
     def random_input(self, split: str) -> torch.Tensor:
         """What :class:`DeviceBatch` would hand over: normalized floats in its memory layout."""
-        s = self.cfg.input_size
+        s, c = self.cfg.input_size, (2 * self.cfg.flow_stack if self.cfg.modality == "flow" else 3)
         n = self.batch if split == "train" else self.test_batch * self.cfg.test_crops
         frames = self.cfg.num_segments if split == "train" else self.cfg.test_segments
-        x = torch.randn(n, frames, s, s, 3, device=self.device)  # the NTHWC memory of channels-last
+        x = torch.randn(n, frames, s, s, c, device=self.device)  # the NTHWC memory of channels-last
         x = x.permute(0, 4, 1, 2, 3) if self.kind == "clip" else x.permute(0, 1, 4, 2, 3)
         return x if self.channels_last else x.contiguous()
 
@@ -409,7 +416,9 @@ class Method:
         records = read_list(self.layout, "train")
         need = (need_batches + 8) * batch * world
         records = records * -(-need // len(records))
-        ds = RawFrameDataset(self.layout, records, plan, crop, stage=args.worker_stage or worker_stage(self.device))
+        flow = {"modality": cfg.modality, "flow_stack": cfg.flow_stack}
+        stage = args.worker_stage or worker_stage(self.device)
+        ds = RawFrameDataset(self.layout, records, plan, crop, stage=stage, **flow)
         ds.read_ahead, ds.drop_cache = args.read_ahead, args.cold
         sampler = EpochSampler(len(ds), world, rank, shuffle=train, global_batch=batch * world if train else 0)
         pin = self.device.type == "cuda"
@@ -769,6 +778,15 @@ def host_info() -> dict:
     return {"cpus": os.cpu_count(), "usable_cores": usable_cores(), "memory_gb": round(pages / 1e9, 1)}
 
 
+def other_store(args: argparse.Namespace) -> None:
+    """Flow stacks and/or archives for the generated frames (``benchmarks/_stores.py``)."""
+    if args.store != "folder" or args.modality != "rgb":
+        from _stores import prepare_store
+
+        layout = DatasetLayout(args.frames_root, "throughput")
+        prepare_store(layout, args.store, args.modality, args.flow_stack, args.frame_size)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     for mod in args.imports:
@@ -786,6 +804,7 @@ def main(argv: list[str] | None = None) -> dict:
         make_frames(
             args.frames_root, args.videos, args.frames_per_video, args.frame_size, args.jpeg_quality, args.encoder
         )
+        other_store(args)
         print(f"frames: {args.videos} videos x {args.frames_per_video} in {time.perf_counter() - t:.1f} s", flush=True)
     env = init_distributed(args.device)
     if env.device.type == "cuda":
@@ -797,6 +816,7 @@ def main(argv: list[str] | None = None) -> dict:
         if env.is_main:
             make_frames(args.frames_root, args.videos, args.frames_per_video, args.frame_size, args.jpeg_quality,
                         args.encoder, jobs=1)  # fmt: skip
+            other_store(args)
         barrier(env)
     layout = DatasetLayout(args.frames_root, "throughput")
     results = {

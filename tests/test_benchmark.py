@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from ytfgvc.benchmark.config import METHODS, baseline_configs, baseline_yaml, load_config, parse_set
+from ytfgvc.benchmark.recipes import RECIPES
 from ytfgvc.benchmark.table6 import build_table, paper_top1, write_table
 from ytfgvc.cli import main
 from ytfgvc.data.loader import auto_workers
@@ -57,6 +58,7 @@ def test_smoke_benchmark_of_every_method_writes_every_record(table6_runs):
         d = Path(r["run_dir"])
         assert sorted(p.name for p in d.iterdir()) == [
             ".lock", "checkpoint.pt", "config.yaml", "curves.png", "log.jsonl", "metrics.json", "predictions.json",
+            "scores.npz",
         ]  # fmt: skip
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         for key in ("dataset", "root", "model", "num_classes", "num_segments", "input_size"):
@@ -173,7 +175,8 @@ def test_predictions_score_as_hand_computed():
 def test_baselines_are_the_paper_preset():
     files = sorted(p.name for p in BASELINES_DIR.glob("*.yaml"))
     expected = ["bninception_bninception_1_rgb.yaml", "i3d_resnet50_32_rgb.yaml", "rra_tsninceptionv3_4_rgb.yaml"]
-    assert files == sorted([*expected, "tsn_tsninceptionv3_4_rgb.yaml"])
+    flow = ["bninception_bninception_1_flow.yaml", "rra_tsninceptionv3_4_flow.yaml", "tsn_tsninceptionv3_4_flow.yaml"]
+    assert files == sorted([*expected, "tsn_tsninceptionv3_4_rgb.yaml", *flow])
     for name, cfg in baseline_configs().items():
         assert (BASELINES_DIR / f"{name}.yaml").read_text() == baseline_yaml(cfg), REGENERATE
         loaded = load_config(config_file=BASELINES_DIR / f"{name}.yaml")
@@ -198,6 +201,41 @@ def test_baselines_are_the_paper_preset():
         "sgd", 0.01, 1e-4, 40.0, (40, 80), 64,
     )  # fmt: skip
     assert load_config("bninception", "paper").recipe == "tsn-official-bninception"
+
+
+def test_the_flow_presets_follow_the_paper_for_rra_and_tsns_flow_command_for_tsn():
+    flow = {"modality": "flow"}
+    rra = load_config("rra", "paper", overrides=flow)
+    assert (rra.recipe, rra.model.kwargs["dropout"], rra.epochs, rra.lr, rra.freeze_epochs) == (
+        "rra-paper-flow", 0.5, 120, 2e-4, 30,
+    )  # fmt: skip
+    assert (rra.flow_stack, rra.num_segments, tuple(rra.scales), rra.run_name) == (
+        5, 4, (1.0, 0.875, 0.75), "paper-flow-seed0",
+    )  # fmt: skip
+    assert rra.model_kwargs()["modality"] == "flow" and rra.model_kwargs()["flow_stack"] == 5
+    tsn = load_config("tsn", "paper", overrides=flow)
+    assert (tsn.recipe, tsn.lr, tsn.lr_steps, tsn.epochs, tsn.clip_grad_norm, tsn.model.kwargs["dropout"]) == (
+        "tsn-official-flow", 0.001, (190, 300), 340, 20.0, 0.7,
+    )  # fmt: skip
+    assert "flow training command" in RECIPES["tsn-official-flow"].sources["lr_steps"]
+    assert "0.7/0.5 for RGB/flow" in RECIPES["rra-paper-flow"].sources["model.kwargs.dropout"]
+    assert load_config("bninception", "paper", overrides=flow).recipe == "tsn-official-bninception-flow"
+    assert "flow_stack" not in load_config("tsn", "paper").model_kwargs()  # RGB models are built as before
+    with pytest.raises(YtfgvcError, match="clip models .I3D. have no flow stream"):
+        load_config("i3d", "paper", overrides=flow)
+    with pytest.raises(YtfgvcError, match="--modality must be rgb or flow"):
+        load_config("tsn", overrides={"modality": "depth"})
+
+
+def test_a_config_from_before_the_flow_stream_still_loads_and_resumes(tmp_path):
+    from ytfgvc.benchmark.config import upgrade_config_dict
+
+    old = yaml.safe_load((BASELINES_DIR / "tsn_tsninceptionv3_4_rgb.yaml").read_text())
+    old.pop("flow_stack")
+    f = tmp_path / "old.yaml"
+    f.write_text(yaml.safe_dump(old))
+    assert load_config(config_file=f) == load_config("tsn", "paper")
+    assert upgrade_config_dict(old)["flow_stack"] == 5  # what a checkpoint's config is compared with on --resume
 
 
 def test_an_older_config_with_lr_step_still_loads(tmp_path):

@@ -304,7 +304,7 @@ def test_batches_say_what_they_cost_the_workers_and_the_stats_add_it_up(layout):
     loader = make_loader(ds, EpochSampler(len(ds)), batch_size=4, workers=1)
     stats = PipelineStats()
     got = list(device_batches(loader, DeviceBatch(ds, torch.device("cpu")), stats=stats))
-    files = sum(len(ds._sample((0, i)).paths) for i in range(len(ds)))  # short videos repeat a file: decoded once
+    files = sum(len(ds._sample((0, i)).units) for i in range(len(ds)))  # short videos repeat a file: decoded once
     assert stats.batches == len(got) == 3 and stats.decoded == files
     assert stats.worker_cpu_s > 0 and stats.worker_wall_s > 0 and stats.loader_wait_s <= stats.consumer_wait_s
     stats.reset()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -120,3 +121,28 @@ def test_visualize_explains_what_is_wrong(rra_run: Path, tmp_path: Path):
         avg = create_model("rra", 2, backbone="tiny", variant="avgpool")
         kwargs = {"backbone": "tiny", "variant": "avgpool"}
         visualize_run(write_run(tmp_path / "avg", avg, "rra", kwargs), VIDEO_ID)
+
+
+def test_visualize_reads_the_packed_store_and_flow_runs(rra_run: Path, tmp_path: Path):
+    from ytfgvc.store.repack import repack_folder
+
+    from .rawframes_utils import write_flow
+
+    root = Path(yaml.safe_load((rra_run / "config.yaml").read_text())["root"])
+    packed = tmp_path / "packed"
+    shutil.copytree(root, packed)
+    layout = DatasetLayout(packed, "synthetic")
+    (layout.frames_dir(VIDEO_ID) / "meta.json").write_text("{}")
+    repack_folder(layout.frames_dir(VIDEO_ID), layout.frames_archive(VIDEO_ID))
+    folder_v = visualize_run(rra_run, VIDEO_ID, out=tmp_path / "a.png")
+    packed_v = visualize_run(rra_run, VIDEO_ID, out=tmp_path / "b.png", root=packed)
+    assert packed_v.frame_numbers == folder_v.frame_numbers and packed_v.predictions == folder_v.predictions
+    assert all(np.array_equal(packed_v.heat[k], folder_v.heat[k]) for k in folder_v.heat)
+    write_flow(layout.flow_dir(VIDEO_ID), 6, 2, (SIZE, SIZE), np.random.default_rng(1))
+    flow_model = create_model("rra", 2, backbone="tiny", glimpses=2, modality="flow", flow_stack=2)
+    run = write_run(tmp_path / "flow", flow_model, "rra", {"backbone": "tiny", "glimpses": 2, "modality": "flow",
+                                                            "flow_stack": 2})  # fmt: skip
+    cfg = yaml.safe_load((run / "config.yaml").read_text()) | {"modality": "flow", "flow_stack": 2}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    v = visualize_run(run, VIDEO_ID, out=tmp_path / "flow.png", root=packed)
+    assert v.frame_numbers == [2, 5] and v.path.is_file() and set(v.heat) >= {"I1vis", "I2vis"}

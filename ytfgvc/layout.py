@@ -10,9 +10,9 @@
       videos/<id>.info.json   what the source said about the video
       ledger.sqlite           one row per video id
       manifest.json           the snapshot obtained; its hash names it
-      frames/<id>/img_00001.jpg … + meta.json
-      flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …
-      lists/train.txt, lists/test.txt, lists/missing.txt, lists/meta.json
+      frames/<id>/img_00001.jpg … + meta.json      (folder store), or frames/<id>.zip (packed store)
+      flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …   (folder store), or flow/<id>.zip (packed store)
+      lists/train.txt, lists/test.txt, lists/missing.txt, lists/meta.json (+ flow_train.txt, flow_test.txt)
     <root>/leaderboard/        submissions/, README.md, index.html (leaderboard commands, unless --leaderboard-dir)
     <root>/runs/<dataset>/<method>/<run>/   benchmark (unless --out); study: <root>/runs/study-<profile>/
 
@@ -34,6 +34,8 @@ from ytfgvc.system.fsutil import TMP_PREFIX
 
 DEFAULT_ROOT = "./ytfgvc-data"
 SPLITS = ("train", "test")
+KINDS = ("frames", "flow")  # what prepare stores per video: its kept frames and its flow stacks
+ARCHIVE_SUFFIX = ".zip"  # one packed video: frames/<id>.zip, flow/<id>.zip (ytfgvc.store)
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _DATASET_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
@@ -189,6 +191,26 @@ class DatasetLayout:
         """1-based flow file names: ``flow_x_00001.jpg``, ``flow_y_00001.jpg``."""
         return f"flow_x_{index:05d}.{ext}", f"flow_y_{index:05d}.{ext}"
 
+    def frames_archive(self, video_id: str) -> Path:
+        """The packed store's frames of a video: ``frames/<id>.zip`` (:mod:`ytfgvc.store`)."""
+        return self.frames_root / f"{check_video_id(video_id)}{ARCHIVE_SUFFIX}"
+
+    def flow_archive(self, video_id: str) -> Path:
+        """The packed store's flow of a video: ``flow/<id>.zip``."""
+        return self.flow_root / f"{check_video_id(video_id)}{ARCHIVE_SUFFIX}"
+
+    def kind_root(self, kind: str) -> Path:
+        """``frames/`` or ``flow/``."""
+        return {"frames": self.frames_root, "flow": self.flow_root}[_check_kind(kind)]
+
+    def video_folder(self, kind: str, video_id: str) -> Path:
+        """The folder store's ``frames/<id>/`` or ``flow/<id>/``."""
+        return self.frames_dir(video_id) if _check_kind(kind) == "frames" else self.flow_dir(video_id)
+
+    def video_archive(self, kind: str, video_id: str) -> Path:
+        """The packed store's ``frames/<id>.zip`` or ``flow/<id>.zip``."""
+        return self.frames_archive(video_id) if _check_kind(kind) == "frames" else self.flow_archive(video_id)
+
     @property
     def lists_dir(self) -> Path:
         return self.base / "lists"
@@ -197,6 +219,10 @@ class DatasetLayout:
         if split not in SPLITS:
             raise YtfgvcError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
         return self.lists_dir / f"{split}.txt"
+
+    def flow_list_path(self, split: str) -> Path:
+        """``lists/flow_<split>.txt``: ``flow/<id> <stacks> <label>`` for MMAction2 (:mod:`ytfgvc.prepare.mmaction`)."""
+        return self.list_path(split).with_name(f"flow_{split}.txt")
 
     @property
     def missing_list_path(self) -> Path:
@@ -217,6 +243,17 @@ class DatasetLayout:
         """The frame folder as written in rawframe lists, relative to the dataset folder."""
         return f"frames/{check_video_id(video_id)}"
 
+    @staticmethod
+    def flow_list_entry_dir(video_id: str) -> str:
+        """The flow folder as written in the flow lists, relative to the dataset folder."""
+        return f"flow/{check_video_id(video_id)}"
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {KINDS}")
+    return kind
+
 
 def leaderboard_dir(root: Path) -> Path:
     """``<root>/leaderboard/``: where leaderboard commands write unless told otherwise (never the repository's)."""
@@ -230,7 +267,8 @@ def runs_dir(root: Path) -> Path:
 
 @dataclass(frozen=True)
 class RunFiles:
-    """The files of one run folder ``<runs>/<dataset>/<method>/<run>/`` (written by ``ytfgvc benchmark``).
+    """The files of one run folder ``<runs>/<dataset>/<method>/<run>/`` (written by ``ytfgvc benchmark``,
+    or by ``ytfgvc fuse``: ``predictions.json``, ``scores.npz`` and ``metrics.json`` only).
 
     Formats: :mod:`ytfgvc.benchmark.records` (config, log, metrics, curves), :mod:`ytfgvc.engine`
     (checkpoint) and :mod:`ytfgvc.predictions`.
@@ -238,7 +276,8 @@ class RunFiles:
 
     folder: Path
 
-    RECORDS = ("config.yaml", "log.jsonl", "metrics.json", "predictions.json", "curves.png")  # all but the checkpoint
+    # Every record but the checkpoint.
+    RECORDS = ("config.yaml", "log.jsonl", "metrics.json", "predictions.json", "scores.npz", "curves.png")
 
     @property
     def config(self) -> Path:
@@ -255,6 +294,11 @@ class RunFiles:
     @property
     def predictions(self) -> Path:
         return self.folder / "predictions.json"
+
+    @property
+    def scores(self) -> Path:
+        """Every test video's score row (``ytfgvc-scores-1``, :mod:`ytfgvc.benchmark.records`): what ``fuse`` reads."""
+        return self.folder / "scores.npz"
 
     @property
     def metrics(self) -> Path:

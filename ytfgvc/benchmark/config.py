@@ -12,6 +12,12 @@ TSN code, BN-Inception's and I3D's chosen and sourced); ``smoke`` runs the same 
 sizes on a CPU. ``baselines/*.yaml`` hold the
 ``paper`` preset of each method, named ``{method}_{backbone}_{segments}_{modality}.yaml``
 (each is :func:`baseline_yaml` of :func:`baseline_configs`; a test checks they match).
+
+``modality: flow`` (``--modality flow``) trains the method's flow stream: the same sampler
+picks kept frames, each bringing its stack of ``flow_stack`` fields (the paper's section 5.1:
+"4 randomly sampled RGB frames or flow stacks (with 5 flow fields)"), the backbone's first
+convolution takes ``2·flow_stack`` channels (:mod:`ytfgvc.models.modality`), and the recipe
+is the method's flow recipe. TSN, RRA and BN-Inception have a flow stream; I3D does not.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ CONFIG_SCHEMA = "ytfgvc-benchmark-config-2"
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 COMPILE_CHOICES = ("off", "auto", *COMPILE_MODES)
 METHODS = ("bninception", "i3d", "tsn", "rra")  # Table 6's order
+FLOW_METHODS = ("bninception", "tsn", "rra")  # the methods with a flow stream
 PRESETS = ("paper", "smoke")
+MODALITIES = ("rgb", "flow")
 
 
 @dataclass
@@ -59,7 +67,8 @@ class BenchmarkConfig(ConfigBase):
     run: str = ""  # the run's folder name; empty: "<preset>-seed<seed>"
     model: ModelSpec = field(default_factory=ModelSpec)
     num_classes: int = 0  # 0: from the dataset's label list
-    modality: str = "rgb"
+    modality: str = "rgb"  # rgb, or flow (the stacks of ytfgvc prepare --flow)
+    flow_stack: int = 5  # flow fields per stack (flow only; must match the prepared flow)
     # Sampling: "segments" (one frame from each of num_segments segments) or "clip"
     # (num_segments consecutive frames).
     sampling: str = "segments"
@@ -107,7 +116,7 @@ class BenchmarkConfig(ConfigBase):
             if not ok:
                 problems.append(f"{flag}: {why}")
 
-        positive = ("num_segments", "input_size", "test_segments", "test_batch", "epochs", "batch_size")
+        positive = ("num_segments", "input_size", "test_segments", "test_batch", "epochs", "batch_size", "flow_stack")
         for name in positive:
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 1, _flag(name), f"must be a positive integer, got {v!r}")
@@ -117,7 +126,12 @@ class BenchmarkConfig(ConfigBase):
         ok_workers = self.workers == "auto" or (type(self.workers) is int and self.workers >= 0)
         need(ok_workers, "--workers", f"must be auto or a non-negative integer, got {self.workers!r}")
         need(self.sampling in ("segments", "clip"), "--set sampling", f"segments or clip, got {self.sampling!r}")
-        need(self.modality == "rgb", "--set modality", f"only rgb is implemented, got {self.modality!r}")
+        need(self.modality in MODALITIES, "--modality", f"rgb or flow, got {self.modality!r}")
+        need(
+            self.modality != "flow" or self.sampling == "segments",
+            "--modality flow",
+            "clip models (I3D) have no flow stream here; train tsn, rra or bninception on flow",
+        )
         need(self.test_crops in (1, 10), "--set test_crops", f"1 or 10, got {self.test_crops!r}")
         need(self.amp in ("auto", "bf16", "off"), "--amp", f"auto, bf16 or off, got {self.amp!r}")
         ok_compile = self.compile in COMPILE_CHOICES
@@ -142,11 +156,14 @@ class BenchmarkConfig(ConfigBase):
 
     @property
     def run_name(self) -> str:
-        return self.run or f"{self.preset}-seed{self.seed}"
+        """``<preset>-seed<seed>``; a flow run ``<preset>-flow-seed<seed>`` (beside its RGB run)."""
+        stream = "-flow" if self.modality == "flow" else ""
+        return self.run or f"{self.preset}{stream}-seed{self.seed}"
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The builder's keyword arguments, ``num_segments`` filled in."""
-        return {"num_segments": self.num_segments, **self.model.kwargs}
+        """The builder's keyword arguments, ``num_segments`` (and for flow ``modality``, ``flow_stack``) filled in."""
+        flow = {"modality": "flow", "flow_stack": self.flow_stack} if self.modality == "flow" else {}
+        return {"num_segments": self.num_segments, **flow, **self.model.kwargs}
 
     def baseline_name(self) -> str:
         backbone = str(self.model.kwargs.get("backbone", "default")).replace("_", "").replace(":", "-")
@@ -154,7 +171,7 @@ class BenchmarkConfig(ConfigBase):
 
 
 # Config keys with a flag of their own on `ytfgvc benchmark`; the others are set with --set.
-_FLAGS = {"micro_batch", "batch_size", "input_size", "epochs", "workers", "seed", "lr", "allow_scratch"}
+_FLAGS = {"micro_batch", "batch_size", "input_size", "epochs", "workers", "seed", "lr", "allow_scratch", "modality"}
 
 
 def _flag(name: str) -> str:
@@ -207,6 +224,10 @@ _SMOKE_COMMON = {
     "test_batch": 4,
     "compile": "off",
 }
+# A flow stream: the data of section 5.1 ("flow stacks (with 5 flow fields)") and TSN's flow
+# augmentation, GroupMultiScaleCrop(input_size, [1, .875, .75]) (tsn-pytorch models.py
+# get_augmentation, Flow; RGB uses .66 too), the paper's "same multi-scale cropping … as TSN".
+_FLOW = {"modality": "flow", "flow_stack": 5, "scales": [1.0, 0.875, 0.75]}
 _SMOKE: dict[str, dict[str, Any]] = {
     "rra": {"num_segments": 3, "test_segments": 3},
     "tsn": {"num_segments": 3, "test_segments": 3},
@@ -215,13 +236,18 @@ _SMOKE: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_dict(method: str, preset: str) -> dict[str, Any]:
-    """The preset's values for ``method`` (a model outside the four methods gets TSN's protocol, RRA's recipe)."""
+def preset_dict(method: str, preset: str, modality: str = "rgb") -> dict[str, Any]:
+    """The preset's values for ``method`` and its ``modality`` stream (a model outside the four
+    methods gets TSN's protocol, RRA's recipe)."""
     if preset not in PRESETS:
         raise YtfgvcError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}", f"use {' or '.join(PRESETS)}")
+    if modality not in MODALITIES:
+        raise YtfgvcError(f"--modality must be rgb or flow, got {modality!r}")
     known = method in _PAPER
     base = copy.deepcopy(_PAPER[method] if known else {"model": {"name": method, "kwargs": {}}, **_PAPER_FRAMES})
-    recipe = recipe_for(method)
+    if modality == "flow":
+        base.update(copy.deepcopy(_FLOW))
+    recipe = recipe_for(method, modality)
     base = deep_merge(base, {"recipe": recipe.name, **recipe.config()})
     base.update(method=method, preset=preset)
     if preset == "smoke":
@@ -264,10 +290,12 @@ def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
 
     ``ytfgvc-benchmark-config-1``'s ``lr_step`` becomes ``lr_steps``; ``decode`` (where JPEGs
     were decoded: the loader workers, or nvjpeg on the GPU, since removed) is dropped, as
-    the workers always decode now.
+    the workers always decode now; a config from before the flow stream (no ``flow_stack``)
+    gets the default, so a run started then resumes.
     """
     data = dict(data)
     data.pop("decode", None)
+    data.setdefault("flow_stack", BenchmarkConfig.flow_stack)
     if "lr_step" in data:
         step = data.pop("lr_step")
         epochs = data.get("epochs", 120)
@@ -295,7 +323,8 @@ def load_config(
     if not method:
         raise YtfgvcError("no method given", f"pass --model ({', '.join(METHODS)}) or a --config naming one")
     preset = preset or overrides.get("preset") or from_file.get("preset") or "paper"
-    base = preset_dict(method, preset)
+    modality = overrides.get("modality") or from_file.get("modality") or "rgb"
+    base = preset_dict(method, preset, modality)
     if "lr_step" in from_file or "lr_step" in overrides:  # an older config: its step replaces the preset's steps
         base.pop("lr_steps")
     merged = upgrade_config_dict(deep_merge(deep_merge(base, from_file), overrides))
@@ -305,8 +334,9 @@ def load_config(
 
 
 def baseline_configs() -> dict[str, BenchmarkConfig]:
-    """The ``paper`` preset of each method, by baseline file name (without ``.yaml``)."""
+    """The ``paper`` preset of each method and stream, by baseline file name (without ``.yaml``)."""
     cfgs = [load_config(m, "paper") for m in METHODS]
+    cfgs += [load_config(m, "paper", overrides={"modality": "flow"}) for m in FLOW_METHODS]
     return {c.baseline_name(): c for c in cfgs}
 
 
@@ -316,8 +346,9 @@ def baseline_yaml(cfg: BenchmarkConfig) -> str:
         d.pop(k)
     use = f"ytfgvc benchmark DATASET --config baselines/{cfg.baseline_name()}.yaml"
     recipe = RECIPES[cfg.recipe]
+    stream = ", flow stream" if cfg.modality == "flow" else ""
     head = (
-        f"# {cfg.method}: the paper's protocol ({use})\n"
+        f"# {cfg.method}{stream}: the paper's protocol ({use})\n"
         f"# recipe {recipe.name}: {recipe.title}; the source of every value is in ytfgvc/benchmark/recipes.py\n"
     )
     return head + yaml.safe_dump(d, sort_keys=False)

@@ -1,4 +1,4 @@
-"""The data a run reads: the rawframe lists and frames, checked against the official lists."""
+"""The data a run reads: the rawframe lists and frames (or flow stacks), checked against the official lists."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def load_data(cfg: BenchmarkConfig) -> DataInfo:
                 f"no frames for {len(missing)} of {len(recs)} {split} videos (first: {', '.join(missing[:3])})",
                 f"run `ytfgvc prepare {cfg.dataset}` first",
             )
+        if cfg.modality == "flow":
+            check_flow(layout, recs, split, cfg)
     n_official, annotations, num_classes = None, None, ds.card.num_classes
     if ds.imported:
         official = ds.official()
@@ -56,6 +58,25 @@ def load_data(cfg: BenchmarkConfig) -> DataInfo:
     return DataInfo(
         layout, splits["train"], splits["test"], num_classes, n_official, lists_manifest(layout), annotations
     )
+
+
+def check_flow(layout: DatasetLayout, records: list[VideoRecord], split: str, cfg: BenchmarkConfig) -> None:
+    """Every listed video has flow stacks of ``cfg.flow_stack`` JPEG fields; else an error naming the fix."""
+    from ytfgvc.store import read_meta
+
+    fix = f"run `ytfgvc prepare {cfg.dataset} --flow --flow-stack {cfg.flow_stack}`"
+    missing = missing_frames(layout, records, "flow", cfg.flow_stack)
+    if missing:
+        raise YtfgvcError(
+            f"no flow stacks for {len(missing)} of {len(records)} {split} videos (first: {', '.join(missing[:3])})", fix
+        )
+    meta = read_meta(layout, "flow", records[0].video_id) or {}
+    if meta.get("stack") != cfg.flow_stack or meta.get("format", "jpg") != "jpg":
+        raise YtfgvcError(
+            f"the flow of {records[0].video_id} has stacks of {meta.get('stack')} fields in {meta.get('format')}, "
+            f"the config asks for {cfg.flow_stack} in jpg",
+            f"{fix} --force, or --set flow_stack={meta.get('stack')}",
+        )
 
 
 def lists_manifest(layout: DatasetLayout) -> str | None:

@@ -13,7 +13,8 @@ Sources (read for this module):
 * **paper**: the RRA paper's section 5.1 ("Training"), and its Table 6 paragraph.
 * **tsn-pytorch**: yjxiong/tsn-pytorch at 2f0468e: ``README.md`` (the RGB training
   command "to reproduce the original TSN experiments": ``--arch BNInception --num_segments 3
-  --gd 20 --lr 0.001 --lr_steps 30 60 --epochs 80 -b 128 -j 8 --dropout 0.8``), ``opts.py``
+  --gd 20 --lr 0.001 --lr_steps 30 60 --epochs 80 -b 128 -j 8 --dropout 0.8``; "For flow
+  models": ``--gd 20 --lr 0.001 --lr_steps 190 300 --epochs 340 -b 128 -j 8 --dropout 0.7``), ``opts.py``
   (defaults: batch 256, momentum 0.9, weight decay 5e-4, partial BN on unless
   ``--no_partialbn``), ``main.py`` (``torch.optim.SGD`` over ``get_optim_policies()``;
   ``adjust_learning_rate``: lr × 0.1 per step passed, times each group's ``lr_mult``, weight
@@ -37,6 +38,7 @@ from ytfgvc.errors import YtfgvcError
 
 PAPER = "paper, section 5.1"
 TSN_README = "tsn-pytorch README.md, RGB training command"
+TSN_README_FLOW = "tsn-pytorch README.md, flow training command"
 TSN_OPTS = "tsn-pytorch opts.py default"
 TSN_MAIN = "tsn-pytorch main.py"
 MMA_SCHEDULE = "mmaction2 configs/_base_/schedules/sgd_100e.py"
@@ -153,11 +155,49 @@ _I3D = _recipe(
     },
 )
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (_RRA, _TSN, _BNINCEPTION, _I3D)}
-# The recipe of each Table 6 method; other models take TSN's protocol and RRA's recipe.
-METHOD_RECIPES = {"rra": "rra-paper", "tsn": "tsn-official", "bninception": "tsn-official-bninception",
-                  "i3d": "i3d-mmaction2"}  # fmt: skip
-DEFAULT_RECIPE = "rra-paper"
+# Flow streams. RRA: the paper's recipe with its flow dropout (section 5.1 gives one recipe
+# for both streams, dropout "0.7/0.5 for RGB/flow"). TSN and BN-Inception: the official TSN's
+# flow command, as their RGB recipes follow its RGB command (the paper's TSN row is "its
+# official implementation"); its longer schedule is what TSN trains flow with.
+_RRA_FLOW = _recipe(
+    "rra-paper-flow",
+    "RRA as in the paper (section 5.1), flow stream",
+    {
+        **{k: (v, _RRA.sources[k]) for k, v in _RRA.values.items()},
+        "model.kwargs.dropout": (0.5, PAPER + ': dropout "set to 0.7/0.5 for RGB/flow"'),
+    },
+)
+_TSN_FLOW_TABLE: dict[str, tuple[Any, str]] = {
+    **_TSN_TABLE,
+    "lr": (0.001, TSN_README_FLOW + " --lr 0.001"),
+    "lr_steps": ((190, 300), TSN_README_FLOW + " --lr_steps 190 300"),
+    "epochs": (340, TSN_README_FLOW + " --epochs 340"),
+    "clip_grad_norm": (20.0, TSN_README_FLOW + " --gd 20"),
+    "model.kwargs.dropout": (0.7, TSN_README_FLOW + " --dropout 0.7"),
+    "param_groups": ("tsn", "tsn-pytorch models.py get_optim_policies: first conv lr_mult 5 (bias 10) for Flow"),
+    "batch_size": (256, "choice: " + TSN_OPTS + " -b 256 and the paper's batch (the README command uses 128)"),
+}
+_TSN_FLOW = _recipe("tsn-official-flow", "official TSN (yjxiong/tsn-pytorch), flow", _TSN_FLOW_TABLE)
+_BNINCEPTION_FLOW = _recipe(
+    "tsn-official-bninception-flow",
+    "official TSN's flow recipe on one stack (choice: the paper states none for BN-Inception)",
+    _TSN_FLOW_TABLE,
+)
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r for r in (_RRA, _TSN, _BNINCEPTION, _I3D, _RRA_FLOW, _TSN_FLOW, _BNINCEPTION_FLOW)
+}
+# The recipe of each Table 6 method and stream; other models take TSN's protocol and RRA's recipe.
+METHOD_RECIPES = {
+    ("rra", "rgb"): "rra-paper",
+    ("tsn", "rgb"): "tsn-official",
+    ("bninception", "rgb"): "tsn-official-bninception",
+    ("i3d", "rgb"): "i3d-mmaction2",
+    ("rra", "flow"): "rra-paper-flow",
+    ("tsn", "flow"): "tsn-official-flow",
+    ("bninception", "flow"): "tsn-official-bninception-flow",
+}
+DEFAULT_RECIPE = {"rgb": "rra-paper", "flow": "rra-paper-flow"}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -166,5 +206,5 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def recipe_for(method: str) -> Recipe:
-    return RECIPES[METHOD_RECIPES.get(method, DEFAULT_RECIPE)]
+def recipe_for(method: str, modality: str = "rgb") -> Recipe:
+    return RECIPES[METHOD_RECIPES.get((method, modality), DEFAULT_RECIPE[modality])]

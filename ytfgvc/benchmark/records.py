@@ -7,6 +7,8 @@
 * ``checkpoint.pt``: ``{"schema", "model" (state_dict), "optimizer", "epoch", "history",
   "rng", "config", "elapsed_s", ...}`` (see :mod:`ytfgvc.engine`).
 * ``predictions.json``: the leaderboard format (:mod:`ytfgvc.predictions`).
+* ``scores.npz``: schema ``ytfgvc-scores-1``, every scored test video's full score row
+  (:func:`write_scores`): what ``ytfgvc fuse`` combines (the predictions keep 10 labels).
 * ``metrics.json``: schema ``ytfgvc-run-1``: ``scores`` (:meth:`ytfgvc.metrics.Scores.to_dict`),
   the data (``manifest``, ``annotations``), the protocol, the training batch plan,
   ``pretrained_source``, ``weights`` (``source``, ``file``, ``sha256``), ``recipe`` (name,
@@ -30,6 +32,45 @@ from ytfgvc import __version__
 from ytfgvc.system.fsutil import atomic_path, write_text_atomic
 
 METRICS_SCHEMA = "ytfgvc-run-1"
+SCORES_SCHEMA = "ytfgvc-scores-1"
+
+
+def write_scores(path: Path, video_ids: list[str], labels: np.ndarray, scores: np.ndarray) -> None:
+    """``scores.npz``: ``schema``, ``video_ids`` (N,), their ``labels`` (N,) and ``scores`` (N, C) float32.
+
+    A row is what the run's prediction for the video comes from (``predictions.json`` holds the
+    softmax of its 10 best entries): for TSN, BN-Inception and I3D the logits averaged over the
+    test views, for RRA its fused ensemble score (``protocol.scores`` of ``metrics.json``).
+    """
+    import io
+
+    buffer = io.BytesIO()
+    arrays = {"video_ids": np.array(video_ids), "labels": np.asarray(labels, np.int64)}
+    np.savez(buffer, schema=np.array(SCORES_SCHEMA), **arrays, scores=scores.astype(np.float32))
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def read_scores(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(video_ids, labels, scores)`` from :func:`write_scores`'s file; an error names what is wrong and the fix."""
+    from ytfgvc.errors import YtfgvcError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["schema"]) != SCORES_SCHEMA:
+                raise ValueError(f"schema {str(z['schema'])!r}, not {SCORES_SCHEMA}")
+            ids, labels, scores = [str(v) for v in z["video_ids"]], z["labels"], z["scores"].astype(np.float64)
+    except FileNotFoundError:
+        raise YtfgvcError(
+            f"{path} does not exist: the run is not finished, or predates scores.npz",
+            "move the run's metrics.json aside and run its benchmark command again with --resume: "
+            "the trained model is tested again and scores.npz written",
+        ) from None
+    except (OSError, KeyError, ValueError) as e:
+        raise YtfgvcError(f"cannot read {path}: {e}") from None
+    if scores.ndim != 2 or not len(ids) == len(labels) == len(scores):
+        raise YtfgvcError(f"{path}: {len(ids)} ids and {len(labels)} labels for scores of shape {scores.shape}")
+    return ids, labels, scores
 
 
 def tool_versions() -> dict[str, str | None]:

@@ -244,10 +244,8 @@ def build_run(cfg, data, env, folder, state=None, session_start: float | None = 
 
     Also what ``benchmarks/time_to_table6.py`` times an epoch of (with :func:`train_data`, :func:`test_data`).
     """
-    from ytfgvc.models import create_model
-
     seed_everything(cfg.seed)
-    model = create_model(cfg.model.name, cfg.num_classes, **cfg.model.kwargs)
+    model = _create_model(cfg)
     _check_weights(cfg, model)
     kind = getattr(model, "input_kind", "frames")
     if (kind == "clip") != (cfg.sampling == "clip"):
@@ -272,6 +270,19 @@ def build_run(cfg, data, env, folder, state=None, session_start: float | None = 
         run.history, run.start_epoch = state["history"], state["epoch"]
         run.elapsed, run.started = state["elapsed_s"], state["started"]
     return run
+
+
+def _create_model(cfg: BenchmarkConfig) -> nn.Module:
+    """``cfg``'s model; a model that takes no flow input, asked for it, is one line naming the fix."""
+    from ytfgvc.models import create_model
+
+    try:
+        return create_model(cfg.model.name, cfg.num_classes, **cfg.model.kwargs)
+    except TypeError as e:
+        if cfg.modality != "flow" or "modality" not in str(e):
+            raise
+        hint = "train tsn, rra or bninception on flow"
+        raise YtfgvcError(f"model {cfg.model.name!r} takes no flow input ({e})", hint) from None
 
 
 def _check_weights(cfg: BenchmarkConfig, model: nn.Module) -> None:
@@ -305,6 +316,8 @@ def train_data(run: _Run) -> tuple[DataLoader, EpochSampler, DeviceBatch]:
         MultiScaleCrop(cfg.input_size, tuple(cfg.scales), cfg.max_distort, cfg.more_fix_crop, cfg.flip),
         seed=cfg.seed,
         stage=worker_stage(env.device),
+        modality=cfg.modality,
+        flow_stack=cfg.flow_stack,
     )
     to_device = DeviceBatch(train_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(train_ds), env.world, env.rank, shuffle=True, seed=cfg.seed, global_batch=cfg.batch_size)
@@ -322,6 +335,8 @@ def test_data(run: _Run) -> tuple[DataLoader, EpochSampler, DeviceBatch]:
         OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale),
         seed=cfg.seed,
         stage=worker_stage(env.device),
+        modality=cfg.modality,
+        flow_stack=cfg.flow_stack,
     )
     to_device = DeviceBatch(test_ds, env.device, run.kind, *run.mean_std, setup.channels_last)
     sampler = EpochSampler(len(data.test), env.world, env.rank)
@@ -450,7 +465,7 @@ def _test(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
-    """Score, then write predictions.json, curves.png and (last, marking the run finished) metrics.json."""
+    """Score, then write predictions.json, scores.npz, curves.png and (last, marking the run finished) metrics.json."""
     from ytfgvc.metrics import score_matrix
 
     cfg, data, env, setup, folder, history = run.cfg, run.data, run.env, run.setup, run.folder, run.history
@@ -467,6 +482,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     doc = run_predictions(cfg.dataset, data.manifest, [r.video_id for r in videos], probs, provenance)
     files = RunFiles(folder)
     write_predictions(files.predictions, doc)
+    records.write_scores(files.scores, [r.video_id for r in videos], targets, z)
     title = f"{cfg.method} on {cfg.dataset} ({cfg.run_name})"
     records.plot_curves(files.curves, history, title, scores.to_dict(), records.chance(cfg.num_classes)["top1"])
     cuda = env.device.type == "cuda"
@@ -478,6 +494,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
         "backbone": cfg.model.kwargs.get("backbone"),
         "run": cfg.run_name,
         "preset": cfg.preset,
+        "modality": cfg.modality,
         "scores": scores.to_dict(),
         "num_classes": cfg.num_classes,
         "chance": records.chance(cfg.num_classes),
@@ -495,6 +512,7 @@ def _finish(run: _Run, index: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "test_crops": cfg.test_crops,
             "test_short_side": OverSample(cfg.input_size, cfg.test_crops, cfg.test_scale).short_side,
             "input_size": cfg.input_size,
+            **({"flow_stack": cfg.flow_stack} if cfg.modality == "flow" else {}),
             "scores": getattr(run.model, "view_fusion", "logits averaged over views")
             + "; predictions.json holds their softmax",
         },

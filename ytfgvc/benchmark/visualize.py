@@ -18,11 +18,13 @@ with at least ``dataset``, ``root`` (the data root), ``model: {name, kwargs}`` (
 :func:`ytfgvc.models.create_model` was given), ``num_classes``, ``num_segments`` and
 ``input_size`` (the square crop side in pixels) — and ``checkpoint.pt``, a dict whose
 ``"model"`` entry is the model's ``state_dict()``. The video's frames are read from
-``<root>/<dataset>/frames/<id>/img_00001.jpg …`` at the test-protocol indices
+``<root>/<dataset>/frames/<id>/img_00001.jpg …`` (or ``frames/<id>.zip``: either store,
+:mod:`ytfgvc.store`) at the test-protocol indices
 (:func:`ytfgvc.data.sampling.sample_test_indices`), resized so the short side is
-``input_size``, centre-cropped to a square and normalised as the model asks. Frames are
-named by their file number everywhere (``img_00004.jpg`` is frame 4, in the PNG and in
-``--json``).
+``input_size``, centre-cropped to a square and normalised as the model asks. A flow run
+(``modality: flow`` in its config) is given the flow stacks of those frames, cut the same
+way, and its maps are drawn over the RGB frames. Frames are named by their file number
+everywhere (``img_00004.jpg`` is frame 4, in the PNG and in ``--json``).
 """
 
 from __future__ import annotations
@@ -248,19 +250,54 @@ def read_frames(
 
     from ytfgvc.data.sampling import sample_test_indices
 
-    folder = layout.frames_dir(video_id)
-    count = len(list(folder.glob("img_*.jpg"))) if folder.is_dir() else 0
+    files = _open(layout, "frames", video_id)
+    count = sum(1 for n in files.names() if n.startswith("img_"))
     if count == 0:
-        raise YtfgvcError(f"no frames for {video_id} in {folder}", f"run `ytfgvc prepare {layout.dataset}` first")
+        hint = f"run `ytfgvc prepare {layout.dataset}` first"
+        raise YtfgvcError(f"no frames for {video_id} in {files.where()}", hint)
     indices = [int(i) for i in sample_test_indices(count, num_segments)]
     frames = []
     for i in indices:
-        path = folder / layout.frame_name(i + 1)
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise YtfgvcError(f"cannot read frame {path}", f"run `ytfgvc prepare {layout.dataset}` again")
+        bgr = _image(files, layout.frame_name(i + 1), cv2.IMREAD_COLOR)
         frames.append(_centre_square(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), input_size))
     return np.stack(frames), indices
+
+
+def read_stacks(layout: DatasetLayout, video_id: str, indices: list[int], input_size: int, stack: int) -> np.ndarray:
+    """The flow stacks of the 0-based frames ``indices``: (n, S, S, 2·stack) uint8, x₁, y₁, … (cut as frames are)."""
+    import cv2
+
+    from ytfgvc.data.rawframes import unit_names
+
+    files = _open(layout, "flow", video_id)
+    out = []
+    for i in indices:
+        names = unit_names("flow", i, stack)
+        out.append(np.stack([_centre_square(_image(files, n, cv2.IMREAD_GRAYSCALE), input_size) for n in names], -1))
+    return np.stack(out)
+
+
+def _open(layout: DatasetLayout, kind: str, video_id: str):
+    from ytfgvc.store import open_video
+
+    files = open_video(layout, kind, video_id)
+    if files is None:
+        flag = " --flow" if kind == "flow" else ""
+        raise YtfgvcError(f"no {kind} for {video_id} under {layout.kind_root(kind)}",
+                          f"run `ytfgvc prepare {layout.dataset}{flag}` first")  # fmt: skip
+    return files
+
+
+def _image(files, name: str, flag: int) -> np.ndarray:
+    import cv2
+
+    try:
+        image = cv2.imdecode(np.frombuffer(files.read(name), np.uint8), flag)
+    except (OSError, YtfgvcError) as e:
+        raise YtfgvcError(f"cannot read frame {files.where(name)}: {e}", "run `ytfgvc prepare` again") from None
+    if image is None:
+        raise YtfgvcError(f"cannot decode frame {files.where(name)}", "run `ytfgvc prepare` again")
+    return image
 
 
 def _centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -275,9 +312,9 @@ def _centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def normalise(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """(n, H, W, 3) uint8 RGB → (n, 3, H, W) float, ``(x/255 − mean) / std``."""
-    x = torch.from_numpy(frames).float().div(255).permute(0, 3, 1, 2)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    """(n, H, W, C) uint8 (RGB, or flow stacks) → (n, C, H, W) float, ``(x/255 − mean) / std`` (one value or C)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div(255).permute(0, 3, 1, 2)
+    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
 
 
 @dataclass
@@ -328,7 +365,11 @@ def visualize_run(
     layout = DatasetLayout(Path(root or cfg["root"]), cfg["dataset"])
     n = int(num_frames or cfg["num_segments"])
     frames, indices = read_frames(layout, video_id, n, int(cfg["input_size"]))
-    x = normalise(frames, model.input_mean, model.input_std)
+    if cfg.get("modality", "rgb") == "flow":  # the model sees the stacks; the maps are drawn on the frames
+        stacks = read_stacks(layout, video_id, indices, int(cfg["input_size"]), int(cfg.get("flow_stack", 5)))
+        x = normalise(stacks, model.input_mean, model.input_std)
+    else:
+        x = normalise(frames, model.input_mean, model.input_std)
 
     heat, g = attention_saliency(model, x)
     k = heat.shape[0]

@@ -67,6 +67,13 @@ def _import_plugins(modules: tuple[str, ...]) -> None:
 )
 @click.option("--table6", is_flag=True, help="Run all four methods, then write Table 6 under OUT/DATASET/.")
 @click.option(
+    "--modality",
+    type=click.Choice(["rgb", "flow"]),
+    default=None,
+    help="The stream to train: rgb frames, or flow stacks (after `ytfgvc prepare --flow`; the method's flow "
+    "recipe; e.g. --model tsn --modality flow) [rgb].",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The runs folder [ROOT/runs]."
 )
 @click.option("--run-name", "run_name", default=None, help="Run folder name [<preset>-seed<seed>].")
@@ -145,12 +152,13 @@ def benchmark(
     \b
     Example:
       ytfgvc benchmark birds --model rra
+      ytfgvc benchmark birds --model tsn --modality flow
       ytfgvc benchmark synthetic --model tsn --preset smoke
       ytfgvc benchmark birds --config baselines/tsn_tsninceptionv3_4_rgb.yaml --resume
       torchrun --nproc_per_node 8 -m ytfgvc benchmark birds --model rra --resume
       ytfgvc benchmark synthetic --table6 --preset smoke
     """
-    from ytfgvc.benchmark.config import METHODS, load_config
+    from ytfgvc.benchmark.config import FLOW_METHODS, METHODS, load_config
     from ytfgvc.benchmark.run import run_benchmark
     from ytfgvc.benchmark.table6 import run_table6
     from ytfgvc.layout import runs_dir
@@ -161,7 +169,8 @@ def benchmark(
     flags["compile"] = compile_
     out = out or runs_dir(root)
     configs = []
-    for m in list(METHODS) if table6 else [method]:
+    methods = FLOW_METHODS if flags.get("modality") == "flow" else METHODS  # I3D has no flow stream
+    for m in list(methods) if table6 else [method]:
         over = _overrides(sets, m or "", **dict(flags))
         over.update(dataset=dataset, root=str(root), **({"run": run_name} if run_name else {}))
         configs.append(load_config(m, preset, config_file, over))
@@ -224,4 +233,36 @@ def table6_cmd(runs: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
     emit(summary, as_json, text)
 
 
-COMMANDS = [benchmark, table6_cmd]
+@click.command("fuse")
+@click.argument("rgb_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("flow_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--weights",
+    default="1,1.5",
+    show_default=True,
+    help="RGB,FLOW weights of the summed scores: TSN's 1:1.5 (temporal-segment-networks README; docs/benchmark.md).",
+)
+@click.option("--run-name", "run_name", default=None, help="The fused run's folder name [<RGB run>-fusion].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Runs folder [RUN_RGB's].")
+@json_option
+def fuse_cmd(
+    rgb_run: Path, flow_run: Path, weights: str, run_name: str | None, out: Path | None, as_json: bool
+) -> None:
+    """Fuse the RGB and flow runs of one method into a run of its own (TSN's weighted sum of scores).
+
+    Reads both runs' scores.npz; writes OUT/DATASET/METHOD/RUN/ with predictions.json,
+    scores.npz and metrics.json (modality fusion: what was fused, with which weights), scored
+    on the test videos both runs scored. `ytfgvc table6` shows it in a Fusion column.
+
+    \b
+    Example:
+      ytfgvc fuse ytfgvc-data/runs/birds/tsn/paper-seed0 ytfgvc-data/runs/birds/tsn/paper-flow-seed0
+      ytfgvc fuse RUN_RGB RUN_FLOW --weights 1,1 --run-name paper-fusion-equal
+    """
+    from ytfgvc.benchmark.fusion import fuse_runs, parse_weights
+
+    result = fuse_runs(rgb_run, flow_run, parse_weights(weights), run_name, out)
+    emit(result.to_dict(), as_json, result.summary())
+
+
+COMMANDS = [benchmark, table6_cmd, fuse_cmd]

@@ -12,6 +12,7 @@ from ytfgvc.config import default_of
 from ytfgvc.distributed import ClusterConfig
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.prepare.config import PrepareConfig
+from ytfgvc.store import STORES
 
 
 def _parse_params(items: tuple[str, ...]) -> dict:
@@ -57,8 +58,22 @@ def _parse_params(items: tuple[str, ...]) -> dict:
     help="Flow fields per stack, anchored at each frame.",
 )
 @click.option("--flow-param", multiple=True, metavar="KEY=VALUE", help="Backend parameter, e.g. warps=3 (repeat).")
-@click.option("--limit", type=int, default=None, help="Prepare at most this many videos in this run.")
+@click.option("--limit", type=int, default=None, help="Prepare (or repack) at most this many videos in this run.")
 @click.option("--force", is_flag=True, help="Redo videos already prepared, also those made with other settings.")
+@click.option(
+    "--store",
+    type=click.Choice(STORES),
+    default=default_of(PrepareConfig, "store"),
+    show_default=True,
+    help="folder: one file per frame and flow field; packed: one uncompressed ZIP per video for its frames "
+    "and one for its flow (2 files a video; e.g. --store packed).",
+)
+@click.option(
+    "--repack",
+    is_flag=True,
+    help="Convert the videos prepared in folders to the packed store, in place, video by video "
+    "(e.g. ytfgvc prepare birds --repack --jobs 8); a killed run resumes when run again.",
+)
 @cluster_options
 @root_option
 @json_option
@@ -74,6 +89,8 @@ def prepare(
     flow_param: tuple[str, ...],
     limit: int | None,
     force: bool,
+    store: str,
+    repack: bool,
     cluster: ClusterConfig,
     root: Path,
     as_json: bool,
@@ -81,7 +98,9 @@ def prepare(
     """Decode each downloaded video once: frames at the card's rate, lists, and flow.
 
     Writes frames/<id>/img_00001.jpg … + meta.json, lists/train.txt and lists/test.txt
-    (MMAction2 rawframe format), and with --flow flow/<id>/flow_x_00001.jpg … A second
+    (MMAction2 rawframe format), and with --flow flow/<id>/flow_x_00001.jpg … With
+    --store packed the same files go into frames/<id>.zip and flow/<id>.zip (uncompressed
+    ZIP archives, 2 files a video); --repack converts a folder store in place. A second
     run does only what is missing; a killed run leaves nothing half-written, and its
     workers end with it. One prepare per dataset at a time (a second is refused).
     Exit status 130 after SIGINT, 143 after SIGTERM (the resume command is printed).
@@ -90,6 +109,8 @@ def prepare(
     Example:
       ytfgvc prepare birds --jobs 8
       ytfgvc prepare cars --flow --flow-stack 5 --jobs 16 --json
+      ytfgvc prepare birds --flow --store packed --jobs 16
+      ytfgvc prepare birds --repack --jobs 8
       ytfgvc prepare birds --flow --executor ray --ray-address auto --root /shared/ytfgvc
     """
     from ytfgvc.prepare import prepare_dataset
@@ -105,6 +126,8 @@ def prepare(
         jobs=jobs,
         force=force,
         limit=limit,
+        store="packed" if repack else store,
+        repack=repack,
         cluster=cluster,
     )
     result = prepare_dataset(root, dataset, cfg, progress=not as_json)

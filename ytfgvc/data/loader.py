@@ -116,11 +116,12 @@ def _stack_shared(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 class DeviceBatch:
     """Turn a collated batch into the model's input on ``device``.
 
-    Returns ``(x, label, index)``: ``x`` is ``(B·V, T, 3, S, S)`` for ``input_kind="frames"``
-    or ``(B·V, 3, T, S, S)`` for ``"clip"``, float32, normalized with ``mean``/``std``
-    (0–1 units), the ``V`` views of a video consecutive. With ``channels_last`` the memory
-    is ``(B·V, T, S, S, 3)``, so the model's ``(B·T, 3, S, S)`` view is channels-last (and a
-    clip is ``channels_last_3d``).
+    Returns ``(x, label, index)``: ``x`` is ``(B·V, T, C, S, S)`` for ``input_kind="frames"``
+    or ``(B·V, C, T, S, S)`` for ``"clip"``, float32, normalized with ``mean``/``std``
+    (0–1 units; one value per channel, or one for all), the ``V`` views of a video
+    consecutive. ``C`` is 3 for RGB, ``2·L`` for flow stacks. With ``channels_last`` the
+    memory is ``(B·V, T, S, S, C)``, so the model's ``(B·T, C, S, S)`` view is channels-last
+    (and a clip is ``channels_last_3d``).
     """
 
     def __init__(
@@ -134,9 +135,12 @@ class DeviceBatch:
     ):
         self.dataset, self.crop = dataset, dataset.crop
         self.device, self.input_kind = torch.device(device), input_kind
-        mean, std = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
-        self.scale = (1 / (255 * std)).float().view(1, 1, 1, 1, 3).to(self.device)
-        self.shift = (-mean / std).float().view(1, 1, 1, 1, 3).to(self.device)
+        self.channels = getattr(dataset, "channels", 3)
+        self.flow = getattr(dataset, "modality", "rgb") == "flow"
+        mean = _per_channel(mean, self.channels)
+        std = _per_channel(std, self.channels)
+        self.scale = (1 / (255 * std)).float().view(1, 1, 1, 1, self.channels).to(self.device)
+        self.shift = (-mean / std).float().view(1, 1, 1, 1, self.channels).to(self.device)
         self.channels_last = channels_last
 
     def pixels(self, batch: dict) -> torch.Tensor:
@@ -145,10 +149,11 @@ class DeviceBatch:
             return batch["pixels"].to(self.device, non_blocking=True)
         if "slot" in batch:  # decoded into the loader's ring
             flat = self.dataset.ring.to_device(batch["slot"], batch["nbytes"], self.device)
-            clips = channels_first(flat, batch["shapes"])
+            clips = channels_first(flat, batch["shapes"], self.channels)
         else:
-            clips = channels_first(batch["frames"].to(self.device, non_blocking=True), batch["shapes"])
-        return crop_batch(clips, self.crop, batch["draws"])
+            frames = batch["frames"].to(self.device, non_blocking=True)
+            clips = channels_first(frames, batch["shapes"], self.channels)
+        return crop_batch(clips, self.crop, batch["draws"], flow=self.flow)
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         u8 = self.pixels(batch)
@@ -170,12 +175,22 @@ class DeviceBatch:
         return x, label, batch["index"]
 
 
-def channels_first(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tensor]:
-    """The clips of a ``"frames"`` batch (see :func:`frames_batch`) as contiguous ``(T, 3, H, W)``."""
+def channels_first(flat: torch.Tensor, shapes: torch.Tensor, channels: int = 3) -> list[torch.Tensor]:
+    """The clips of a ``"frames"`` batch (see :func:`frames_batch`) as contiguous ``(T, C, H, W)``."""
     if (shapes == shapes[0]).all():  # the usual batch: one transposing copy
         t, h, w = shapes[0].tolist()
-        return list(flat.view(len(shapes), t, h, w, 3).permute(0, 1, 4, 2, 3).contiguous().unbind(0))
-    return [clip.permute(0, 3, 1, 2).contiguous() for clip in clip_views(flat, shapes)]
+        return list(flat.view(len(shapes), t, h, w, channels).permute(0, 1, 4, 2, 3).contiguous().unbind(0))
+    return [clip.permute(0, 3, 1, 2).contiguous() for clip in clip_views(flat, shapes, channels)]
+
+
+def _per_channel(values: Sequence[float], channels: int) -> torch.Tensor:
+    """``values`` (one per channel, or one for all) as ``C`` float64 values."""
+    t = torch.tensor(list(values), dtype=torch.float64)
+    if t.numel() == 1:
+        t = t.expand(channels)
+    if t.numel() != channels:
+        raise ValueError(f"{t.numel()} normalisation values for {channels} channels")
+    return t
 
 
 PREFETCH = 4  # batches in flight per loader worker
@@ -203,7 +218,7 @@ def make_loader(
     """
     dataset.ring = None
     if (pin_memory if ring is None else ring) and dataset.stage == "frames" and workers > 0:
-        batch_bytes = batch_size * dataset.plan.length * dataset.frame_bytes()
+        batch_bytes = batch_size * dataset.plan.length * dataset.frame_bytes()  # frame_bytes counts the channels
         dataset.ring = make_ring(workers, prefetch or RING_PREFETCH, batch_bytes, ring_limit_bytes())
     common = dict(
         num_workers=workers,

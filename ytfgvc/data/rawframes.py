@@ -5,11 +5,18 @@ one video per line, paths relative to ``<root>/<dataset>``::
 
     frames/<youtube_id> <num_frames> <label_id>
 
-Frames are ``frames/<id>/img_00001.jpg …`` (1-based, JPEG; every frame of a video has the
-same size). A :class:`RawFrameDataset` item is addressed by ``(epoch, index)``: all its
-randomness (which frames, which crop, which flip) comes from a generator seeded with
-``(seed, epoch, index)``, so a sample is the same whichever worker, rank or resumed
-process draws it.
+Frames are ``img_00001.jpg …`` (1-based, JPEG; every frame of a video has the same size),
+read through :mod:`ytfgvc.store` from either store (``frames/<id>/`` or ``frames/<id>.zip``).
+A :class:`RawFrameDataset` item is addressed by ``(epoch, index)``: all its randomness (which
+frames, which crop, which flip) comes from a generator seeded with ``(seed, epoch, index)``,
+so a sample is the same whichever worker, rank or resumed process draws it.
+
+**Flow** (``modality="flow"``): the sampler picks kept frames exactly as for RGB, and each
+picked frame ``k`` (1-based) brings its stack of ``L`` fields, files ``(k-1)·L+1 … k·L``
+(:mod:`ytfgvc.prepare.flowstack`), as ``2·L`` channels in TSN's order ``x₁, y₁, x₂, y₂, …,
+x_L, y_L`` (tsn-pytorch ``dataset.py`` loads x then y per field; ``transforms.py``'s ``Stack``
+concatenates them). A horizontal flip of a flow clip also turns every x channel into
+``255 − x`` (TSN's ``GroupRandomHorizontalFlip(is_flow=True)`` and ``GroupOverSample``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views, appl
 from ytfgvc.datasets.official import MAX_LABEL_ID
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import DatasetLayout, is_valid_video_id
+from ytfgvc.store import FolderFiles, PackedError, StoreReader, VideoFiles, open_video
 
 MAX_LIST_LINES = 10_000_000
 MAX_LIST_FRAMES = 10_000_000  # frames of one video: 29 days at 4 fps
@@ -50,6 +58,7 @@ def _count(text: str, limit: int) -> int | None:
 FRAME_KINDS = ("segments", "clip")
 # What a loader worker hands over: cropped views, or decoded frames (cropped on the device).
 WORKER_STAGES = ("pixels", "frames")
+MODALITIES = ("rgb", "flow")
 
 
 @dataclass(frozen=True)
@@ -104,22 +113,45 @@ def read_list(layout: DatasetLayout, split: str) -> list[VideoRecord]:
     return records
 
 
-def missing_frames(layout: DatasetLayout, records: list[VideoRecord]) -> list[str]:
-    """Ids whose first or last listed frame is not on disk."""
+def unit_names(modality: str, index: int, flow_stack: int = 5) -> tuple[str, ...]:
+    """The files of kept frame ``index`` (0-based): its JPEG, or its flow stack's ``x₁, y₁, …, x_L, y_L``."""
+    if modality == "rgb":
+        return (DatasetLayout.frame_name(index + 1),)
+    first = index * flow_stack + 1
+    return tuple(name for n in range(first, first + flow_stack) for name in DatasetLayout.flow_names(n))
+
+
+def missing_frames(
+    layout: DatasetLayout, records: list[VideoRecord], modality: str = "rgb", flow_stack: int = 5
+) -> list[str]:
+    """Ids whose first or last listed frame (or flow stack) is not in the store."""
+    kind = "frames" if modality == "rgb" else "flow"
     missing = []
     for r in records:
-        d = layout.frames_dir(r.video_id)
-        if not (d / layout.frame_name(1)).is_file() or not (d / layout.frame_name(r.num_frames)).is_file():
+        try:
+            files = open_video(layout, kind, r.video_id)
+        except (PackedError, OSError):
+            files = None
+        if files is None:
             missing.append(r.video_id)
+            continue
+        ends = (*unit_names(modality, 0, flow_stack)[:1], unit_names(modality, r.num_frames - 1, flow_stack)[-1])
+        if not all(files.has(name) for name in ends):
+            missing.append(r.video_id)
+        files.close()
     return missing
 
 
 class Sample(NamedTuple):
-    """What an item shows: frame ``t`` of the sample is file ``paths[inverse[t]]`` (each file read once)."""
+    """What an item shows: frame ``t`` of the sample is the files ``units[inverse[t]]`` of ``video`` (each read once).
+
+    A unit is one JPEG for RGB, the ``2·L`` JPEGs of a stack for flow.
+    """
 
     index: int
     draw: object
-    paths: list[Path]
+    video: VideoFiles
+    units: list[tuple[str, ...]]
     inverse: np.ndarray
 
 
@@ -169,20 +201,27 @@ class RawFrameDataset(Dataset):
         crop: MultiScaleCrop | OverSample,
         seed: int = 0,
         stage: str = "pixels",
+        modality: str = "rgb",
+        flow_stack: int = 5,
     ):
         if stage not in WORKER_STAGES:
             raise ValueError(f"stage must be one of {WORKER_STAGES}, got {stage!r}")
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
         self.layout, self.records, self.plan, self.crop = layout, records, plan, crop
-        self.seed, self.stage = seed, stage
+        self.seed, self.stage, self.modality, self.flow_stack = seed, stage, modality, flow_stack
+        self.kind = "frames" if modality == "rgb" else "flow"
+        self.channels = 3 if modality == "rgb" else 2 * flow_stack
+        self.reader = StoreReader(layout)  # each loader worker opens its own archives
         self.ring: SlotRing | None = None  # given by the loader (ytfgvc.data.loader.make_loader)
         self.read_ahead, self.drop_cache = READ_AHEAD, False  # see read_frames
 
+    @property
+    def flow(self) -> bool:
+        return self.modality == "flow"
+
     def __len__(self) -> int:
         return len(self.records)
-
-    def frame_paths(self, record: VideoRecord, indices: np.ndarray) -> list[Path]:
-        d = self.layout.frames_dir(record.video_id)
-        return [d / self.layout.frame_name(int(i) + 1) for i in indices]
 
     def _sample(self, key: tuple[int, int] | int) -> Sample:
         epoch, index = key if isinstance(key, tuple) else (0, key)
@@ -192,19 +231,42 @@ class RawFrameDataset(Dataset):
         draw = self.crop.sample(rng)
         # Short videos repeat frames: read (and decode) each file once.
         unique, inverse = np.unique(indices, return_inverse=True)
-        return Sample(index, draw, self.frame_paths(record, unique), inverse)
+        units = [unit_names(self.modality, int(i), self.flow_stack) for i in unique]
+        return Sample(index, draw, self.reader.video(self.kind, record.video_id), units, inverse)
+
+    def _read_units(self, units: list[tuple[VideoFiles, tuple[str, ...]]]) -> list[torch.Tensor]:
+        """The bytes of every file of ``units`` (video, names), in order; a folder store's files in one pass
+        of :func:`read_frames` (read ahead), an archive's through its reader."""
+        files = [(video, name) for video, names in units for name in names]
+        paths = [video.folder / name for video, name in files if isinstance(video, FolderFiles)]
+        folder_blobs = iter(read_frames(paths, self.read_ahead, self.drop_cache))
+        return [next(folder_blobs) if isinstance(v, FolderFiles) else _read(v, n) for v, n in files]
+
+    def _decode_units(
+        self, video: VideoFiles, units: list[tuple[str, ...]], blobs: list[list[torch.Tensor]]
+    ) -> list[torch.Tensor]:
+        """Each frame (or flow stack) as ``uint8 (H, W, C)`` (a view for RGB: libjpeg's own layout)."""
+        if not self.flow:
+            wheres = [video.where(names[0]) for names in units]
+            return [im.permute(1, 2, 0) for im in decode_frames(wheres, [b[0] for b in blobs])]
+        out = []
+        for names, files in zip(units, blobs, strict=True):
+            planes = [_decode(video.where(n), b, ImageReadMode.GRAY)[0] for n, b in zip(names, files, strict=True)]
+            out.append(_stack_planes(video, names, planes))
+        return out
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
-        index, draw, paths, inverse = self._sample(key)
-        blobs = read_frames(paths, self.read_ahead, self.drop_cache)
+        index, draw, video, units, inverse = self._sample(key)
         item = {"index": index, "label": self.records[index].label}
-        frames = torch.stack([image.permute(1, 2, 0) for image in decode_frames(paths, blobs)])
+        blobs = iter(self._read_units([(video, u) for u in units]))
+        frames = torch.stack(self._decode_units(video, units, [[next(blobs) for _ in u] for u in units]))
         if not np.array_equal(inverse, np.arange(len(inverse))):  # else no copy
             frames = frames[torch.from_numpy(inverse)]
         if self.stage == "frames":
             item.update(frames=frames, draw=draw)
         else:
-            item["pixels"] = crop_clip(frames.permute(0, 3, 1, 2).contiguous(), self.crop, draw)
+            clip = frames.permute(0, 3, 1, 2).contiguous()
+            item["pixels"] = crop_clip(clip, self.crop, draw, flow=self.flow)
         return item
 
     def __getitems__(self, keys: list | TaggedKeys) -> list[dict] | dict:
@@ -223,27 +285,28 @@ class RawFrameDataset(Dataset):
         wall, cpu = time.perf_counter(), time.thread_time()
         samples = [self._sample(k) for k in keys]
         # Every file of the batch is read ahead of its decoding (read_frames), in one pass.
-        blobs = iter(read_frames([p for s in samples for p in s.paths], self.read_ahead, self.drop_cache))
-        files = [[next(blobs) for _ in s.paths] for s in samples]
-        # The first frame of each video gives its size; every other frame is checked against it.
-        firsts = [decode_frames(s.paths[:1], f[:1])[0].permute(1, 2, 0) for s, f in zip(samples, files, strict=True)]
+        flat_blobs = iter(self._read_units([(s.video, u) for s in samples for u in s.units]))
+        blobs = [[[next(flat_blobs) for _ in u] for u in s.units] for s in samples]
+        # The first unit of each video gives its size; every other one is checked against it.
+        firsts = [self._decode_units(s.video, s.units[:1], b[:1])[0] for s, b in zip(samples, blobs, strict=True)]
         shapes = torch.tensor([(len(s.inverse), *f.shape[:2]) for s, f in zip(samples, firsts, strict=True)])
-        nbytes = frames_nbytes(shapes)
+        nbytes = frames_nbytes(shapes, self.channels)
         claim = self.ring.claim(nbytes, tag) if self.ring is not None and tag else None
         flat = batch_buffer(nbytes) if claim is None else claim[1]
-        for clip, sample, blobs_, first in zip(clip_views(flat, shapes), samples, files, firsts, strict=True):
-            images = [first, *(im.permute(1, 2, 0) for im in decode_frames(sample.paths[1:], blobs_[1:]))]
-            # Where each decoded file goes in the clip (short videos repeat files; usually one place each).
+        clips = clip_views(flat, shapes, self.channels)
+        for clip, sample, unit_blobs, first in zip(clips, samples, blobs, firsts, strict=True):
+            images = [first, *self._decode_units(sample.video, sample.units[1:], unit_blobs[1:])]
+            # Where each decoded unit goes in the clip (short videos repeat files; usually one place each).
             places = (
                 [(i,) for i in range(len(images))]
                 if len(sample.inverse) == len(images)  # np.unique's inverse of distinct indices: 0, 1, 2...
                 else [np.flatnonzero(sample.inverse == i) for i in range(len(images))]
             )
-            for path, image, where in zip(sample.paths, images, places, strict=True):
+            for names, image, where in zip(sample.units, images, places, strict=True):
                 if image.shape != clip.shape[1:]:
                     raise YtfgvcError(
-                        f"frame {path} is {image.shape[1]}x{image.shape[0]}, the video's first frame "
-                        f"{clip.shape[2]}x{clip.shape[1]}",
+                        f"frame {sample.video.where(names[0])} is {image.shape[1]}x{image.shape[0]}, the video's "
+                        f"first frame {clip.shape[2]}x{clip.shape[1]}",
                         "run `ytfgvc prepare` again to re-extract the video's frames",
                     )
                 for t in where:
@@ -254,21 +317,26 @@ class RawFrameDataset(Dataset):
             "shapes": shapes,
             "draws": [s.draw for s in samples],
             "load_s": (time.perf_counter() - wall, time.thread_time() - cpu),
-            "decoded": sum(len(s.paths) for s in samples),
+            "decoded": sum(len(s.units) for s in samples),
         }
         return batch | ({"frames": flat} if claim is None else {"slot": claim[0], "nbytes": nbytes})
 
     def frame_bytes(self, probe: int = 32) -> int:
-        """Bytes of the largest decoded frame among the first frames of up to ``probe`` videos (0 if unreadable)."""
+        """Bytes of the largest decoded frame (or flow stack) among the first of up to ``probe`` videos.
+
+        0 if one is unreadable.
+        """
+        import io
+
         largest = 0
         for record in self.records[:probe]:
-            path = self.layout.frames_dir(record.video_id) / self.layout.frame_name(1)
             try:
-                with Image.open(path) as image:  # reads the header only
-                    width, height = image.size
-            except (OSError, ValueError):  # unreadable, or not an image (PIL's UnidentifiedImageError)
+                video = self.reader.video(self.kind, record.video_id)
+                with Image.open(io.BytesIO(video.read(unit_names(self.modality, 0, self.flow_stack)[0]))) as image:
+                    width, height = image.size  # the header only
+            except (OSError, ValueError, YtfgvcError):  # unreadable, or not an image (PIL's UnidentifiedImageError)
                 return 0
-            largest = max(largest, 3 * height * width)
+            largest = max(largest, self.channels * height * width)
         return largest
 
 
@@ -281,44 +349,46 @@ def batch_buffer(numel: int, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
 
 
 def frames_batch(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decoded clips ``(T, H, W, 3)`` end to end in one flat buffer, and their ``(T, H, W)`` shapes.
+    """Decoded clips ``(T, H, W, C)`` end to end in one flat buffer, and their ``(T, H, W)`` shapes.
 
     One buffer whatever the frame sizes (videos differ in aspect ratio): one shared-memory
     segment, one pinned copy and one transfer per batch. :func:`clip_views` undoes it.
     """
-    shapes = torch.tensor([c.shape[:3] for c in clips])
-    flat = batch_buffer(frames_nbytes(shapes))
-    for view, clip in zip(clip_views(flat, shapes), clips, strict=True):
+    shapes, channels = torch.tensor([c.shape[:3] for c in clips]), clips[0].shape[3]
+    flat = batch_buffer(frames_nbytes(shapes, channels))
+    for view, clip in zip(clip_views(flat, shapes, channels), clips, strict=True):
         view.copy_(clip)
     return flat, shapes
 
 
-def frames_nbytes(shapes: torch.Tensor) -> int:
-    """Bytes of a :func:`frames_batch` buffer for clips of ``shapes`` ``(T, H, W)``."""
-    return int((shapes.prod(1) * 3).sum())
+def frames_nbytes(shapes: torch.Tensor, channels: int = 3) -> int:
+    """Bytes of a :func:`frames_batch` buffer for clips of ``shapes`` ``(T, H, W)`` and ``channels``."""
+    return int((shapes.prod(1) * channels).sum())
 
 
-def clip_views(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tensor]:
-    """The ``(T, H, W, 3)`` clips laid end to end in ``flat`` (see :func:`frames_batch`)."""
-    sizes = (shapes.prod(1) * 3).tolist()
-    return [v.view(*s, 3) for v, s in zip(torch.split(flat, sizes), shapes.tolist(), strict=True)]
+def clip_views(flat: torch.Tensor, shapes: torch.Tensor, channels: int = 3) -> list[torch.Tensor]:
+    """The ``(T, H, W, C)`` clips laid end to end in ``flat`` (see :func:`frames_batch`)."""
+    sizes = (shapes.prod(1) * channels).tolist()
+    return [v.view(*s, channels) for v, s in zip(torch.split(flat, sizes), shapes.tolist(), strict=True)]
 
 
-def crop_clip(frames: torch.Tensor, crop: MultiScaleCrop | OverSample, draw) -> torch.Tensor:
-    """``(T, 3, H, W)`` uint8 -> the views of ``crop`` for ``draw``, ``(V, T, 3, S, S)``."""
+def crop_clip(frames: torch.Tensor, crop: MultiScaleCrop | OverSample, draw, flow: bool = False) -> torch.Tensor:
+    """``(T, C, H, W)`` uint8 -> the views of ``crop`` for ``draw``, ``(V, T, C, S, S)`` (``flow``: x mirrored too)."""
     h, w = frames.shape[-2:]
     short_side, views = crop.views(draw, w, h)
-    return apply_views(frames, views, crop.input_size, short_side)
+    return apply_views(frames, views, crop.input_size, short_side, flow=flow)
 
 
-def crop_batch(clips: list[torch.Tensor], crop: MultiScaleCrop | OverSample, draws: list) -> torch.Tensor:
-    """:func:`crop_clip` for each clip, batched (see :func:`apply_views_batch`): ``(B, V, T, 3, S, S)``."""
+def crop_batch(
+    clips: list[torch.Tensor], crop: MultiScaleCrop | OverSample, draws: list, flow: bool = False
+) -> torch.Tensor:
+    """:func:`crop_clip` for each clip, batched (see :func:`apply_views_batch`): ``(B, V, T, C, S, S)``."""
     short_side, views = None, []
     for frames, draw in zip(clips, draws, strict=True):
         h, w = frames.shape[-2:]
         short_side, clip_views = crop.views(draw, w, h)
         views.append(clip_views)
-    return apply_views_batch(clips, views, crop.input_size, short_side)
+    return apply_views_batch(clips, views, crop.input_size, short_side, flow=flow)
 
 
 # torchvision's errors may start with where they were raised: "decode_jpeg, /path/decode_jpeg.cpp:171, "
@@ -326,25 +396,52 @@ _SOURCE_LOCATION = re.compile(r"^.*?\.cpp:\d+, ")
 _HINT = "run `ytfgvc prepare` again to re-extract it"
 
 
-def decode_frames(paths: list[Path], blobs: list[torch.Tensor]) -> list[torch.Tensor]:
+def decode_frames(wheres: list[str], blobs: list[torch.Tensor]) -> list[torch.Tensor]:
     """``uint8 (3, H, W)`` each (libjpeg-turbo), in one call; a file it cannot decode is named, with the reason."""
     if not blobs:
         return []
     try:
         return decode_jpeg(blobs, mode=ImageReadMode.RGB)
     except RuntimeError:
-        for path, blob in zip(paths, blobs, strict=True):
-            _decode(path, blob)  # the file at fault, named
+        for where, blob in zip(wheres, blobs, strict=True):
+            _decode(where, blob)  # the file at fault, named
         raise
 
 
-def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
-    """``uint8 (3, H, W)``; a file libjpeg cannot decode (not a JPEG, cut short) is named, with the reason and fix."""
+def _decode(where: str, blob: torch.Tensor, mode: ImageReadMode = ImageReadMode.RGB) -> torch.Tensor:
+    """``uint8 (3, H, W)`` (``(1, H, W)`` in GRAY mode); a file libjpeg cannot decode (not a JPEG, cut short)
+    is named, with the reason and fix."""
     try:
-        return decode_jpeg(blob, mode=ImageReadMode.RGB)
+        if len(blob) < 2 or blob[0] != 0xFF or blob[1] != 0xD8:
+            raise RuntimeError("not a JPEG file (no start-of-image marker)")
+        return decode_jpeg(blob, mode=mode)
     except RuntimeError as e:
         reason = _SOURCE_LOCATION.sub("", str(e).strip().splitlines()[0])
-        raise YtfgvcError(f"cannot decode frame {path}: {reason}", _HINT) from None
+        raise YtfgvcError(f"cannot decode frame {where}: {reason}", _HINT) from None
+
+
+def _stack_planes(video: VideoFiles, names: tuple[str, ...], planes: list[torch.Tensor]) -> torch.Tensor:
+    """A flow stack's ``(H, W)`` planes as ``(H, W, 2·L)``; a plane of another size is named."""
+    h, w = planes[0].shape
+    for name, plane in zip(names, planes, strict=True):
+        if plane.shape != (h, w):
+            raise YtfgvcError(
+                f"flow field {video.where(name)} is {plane.shape[1]}x{plane.shape[0]}, its stack's first {w}x{h}",
+                "run `ytfgvc prepare --flow --force` again to re-make the video's flow",
+            )
+    return torch.stack(planes, dim=-1)
+
+
+def _read(video: VideoFiles, name: str) -> torch.Tensor:
+    """One file's bytes as a ``uint8`` tensor; a file that cannot be read is named, with the fix."""
+    try:
+        data = video.read(name)
+    except (OSError, PackedError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise YtfgvcError(f"cannot read frame {video.where(name)}: {reason}", _HINT) from None
+    if not data:  # an empty file (torch.frombuffer refuses an empty buffer): _decode names it
+        return torch.empty(0, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 READ_AHEAD = 32  # files a loader worker asks the kernel to read ahead of the one it reads

@@ -19,6 +19,15 @@ Testing (TSN's ``GroupScale(scale_size)`` + ``GroupOverSample(input_size)``): fr
 resized so the short side is ``scale_size`` (default ``input_size * 256 // 224``), then
 cut into the 4 corners and the centre (the first 5 of :func:`fixed_offsets`) and their
 horizontal flips: 10 views (:func:`ten_crop_views`); ``crops=1`` keeps only the centre.
+
+Flow (``flow=True``): a clip's channels are flow stacks, ``x₁, y₁, …, x_L, y_L`` encoded as
+8-bit codes. Mirroring a flow field negates its x component, so a flipped view also maps
+every x channel to ``255 − x``, as TSN does (tsn-pytorch ``transforms.py``:
+``GroupRandomHorizontalFlip(is_flow=True)`` inverts the x images of a flipped group, and
+``GroupOverSample`` the x images of its flipped crops, with ``ImageOps.invert``). With this
+project's encoding (128 = no motion, :mod:`ytfgvc.prepare.flow`) ``255 − q`` is the exact
+negation shifted by one code (−0.156 px); TSN's ``dense_flow`` maps 0 px to 127.5, where it
+is exact. Crops are resized like frames: displacements are not rescaled (TSN neither).
 """
 
 from __future__ import annotations
@@ -142,12 +151,23 @@ class OverSample:
         return self.short_side, ten_crop_views(w, h, self.input_size, self.crops)
 
 
-def apply_views(frames: torch.Tensor, views: list[View], out_size: int, short_side: int | None = None) -> torch.Tensor:
-    """Cut ``views`` out of a clip ``(T, 3, H, W)`` (uint8, any device) -> ``(V, T, 3, out, out)``.
+def mirror(crops: torch.Tensor, flow: bool = False) -> torch.Tensor:
+    """Horizontal flip of uint8 ``(…, C, H, W)``; for ``flow`` stacks, x channels (0, 2, …) become ``255 − x``."""
+    out = crops.flip(-1)
+    if flow:
+        out[..., 0::2, :, :] = 255 - out[..., 0::2, :, :]
+    return out
+
+
+def apply_views(
+    frames: torch.Tensor, views: list[View], out_size: int, short_side: int | None = None, flow: bool = False
+) -> torch.Tensor:
+    """Cut ``views`` out of a clip ``(T, C, H, W)`` (uint8, any device) -> ``(V, T, C, out, out)``.
 
     ``short_side`` first resizes every frame (bilinear, antialiased) so its short side has
     that length; the boxes are in the resized frame's pixels. Crops that are not
-    ``out_size`` square are resized to it.
+    ``out_size`` square are resized to it. Flipped views are :func:`mirror`-ed (``flow``:
+    x negated too).
     """
     if short_side is not None and min(frames.shape[-2:]) != short_side:
         frames = TF.resize(frames, [short_side], antialias=True)
@@ -158,12 +178,16 @@ def apply_views(frames: torch.Tensor, views: list[View], out_size: int, short_si
             raise ValueError(f"view {v} falls outside a {frames.shape[-1]}x{frames.shape[-2]} frame")
         if (v.h, v.w) != (out_size, out_size):
             crop = TF.resize(crop, [out_size, out_size], antialias=True)
-        out.append(crop.flip(-1) if v.flip else crop)
+        out.append(mirror(crop, flow) if v.flip else crop)
     return torch.stack(out)
 
 
 def apply_views_batch(
-    clips: Sequence[torch.Tensor], views: Sequence[list[View]], out_size: int, short_side: int | None = None
+    clips: Sequence[torch.Tensor],
+    views: Sequence[list[View]],
+    out_size: int,
+    short_side: int | None = None,
+    flow: bool = False,
 ) -> torch.Tensor:
     """:func:`apply_views` for a batch of clips in a few kernel launches -> ``(B, V, T, 3, out, out)``.
 
@@ -200,7 +224,7 @@ def apply_views_batch(
     flat = torch.cat(parts) if len(parts) > 1 else parts[0]
     if any(flips):
         mask = torch.tensor(flips).view(-1, 1, 1, 1, 1).to(flat.device, non_blocking=True)
-        flat = torch.where(mask, flat.flip(-1), flat)
+        flat = torch.where(mask, mirror(flat, flow), flat)
     order = torch.empty(len(slots), dtype=torch.long)
     order[torch.tensor(slots)] = torch.arange(len(slots))
     if not torch.equal(order, torch.arange(len(slots))):

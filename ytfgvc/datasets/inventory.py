@@ -13,6 +13,7 @@ from typing import Any
 from ytfgvc.datasets.cards import DatasetCard, get_card, list_datasets
 from ytfgvc.datasets.official import read_checksums
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.store import stored_ids
 from ytfgvc.system.fsutil import is_temporary
 
 
@@ -55,7 +56,7 @@ def dataset_status(root: Path, card: DatasetCard) -> DatasetStatus:
         listed_train=counts.get("train", 0),
         listed_test=counts.get("test", 0),
         downloaded=_count(layout.videos_dir, "*.mp4"),
-        prepared=_count(layout.frames_root, "*/meta.json"),
+        prepared=len(stored_ids(layout, "frames")),
     )
 
 

@@ -17,6 +17,10 @@ RRA from), ``resnet18``, ``resnet50``, ``resnet152`` (torchvision), ``bninceptio
 (:mod:`ytfgvc.models.bn_inception`), ``tiny`` (a 3-layer net for tests and smoke runs), and
 ``timm:<name>`` for any timm 2D model when timm is installed (``pip install 'ytfgvc[timm]'``).
 
+Flow: ``modality="flow"`` gives the backbone ``2·flow_stack`` input channels after its ImageNet
+weights are loaded, initialised as TSN does, and flow's normalisation
+(:mod:`ytfgvc.models.modality`).
+
 Weights: ``weights=FILE`` loads a local state dict (see :mod:`ytfgvc.models.weights`);
 otherwise ``pretrained=True`` fetches the ImageNet weights: from torchvision or timm, or, for
 ``tsn_inception_v3`` and ``bninception``, the TSN authors' files (:data:`TSN_INCEPTION_V3_URL`,
@@ -72,13 +76,23 @@ class Backbone(nn.Module):
         self.out_channels = out_channels
         self.input_mean, self.input_std = tuple(mean), tuple(std)
         self.input_size = input_size
+        self.in_channels = 3
         self.source = FROM_SCRATCH
         self.message = f"{name}: built from scratch (no pretrained weights asked for)"
         self.weights_sha256: str | None = None  # of the weights file read (a local file or torch.hub's cached copy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) normalised frames → (N, C, h, w) feature map."""
+        """(N, 3, H, W) normalised frames (or (N, 2·L, H, W) flow stacks) → (N, C, h, w) feature map."""
         return self._features(self.body, x)
+
+    def to_flow(self, flow_stack: int) -> None:
+        """Take ``2·flow_stack`` flow channels instead of RGB (TSN's cross-modality initialisation)."""
+        from ytfgvc.models.modality import cross_modality, flow_normalisation
+
+        cross_modality(self.body, 2 * flow_stack)
+        self.in_channels = 2 * flow_stack
+        self.input_mean, self.input_std = flow_normalisation(self.name, self.input_std)
+        self.message += f"; first convolution adapted to {2 * flow_stack} flow channels (TSN's cross-modality init)"
 
     @property
     def pretrained(self) -> bool:
@@ -203,12 +217,34 @@ def list_backbones() -> dict[str, str]:
     return names
 
 
-def create_backbone(name: str, pretrained: bool = False, weights: str | Path | None = None) -> Backbone:
-    """Build backbone ``name``; ``weights`` (a local state dict) wins over ``pretrained``.
+def create_backbone(
+    name: str,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    modality: str = "rgb",
+    flow_stack: int = 5,
+) -> Backbone:
+    """Build backbone ``name``; ``weights`` (a local RGB state dict) wins over ``pretrained``.
+
+    ``modality="flow"``: the RGB network (with its weights) then takes ``2·flow_stack`` flow
+    channels (:meth:`Backbone.to_flow`).
 
     Raises:
-        YtfgvcError: unknown name ("did you mean"), unreadable or ill-fitting weights file.
+        YtfgvcError: unknown name ("did you mean"), unreadable or ill-fitting weights file, unknown modality.
     """
+    from ytfgvc.models.modality import MODALITIES
+
+    if modality not in MODALITIES:
+        raise YtfgvcError(f"unknown modality {modality!r}", f"use one of {', '.join(MODALITIES)}")
+    if not isinstance(flow_stack, int) or flow_stack < 1:
+        raise YtfgvcError(f"flow_stack must be a positive integer, got {flow_stack!r}")
+    net = _create_rgb(name, pretrained, weights)
+    if modality == "flow":
+        net.to_flow(flow_stack)
+    return net
+
+
+def _create_rgb(name: str, pretrained: bool, weights: str | Path | None) -> Backbone:
     if name.startswith("timm:"):
         return _create_timm(name[len("timm:") :], pretrained, weights)
     if name not in _SPECS:

@@ -86,22 +86,38 @@ class TrunkModel(VideoClassifier):
 
 
 class FrameModel(TrunkModel):
-    """A model over (B, T, 3, H, W) frames with a 2D backbone applied to each frame."""
+    """A model over (B, T, C, H, W) frames with a 2D backbone applied to each frame.
+
+    ``modality="rgb"``: C = 3; ``"flow"``: C = 2·``flow_stack`` (x and y of each field of a
+    stack), the backbone's first convolution initialised from its RGB one
+    (:mod:`ytfgvc.models.modality`).
+    """
 
     input_kind = "frames"
 
-    def __init__(self, backbone: str, pretrained: bool, weights, partial_bn: bool, num_segments: int):
+    def __init__(
+        self,
+        backbone: str,
+        pretrained: bool,
+        weights,
+        partial_bn: bool,
+        num_segments: int,
+        modality: str = "rgb",
+        flow_stack: int = 5,
+    ):
         super().__init__(partial_bn=partial_bn)
         if num_segments < 1:
             raise ValueError(f"num_segments must be positive, got {num_segments}")
         self.num_segments = num_segments
-        self.backbone = create_backbone(backbone, pretrained=pretrained, weights=weights)
+        self.modality, self.flow_stack = modality, flow_stack
+        self.backbone = create_backbone(backbone, pretrained, weights, modality=modality, flow_stack=flow_stack)
         self._adopt(self.backbone)
 
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) → (B, T, C, h, w): the backbone on every frame."""
-        if x.dim() != 5:
-            raise ValueError(f"expected frames (B, T, 3, H, W), got shape {tuple(x.shape)}")
+        """(B, T, C, H, W) → (B, T, C', h, w): the backbone on every frame."""
+        if x.dim() != 5 or x.shape[2] != self.backbone.in_channels:
+            c = self.backbone.in_channels
+            raise ValueError(f"expected frames (B, T, {c}, H, W), got shape {tuple(x.shape)}")
         b, t = x.shape[:2]
         feats = self.backbone(x.flatten(0, 1))
         return feats.view(b, t, *feats.shape[1:])

@@ -166,7 +166,8 @@ class RRAHead(nn.Module):
 
 
 class RRA(FrameModel):
-    """RRA on a 2D backbone; input (B, T, 3, H, W), T sampled frames (any T at test time).
+    """RRA on a 2D backbone; input (B, T, 3, H, W), T sampled frames (any T at test time), or
+    (B, T, 2·L, H, W) flow stacks with ``modality="flow"``.
 
     ``logits`` are ``log ȳ`` (eq. 6) with ``score="ensemble"`` (the paper's prediction), or
     ``Σ_k s_k`` (eq. 4) with ``score="concat"``. ``extras``: ``glimpse_scores`` (B, K, C),
@@ -190,6 +191,8 @@ class RRA(FrameModel):
         partial_bn: bool = False,
         test_frames: int | str = "all",
         test_fusion: str = "prob",
+        modality: str = "rgb",
+        flow_stack: int = 5,
     ):
         if variant not in VARIANTS:
             raise YtfgvcError(f"unknown RRA variant {variant!r}{did_you_mean(variant, VARIANTS)}",
@@ -204,7 +207,7 @@ class RRA(FrameModel):
         if test_frames not in ("all", "train") and not (type(test_frames) is int and test_frames >= 1):
             raise YtfgvcError(f"RRA test_frames must be all, train or a positive integer, got {test_frames!r}")
         terms = parse_loss(loss)
-        super().__init__(backbone, pretrained, weights, partial_bn, num_segments)
+        super().__init__(backbone, pretrained, weights, partial_bn, num_segments, modality, flow_stack)
         self.variant_name, self.score, self.loss_terms = variant, score, terms
         self.glimpses = glimpses
         self.test_frames, self.test_fusion = test_frames, test_fusion

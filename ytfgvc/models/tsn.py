@@ -21,7 +21,8 @@ from ytfgvc.models.common import FrameModel, init_classifier
 
 
 class TSN(FrameModel):
-    """Input (B, T, 3, H, W); ``logits`` the mean of the segment scores; ``extras["segment_scores"]`` (B, T, C)."""
+    """Input (B, T, 3, H, W) (flow: (B, T, 2·L, H, W)); ``logits`` the mean of the segment scores;
+    ``extras["segment_scores"]`` (B, T, C)."""
 
     def __init__(
         self,
@@ -32,8 +33,10 @@ class TSN(FrameModel):
         dropout: float = 0.7,
         num_segments: int = 4,
         partial_bn: bool = True,
+        modality: str = "rgb",
+        flow_stack: int = 5,
     ):
-        super().__init__(backbone, pretrained, weights, partial_bn, num_segments)
+        super().__init__(backbone, pretrained, weights, partial_bn, num_segments, modality, flow_stack)
         self.dropout = nn.Dropout(dropout)
         self.fc = init_classifier(nn.Linear(self.backbone.out_channels, num_classes))
 

@@ -8,7 +8,9 @@ Modules: :mod:`~ytfgvc.prepare.resample` (which frames, what size, which way up)
 :mod:`~ytfgvc.prepare.video` (one video, decoded once; ``meta.json``),
 :mod:`~ytfgvc.prepare.flow` (the flow backend registry and the on-disk encoding),
 :mod:`~ytfgvc.prepare.flowstack` (flow stacks and their file numbering),
-:mod:`~ytfgvc.prepare.lists` (rawframe lists), :mod:`~ytfgvc.prepare.batch` (the dataset).
+:mod:`~ytfgvc.prepare.lists` (rawframe lists), :mod:`~ytfgvc.prepare.batch` (the dataset),
+:mod:`~ytfgvc.prepare.repack` (``--repack``: the folder store to the packed store). Where the
+files go, folder or archive: :mod:`ytfgvc.store`.
 """
 
 from ytfgvc.prepare.batch import NoVideosError, PrepareResult, prepare_dataset

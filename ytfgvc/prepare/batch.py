@@ -9,7 +9,6 @@ and reported (``force`` redoes them). One bad video is one line in the summary.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import time
@@ -18,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ytfgvc.datasets import Dataset
 from ytfgvc.distributed import require_ray
@@ -29,10 +28,14 @@ from ytfgvc.prepare.flow import get_flow_backend
 from ytfgvc.prepare.lists import ListsResult, read_frames_meta, write_lists
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
 from ytfgvc.snapshot import snapshot
+from ytfgvc.store import read_meta
 from ytfgvc.system.fserrors import disk_full_error, is_disk_full
 from ytfgvc.system.fsutil import sweep_temporaries
 from ytfgvc.system.lifeline import Token, bind_to_main, main_token
 from ytfgvc.system.locks import exclusive
+
+if TYPE_CHECKING:
+    from ytfgvc.prepare.repack import RepackResult
 
 MAX_ERRORS_SHOWN = 20
 
@@ -104,14 +107,6 @@ def _dataset_lock(layout: DatasetLayout):
     return exclusive(layout.prepare_lock_path, f"`ytfgvc prepare {layout.dataset}` on {layout.base}")
 
 
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):  # absent, torn, or not ours: made again
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
 def _frames_match(meta: dict[str, Any], settings: VideoSettings) -> bool:
     return all(meta.get(k) == getattr(settings, k) for k in FRAME_KEYS)
 
@@ -134,7 +129,7 @@ def plan_jobs(
     jobs, done, stale = [], [], []
     for vid in ids:
         fmeta = read_frames_meta(layout, vid)
-        wmeta = _read_meta(layout.flow_dir(vid) / "meta.json") if cfg.flow else None
+        wmeta = read_meta(layout, "flow", vid) if cfg.flow else None
         frames_ok = fmeta is not None and _frames_match(fmeta, settings)
         flow_ok = wmeta is not None and _flow_match(wmeta, settings, resolved)
         if not cfg.force and ((fmeta is not None and not frames_ok) or (wmeta is not None and not flow_ok)):
@@ -160,6 +155,9 @@ def plan_jobs(
                 write_frames=write_frames,
                 write_flow=write_flow,
                 expect_native=expect,
+                store=cfg.store,
+                frames_archive=str(layout.frames_archive(vid)),
+                flow_archive=str(layout.flow_archive(vid)),
             )
         )
     return jobs, done, stale
@@ -325,7 +323,7 @@ def prepare_dataset(
     cfg: PrepareConfig | None = None,
     progress: bool = False,
     video_ids: list[str] | None = None,
-) -> PrepareResult:
+) -> PrepareResult | RepackResult:
     """Frames (and flow) for every downloaded video of ``dataset``, then the rawframe lists.
 
     Args:
@@ -335,10 +333,17 @@ def prepare_dataset(
         progress: show a progress bar on stderr.
         video_ids: restrict this run to these downloaded videos (lists still cover all).
 
+    With ``cfg.repack`` it converts the folder store to the packed store instead
+    (:func:`ytfgvc.prepare.repack.repack_dataset`) and returns that run's result.
+
     Raises:
         NoVideosError: nothing downloaded for ``dataset`` yet.
     """
     cfg = cfg or PrepareConfig()
+    if cfg.repack:
+        from ytfgvc.prepare.repack import repack_dataset
+
+        return repack_dataset(root, dataset, cfg, progress)
     if cfg.cluster.is_ray:
         require_ray()  # before anything is written
     ds = Dataset.open(root, dataset)

@@ -10,6 +10,7 @@ from ytfgvc.datasets import DatasetCard
 from ytfgvc.distributed import ClusterConfig
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.prepare.flow import FLOW_FORMATS
+from ytfgvc.store import STORES
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class PrepareConfig(ConfigBase):
             videos in progress on the whole cluster (0: as many as its CPUs run).
         force: redo videos already prepared (also those made with other settings).
         limit: prepare at most this many videos in this run (None: all).
+        store: ``folder`` (one file per frame and flow field) or ``packed`` (one uncompressed ZIP
+            per video for its frames and one for its flow; :mod:`ytfgvc.store`) for the videos
+            this run writes. Videos already prepared in the other store are read as they are.
+        repack: convert the videos prepared in the folder store to the packed store, video by
+            video (nothing is decoded; :mod:`ytfgvc.store.repack`).
         cluster: where the work runs (``--executor``, ``--ray-address``, ``--ray-shared-root``).
     """
 
@@ -64,6 +70,8 @@ class PrepareConfig(ConfigBase):
     jobs: int = 0
     force: bool = False
     limit: int | None = None
+    store: str = "folder"
+    repack: bool = False
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def __post_init__(self) -> None:
@@ -81,6 +89,13 @@ class PrepareConfig(ConfigBase):
             raise YtfgvcError(f"--jobs must be 0 (one per core) or a positive integer, got {self.jobs!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise YtfgvcError(f"--limit must be a positive integer, got {self.limit!r}")
+        if self.store not in STORES:
+            raise YtfgvcError(f"--store must be one of {', '.join(STORES)}, got {self.store!r}")
+        if self.repack and (self.flow or self.force or self.store != "packed"):
+            raise YtfgvcError(
+                "--repack converts what is prepared and makes nothing new",
+                "run it alone (--jobs and --limit allowed), before or after a run with --flow or --force",
+            )
 
     def video_settings(self, card: DatasetCard) -> VideoSettings:
         """What every worker needs, with the card's rate filled in (recorded in ``meta.json``)."""

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare.flow import FlowBackend, encode_flow_files
+from ytfgvc.store import Sink
 
 
 @dataclass
@@ -30,18 +30,19 @@ class _Stack:
     frame: int  # 1-based kept frame number
     native: int  # native index of the kept frame
     filled: list[int] = field(default_factory=list)  # fields j (0-based) written from a real pair
+    last: tuple[int, bytes, bytes] | None = None  # the latest real field (j, x, y): what padding copies
 
 
 class FlowStackWriter:
-    """Collects grey native frames, runs the backend in batches, writes each field's files.
+    """Collects grey native frames, runs the backend in batches, writes each field's files into ``sink``.
 
     Call :meth:`add_stack` when a kept frame is decided, :meth:`add_grey` for each
     decoded native frame while :attr:`need_until` says it is wanted, and :meth:`finish`
     once the video ends.
     """
 
-    def __init__(self, folder: Path, backend: FlowBackend, stack: int, fmt: str, shape: tuple[int, int]) -> None:
-        self.folder, self.backend, self.L, self.fmt, self.shape = Path(folder), backend, stack, fmt, shape
+    def __init__(self, sink: Sink, backend: FlowBackend, stack: int, fmt: str, shape: tuple[int, int]) -> None:
+        self.sink, self.backend, self.L, self.fmt, self.shape = sink, backend, stack, fmt, shape
         self.batch = max(1, int(getattr(backend, "batch_size", 1)))
         self.stacks: list[_Stack] = []
         self.need_until = -1  # highest native index still needed
@@ -80,20 +81,24 @@ class FlowStackWriter:
             fx, fy = encode_flow_files(f, self.fmt)
             for s, j in self.slots.pop(a):
                 self._write(s, j, fx, fy)
-                self.stacks[s].filled.append(j)
+                self._filled(self.stacks[s], j, fx, fy)
         self.pairs_computed += len(todo)
         low = min(self.slots, default=self.need_until + 1)  # frames below every wanted pair are done with
         for i in [i for i in self.grey if i < low]:
             del self.grey[i]
 
-    def _names(self, s: int, j: int) -> tuple[Path, Path]:
-        x, y = DatasetLayout.flow_names(s * self.L + j + 1, self.fmt)
-        return self.folder / x, self.folder / y
+    def _filled(self, st: _Stack, j: int, fx: bytes, fy: bytes) -> None:
+        """Field ``j`` of ``st`` is written; its bytes are kept while the stack may still need padding."""
+        st.filled.append(j)
+        if len(st.filled) == self.L:
+            st.last = None  # complete: nothing to pad
+        elif st.last is None or j > st.last[0]:
+            st.last = (j, fx, fy)
 
     def _write(self, s: int, j: int, fx: bytes, fy: bytes) -> None:
-        px, py = self._names(s, j)
-        px.write_bytes(fx)
-        py.write_bytes(fy)
+        x, y = DatasetLayout.flow_names(s * self.L + j + 1, self.fmt)
+        self.sink.add(x, fx)
+        self.sink.add(y, fy)
 
     def finish(self) -> None:
         """Compute what is left, then pad the stacks cut short by the end of the video."""
@@ -103,8 +108,7 @@ class FlowStackWriter:
             real = len(st.filled)
             for j in range(real, self.L):
                 if real:
-                    px, py = self._names(s, real - 1)
-                    self._write(s, j, px.read_bytes(), py.read_bytes())
+                    self._write(s, j, st.last[1], st.last[2])
                 else:
                     zero = zero or encode_flow_files(np.zeros((*self.shape, 2), np.float32), self.fmt)
                     self._write(s, j, *zero)

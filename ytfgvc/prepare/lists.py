@@ -16,12 +16,14 @@ videos whose ``frames/<id>/`` is complete. Train on them as they are:
 Beside them, ``lists/missing.txt`` has one line ``<id> <split> <reason>`` per listed video
 that has no frames, and ``lists/meta.json`` (schema ``ytfgvc-lists-1``) the counts, the
 card's Table 2 numbers, the manifest hash and the annotations hash the lists come from.
+Where flow was prepared, ``lists/flow_train.txt`` and ``lists/flow_test.txt`` list the
+videos with flow, ``flow/<id> <stacks> <label_id>`` (one stack per kept frame): what
+MMAction2 trains flow on with :class:`ytfgvc.prepare.mmaction.FlowStackFields`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from ytfgvc import __version__
 from ytfgvc.datasets import Dataset
 from ytfgvc.layout import SPLITS, DatasetLayout
 from ytfgvc.snapshot import manifest_hash
+from ytfgvc.store import read_meta
 from ytfgvc.system.fsutil import write_json_atomic, write_text_atomic
 
 LISTS_SCHEMA = "ytfgvc-lists-1"
@@ -58,13 +61,8 @@ class ListsResult:
 
 
 def read_frames_meta(layout: DatasetLayout, video_id: str) -> dict[str, Any] | None:
-    """The ``meta.json`` of a complete ``frames/<id>/``, or None (absent or unreadable)."""
-    p = layout.frames_dir(video_id) / "meta.json"
-    try:
-        meta = json.loads(p.read_text())
-    except (OSError, ValueError, RecursionError):  # absent, torn, or not ours
-        return None
-    return meta if isinstance(meta, dict) else None
+    """The ``meta.json`` of a video's complete frames, in either store (:mod:`ytfgvc.store`), or None."""
+    return read_meta(layout, "frames", video_id)
 
 
 _NOW = object()
@@ -80,18 +78,25 @@ def write_lists(ds: Dataset, reasons: dict[str, str] | None = None, manifest: An
     reasons = reasons or {}
     listed, written, missing = {}, {}, {}
     missing_lines = []
+    flow_lines: dict[str, list[str]] = {}
     for split in SPLITS:
-        lines = []
+        lines, flow_lines[split] = [], []
         for video_id, label in official.split(split):
             meta = read_frames_meta(layout, video_id)
             if meta and meta.get("num_frames", 0) > 0:
                 lines.append(f"{layout.list_entry_dir(video_id)} {meta['num_frames']} {label}\n")
+                flow = read_meta(layout, "flow", video_id)
+                if flow and flow.get("num_stacks") == meta["num_frames"]:
+                    flow_lines[split].append(f"{layout.flow_list_entry_dir(video_id)} {flow['num_stacks']} {label}\n")
             else:
                 missing_lines.append(f"{video_id} {split} {reasons.get(video_id, 'not prepared')}\n")
         write_text_atomic(layout.list_path(split), "".join(lines))
         listed[split], written[split] = len(official.split(split)), len(lines)
         missing[split] = listed[split] - written[split]
     write_text_atomic(layout.missing_list_path, "".join(missing_lines))
+    if any(flow_lines.values()):
+        for split, lines in flow_lines.items():
+            write_text_atomic(layout.flow_list_path(split), "".join(lines))
     result = ListsResult(
         dataset=layout.dataset,
         listed=listed,
@@ -107,6 +112,7 @@ def write_lists(ds: Dataset, reasons: dict[str, str] | None = None, manifest: An
         "format": "frames/<id> <num_frames> <label_id>",
         "filename_tmpl": "img_{:05d}.jpg",
         "start_index": 1,
+        "flow": {k: len(v) for k, v in flow_lines.items()} if any(flow_lines.values()) else None,
         "ytfgvc": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -5,11 +5,12 @@ video on whatever node Ray picks, with one CPU (OpenCV on one thread; and one GP
 torch flow backend when the cluster has GPUs), and returns its
 :class:`~ytfgvc.prepare.video.VideoResult`. Where the node sees ``--root``
 (:mod:`ytfgvc.distributed.cluster`), it reads the video there and writes
-``frames/<id>/`` (and ``flow/<id>/``) there under a temporary name, renamed when complete,
-as a local worker does. Where it does not, it answers that it needs the video; the driver
-sends the bytes, and the task works in a scratch folder and returns the finished folders,
-which the driver writes (flow first, then frames: a video counts as prepared once its
-frames' ``meta.json`` is there). The driver yields each video's result once.
+``frames/<id>/`` (and ``flow/<id>/``), or their archives with ``--store packed``, there
+under a temporary name, renamed when complete, as a local worker does. Where it does not,
+it answers that it needs the video; the driver sends the bytes, and the task works in a
+scratch folder and returns the finished folders (or archives), which the driver writes
+(flow first, then frames: a video counts as prepared once its frames' ``meta.json`` is
+there). The driver yields each video's result once.
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ from ytfgvc.distributed.cluster import (
     RaySession,
     TaskPool,
     describe_error,
-    read_tree,
     resolve_shared,
     scratch_root,
     shared_root_marker,
-    write_tree,
 )
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
 from ytfgvc.prepare.video import VideoJob, VideoResult, prepare_video
+from ytfgvc.store import destination, export_video, install_video
 from ytfgvc.system.fsutil import sweep_temporaries
 
 
@@ -51,8 +51,9 @@ class PrepareSpec:
 
 @dataclass
 class RemotePrepared:
-    """A task's answer: the result, with the folders when the node did not see ``--root``;
-    or ``needs_video`` (the node does not see ``--root``: send the video's bytes)."""
+    """A task's answer: the result, with the video's frames and flow (files of a folder, or an
+    archive: :func:`ytfgvc.store.export_video`) when the node did not see ``--root``; or
+    ``needs_video`` (the node does not see ``--root``: send the video's bytes)."""
 
     result: VideoResult | None = None
     frames: dict[str, bytes] | None = None
@@ -82,14 +83,16 @@ def prepare_task(spec: PrepareSpec, job: VideoJob, video: bytes | None) -> Remot
             src=str(src),
             frames_dir=str(here.frames_dir(job.video_id)),
             flow_dir=str(here.flow_dir(job.video_id)),
+            frames_archive=str(here.frames_archive(job.video_id)),
+            flow_archive=str(here.flow_archive(job.video_id)),
         )
         result = prepare_video(local)
         if result.error:
             return RemotePrepared(result)
         return RemotePrepared(
             result,
-            frames=read_tree(Path(local.frames_dir)) if result.wrote_frames else None,
-            flow=read_tree(Path(local.flow_dir)) if result.wrote_flow else None,
+            frames=export_video(local.destination("frames")) if result.wrote_frames else None,
+            flow=export_video(local.destination("flow")) if result.wrote_flow else None,
         )
 
 
@@ -105,11 +108,16 @@ def gpus_per_task(jobs: list[VideoJob], cluster_gpus: int) -> int:
 
 
 def _absolute(job: VideoJob) -> VideoJob:
+    def resolved(path: str | None) -> str | None:
+        return str(Path(path).resolve()) if path else path
+
     return dataclasses.replace(
         job,
         src=str(Path(job.src).resolve()),
         frames_dir=str(Path(job.frames_dir).resolve()),
         flow_dir=str(Path(job.flow_dir).resolve()),
+        frames_archive=resolved(job.frames_archive),
+        flow_archive=resolved(job.flow_archive),
     )
 
 
@@ -156,10 +164,11 @@ def run_jobs_on_ray(
                     continue
                 else:
                     result = answer.result
+                    store = by_id[vid].store
                     if answer.flow is not None:
-                        write_tree(layout.flow_dir(vid), answer.flow)
+                        install_video(destination(layout, "flow", vid, store), answer.flow)
                     if answer.frames is not None:
-                        write_tree(layout.frames_dir(vid), answer.frames)
+                        install_video(destination(layout, "frames", vid, store), answer.frames)
                 bar.update()
                 if vid not in seen:
                     seen.add(vid)

@@ -44,8 +44,8 @@ from ytfgvc.prepare.resample import (
     rotate_tag_orientation,
     target_size,
 )
+from ytfgvc.store import Destination, Sink, open_sink
 from ytfgvc.system.fserrors import is_disk_full
-from ytfgvc.system.fsutil import atomic_path, write_json_atomic
 from ytfgvc.system.lifeline import ensure_main_alive
 
 FRAMES_SCHEMA = "ytfgvc-frames-1"
@@ -62,7 +62,12 @@ class VideoError(Exception):
 
 @dataclass
 class VideoJob:
-    """What to make for one video (plain data: it crosses process boundaries)."""
+    """What to make for one video (plain data: it crosses process boundaries).
+
+    ``frames_dir``/``flow_dir`` are the video's folders, ``frames_archive``/``flow_archive``
+    its archives (:class:`ytfgvc.layout.DatasetLayout` names both); ``store`` says which is
+    written, and the other copy, if any, is removed (:mod:`ytfgvc.store.sink`).
+    """
 
     video_id: str
     src: str
@@ -72,6 +77,17 @@ class VideoJob:
     write_frames: bool = True
     write_flow: bool = False
     expect_native: list[int] | None = None  # kept native indices already on disk (frames or flow)
+    store: str = "folder"
+    frames_archive: str | None = None
+    flow_archive: str | None = None
+
+    def destination(self, kind: str) -> Destination:
+        """Where this video's ``frames`` or ``flow`` go."""
+        if kind == "frames":
+            folder, archive = self.frames_dir, self.frames_archive
+        else:
+            folder, archive = self.flow_dir, self.flow_archive
+        return Destination(self.store, Path(folder), Path(archive) if archive else None)
 
 
 @dataclass
@@ -164,9 +180,9 @@ def _run(job: VideoJob, result: VideoResult) -> None:
         container = stack.enter_context(_open_container(av, job.src))
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
-        frames_tmp = stack.enter_context(atomic_path(Path(job.frames_dir))) if job.write_frames else None
-        flow_tmp = stack.enter_context(atomic_path(Path(job.flow_dir))) if job.write_flow else None
-        dec = _Decode(job, stream, frames_tmp, flow_tmp)
+        frames_sink = stack.enter_context(open_sink(job.destination("frames"))) if job.write_frames else None
+        flow_sink = stack.enter_context(open_sink(job.destination("flow"))) if job.write_flow else None
+        dec = _Decode(job, stream, frames_sink, flow_sink)
         for frame in container.decode(stream):
             dec.push(frame)
         dec.finish(container)
@@ -181,24 +197,22 @@ def _run(job: VideoJob, result: VideoResult) -> None:
         if dec.selector.dropped:
             result.warnings.append(f"{dec.selector.dropped} frames with out-of-order timestamps dropped")
         meta = dec.frames_meta(container, cfg)
-        if frames_tmp is not None:
-            write_json_atomic(frames_tmp / "meta.json", meta)
+        if frames_sink is not None:
+            frames_sink.finish(meta)
             result.wrote_frames = True
-        if flow_tmp is not None:
-            write_json_atomic(flow_tmp / "meta.json", dec.flow_meta(meta, cfg))
+        if flow_sink is not None:
+            flow_sink.finish(dec.flow_meta(meta, cfg))
             result.wrote_flow = True
         ensure_main_alive()  # a worker whose main process died writes nothing more (see ytfgvc.system.lifeline)
-        # Leaving the ExitStack renames the flow folder, then the frames folder, into place.
+        # Leaving the ExitStack renames the flow (folder or archive), then the frames, into place.
 
 
 class _Decode:
     """State of one decode: selection, conversion, JPEG writing and the flow writer."""
 
-    def __init__(self, job: VideoJob, stream, frames_tmp: Path | None, flow_tmp: Path | None) -> None:
+    def __init__(self, job: VideoJob, stream, frames: Sink | None, flow: Sink | None) -> None:
         self.job, self.stream, self.cfg = job, stream, job.settings
-        self.frames_tmp, self.flow_tmp = frames_tmp, flow_tmp
-        if frames_tmp is not None:
-            frames_tmp.mkdir()
+        self.frames_sink, self.flow_sink = frames, flow
         self.selector = FrameSelector(Fraction(str(self.cfg.sample_fps)))
         self.n = 0  # native frames accepted so far
         self.first_t: Fraction | None = None
@@ -235,15 +249,14 @@ class _Decode:
         cfg = self.cfg
         self.size = target_size(frame.width, frame.height, cfg.short_side, self.stream.sample_aspect_ratio)
         self.orientation = _orientation(frame, self.stream)
-        if self.flow_tmp is not None:
+        if self.flow_sink is not None:
             from ytfgvc.prepare.flow import get_flow_backend
             from ytfgvc.prepare.flowstack import FlowStackWriter
 
-            self.flow_tmp.mkdir()
             w, h = self.size
             shape = (w, h) if self.orientation[0] in (90, 270) else (h, w)
             backend = get_flow_backend(cfg.flow_backend, **cfg.flow_params)
-            self.flow = FlowStackWriter(self.flow_tmp, backend, cfg.flow_stack, cfg.flow_format, shape)
+            self.flow = FlowStackWriter(self.flow_sink, backend, cfg.flow_stack, cfg.flow_format, shape)
 
     def _bgr(self, frame) -> np.ndarray:
         w, h = self.size
@@ -259,7 +272,7 @@ class _Decode:
         idx, frame, t = self.prev
         assert idx == native, "the selector decides only for the previous frame"
         self.kept.append((native, t))
-        if self.frames_tmp is not None:
+        if self.frames_sink is not None:
             self._write_jpeg(k + 1, native, frame)
         if self.flow is not None:
             self.flow.add_stack(k + 1, native)
@@ -274,7 +287,7 @@ class _Decode:
             if not ok:
                 raise RuntimeError("cv2.imencode failed")
             self._last_jpeg = (native, buf.tobytes())
-        (self.frames_tmp / DatasetLayout.frame_name(number)).write_bytes(self._last_jpeg[1])
+        self.frames_sink.add(DatasetLayout.frame_name(number), self._last_jpeg[1])
 
     def finish(self, container) -> None:
         if self.first_t is None:

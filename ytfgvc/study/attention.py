@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import DatasetLayout
+from ytfgvc.store import read_meta
 
 
 def cell_cover(masks: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -85,7 +87,9 @@ def crest_mask(truth_row: list, native_wh: tuple[int, int], frame_wh: tuple[int,
 
 def video_masks(layout: DatasetLayout, video_id: str, frame_indices: list[int], size: int) -> np.ndarray:
     """(n, size, size) crest masks of the frames ``frame_indices`` (0-based file order) of a video."""
-    meta = json.loads((layout.frames_dir(video_id) / "meta.json").read_text())
+    meta = read_meta(layout, "frames", video_id)
+    if meta is None:
+        raise YtfgvcError(f"no frames meta.json for {video_id}", f"run `ytfgvc prepare {layout.dataset}`")
     truth = json.loads(layout.truth_path(video_id).read_text())
     native = (meta["source"]["width"], meta["source"]["height"])
     frame = (meta["width"], meta["height"])
