@@ -22,7 +22,13 @@ def _counts(counts: dict[str, int]) -> str:
 @click.argument("dataset")
 @click.argument("ledgers", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--source", help="youtube, mirror, a URL template with {id}, or a folder (default: the card's).")
-@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test", "all"]),
+    default="all",
+    show_default=True,
+    help="Which official list's videos to fetch.",
+)
 @click.option("--limit", type=int, help="Only the first N selected videos.")
 @click.option("--shard", metavar="i/N", help="Only shard i of N (0-based; by id hash), e.g. $SLURM_ARRAY_TASK_ID/8.")
 @click.option("--jobs", type=int, help="Parallel downloads (default: 2 for YouTube, 4 for mirrors and folders).")
