@@ -175,7 +175,7 @@ def test_every_report_is_rebuilt_from_a_results_folder_and_its_intervals_recompu
         assert "Spearman ρ" in text and "### rra (10 seeds" in text
     elif name == "redundancy":
         assert "| 10% |" in text and "| 100% |" in text and "Slope of RRA − TSN against the share" in text
-        assert (report.parent / "figures" / "redundancy-gpu.png").is_file()
+        assert (report.parent / "figures" / "redundancy-gpu-dose.png").is_file()
         assert "![RRA − TSN against the share" in text
     else:
         assert "### The reduction step: RRA − variant" in text and "| no_tanh |" in text
@@ -275,3 +275,20 @@ def test_micro_study_end_to_end(synth_root: Path, tmp_path: Path):
 
     assert body(again.read_text()) == body(text)
     assert check_report(load_study("rra-vs-tsn", "micro"), results, again.read_text()) > 0
+
+
+def test_gpu_session_script_covers_every_planned_run():
+    import re
+    import subprocess
+
+    script = load_study("rra-vs-tsn", "gpu").path.parent / "gpu_session.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    ablations = re.search(r"ABLATIONS=\$\{ABLATIONS:-([a-z0-9_,]+)\}", text).group(1).split(",")
+    headline = re.search(r"study rra-vs-tsn 1 \d+ \d+ --variants ([a-z,]+)", text).group(1).split(",")
+    main = load_study("rra-vs-tsn", "gpu")
+    assert sorted(ablations + headline) == sorted(v.name for v in main.variants)
+    assert sorted(headline) == sorted(main.more_seeds)  # the 10-seed variants run first
+    for name in ("redundancy", "crest-attention"):
+        assert f"study {name} " in text and load_study(name, "gpu").variants
+    assert "timeout -k" in text and "--stop-after" in text and "nvidia-smi --query-gpu=name --format=csv" in text

@@ -76,6 +76,7 @@ def _seeds(value: str | None) -> list[int] | None:
     default=None,
     help="Start no run after this many seconds (running ones finish); the report covers the finished runs.",
 )
+@click.option("--data-only", is_flag=True, help="Only make the data the runs need (synth, copy, frames), then stop.")
 @click.option("--figures/--no-figures", default=True, help="Draw the eq. 7 heat maps of two test videos.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @root_option
@@ -93,6 +94,7 @@ def study_cmd(
     variants: str | None,
     seeds: str | None,
     stop_after: float | None,
+    data_only: bool,
     figures: bool,
     progress: bool,
     root: Path,
@@ -130,12 +132,16 @@ def study_cmd(
         variants=_names(variants),
         seeds=_seeds(seeds),
         stop_after=stop_after,
+        data_only=data_only,
         figures=figures,
         progress=progress and not as_json,
         echo=echo,
     )
     failed = f"; FAILED runs: {summary.failed}" if summary.failed else ""
     late = f"; not started (time up): {len(summary.not_started)}" if summary.not_started else ""
+    if data_only:
+        emit(summary.to_dict(), as_json, f"data of study {summary.study} (profile {summary.profile}) made")
+        return
     emit(summary.to_dict(), as_json, f"report written to {summary.report} (from {summary.source}){failed}{late}")
 
 

@@ -130,7 +130,7 @@ def dose_sections(study, data, runs, report: Path) -> list[str]:
     else:
         lines.append("- Slope: needs at least two shares with two seeds in common.")
     lines.append("")
-    png = report.parent / "figures" / f"{study.figure_prefix.rstrip('-')}.png"
+    png = report.parent / "figures" / f"{study.figure_prefix}dose.png"
     if measured and _figure(points, runs, png):
         lines += [f"![RRA − TSN against the share of frames showing the bird](figures/{png.name})", ""]
     lines += ["### Per seed", "", "| frames showing the bird | seed | TSN | RRA | RRA − TSN | 95% over videos |"]

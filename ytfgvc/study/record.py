@@ -74,8 +74,11 @@ class Session:
         write_json_atomic(self.path, self.doc)
 
 
-def open_session(study, root: Path | str, out: Path | str, device: str, jobs: list) -> Session:
-    """Record the data (labels, config, how often the test frames show the bird) and open a session."""
+def open_session(study, root: Path | str, out: Path | str, device: str, jobs: list, already: int = 0) -> Session:
+    """Record the data (labels, config, how often the test frames show the bird) and open a session.
+
+    ``jobs``: the (variant, seed) the session is asked for, ``already`` of them finished before.
+    """
     from ytfgvc.study.attention import test_frame_visibility
     from ytfgvc.study.run import data_variants
 
@@ -100,10 +103,19 @@ def open_session(study, root: Path | str, out: Path | str, device: str, jobs: li
     command = "ytfgvc " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     sessions = doc.setdefault("sessions", [])
     sessions.append(
-        {"command": command, "device": device, "host": platform.node(),
-         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": 0.0, "runs": len(jobs),
-         "finished_runs": 0, "variants": sorted({v.name for v, _ in jobs}), "seeds": sorted({s for _, s in jobs})}
-    )  # fmt: skip
+        {
+            "command": command,
+            "device": device,
+            "host": platform.node(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": 0.0,
+            "runs": len(jobs),
+            "already_finished": already,
+            "finished_runs": 0,
+            "variants": sorted({v.name for v, _ in jobs}),
+            "seeds": sorted({s for _, s in jobs}),
+        }
+    )
     doc.update(command=command, device=device)
     path.parent.mkdir(parents=True, exist_ok=True)
     session = Session(path, doc, len(sessions) - 1)

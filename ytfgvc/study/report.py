@@ -349,8 +349,10 @@ def setup_section(study: Study, data: StudyData) -> list[str]:
         f" (data, runs and report; the runs' own wall times sum to {run_time:.0f} s: {study.parallel} ran at a time)",
     ]
     for i, s in enumerate(sessions, 1):
-        finished = s.get("finished_runs")
-        what = f", {finished} of {s.get('runs')} runs finished" if finished is not None else ""
+        finished, already = s.get("finished_runs"), s.get("already_finished") or 0
+        what = ""
+        if finished is not None:
+            what = f", {finished} of {s.get('runs')} runs finished" + (f" ({already} done before)" if already else "")
         lines.append(
             f"  - session {i}: `{s.get('command') or '?'}` on {s.get('device', '?')}, {s.get('seconds', 0):.0f} s{what}"
         )

@@ -138,7 +138,7 @@ class Study:
 
     def run_overrides(self, root: Path | str, variant: Variant, seed: int) -> dict[str, Any]:
         """The benchmark config of one run (as a dict for :func:`~ytfgvc.benchmark.config.load_config`)."""
-        from ytfgvc.benchmark.config import deep_merge
+        from ytfgvc.config import deep_merge
 
         cfg = deep_merge(copy.deepcopy(self.config), {"model": {"name": variant.model, "kwargs": variant.kwargs}})
         cfg.update(
@@ -162,7 +162,7 @@ def _study_path(name_or_path: str | Path) -> Path:
 
 def load_study(name_or_path: str | Path, profile: str) -> Study:
     """Read a study file (a name in :data:`STUDIES` or a path) and resolve ``profile``."""
-    from ytfgvc.benchmark.config import deep_merge
+    from ytfgvc.config import deep_merge
 
     path = _study_path(name_or_path)
     try:
@@ -196,7 +196,8 @@ def load_study(name_or_path: str | Path, profile: str) -> Study:
         raise YtfgvcError(f"{path}: report {kind!r} is not one of {', '.join(REPORT_KINDS)}")
     fill = {"name": doc["name"], "profile": profile}
     default_attention = ["rra"] if "rra" in {v.name for v in variants} else []
-    attention = [v.name for v in named(prof.get("attention", default_attention), "attention")]
+    wanted = prof.get("attention", default_attention)
+    attention = [v.name for v in (variants if wanted == "all" else named(wanted, "attention"))]
     videos = prof.get("attention_videos", "all")
     return Study(
         name=doc["name"],
@@ -302,8 +303,8 @@ def run_variants(
         )
     for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
         ensure_data(study, root, v, progress, echo)
-    session = open_session(study, root, out, _device_name(study), jobs)
     todo = [(v, s) for v, s in jobs if not RunFiles(study.run_folder(out, v, s)).finished]
+    session = open_session(study, root, out, _device_name(study), jobs, len(jobs) - len(todo))
     echo(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to go, {study.parallel} at a time")
     failed: dict[str, str] = {}
     not_started: list[str] = []
@@ -431,6 +432,7 @@ def run_study(
     variants: list[str] | None = None,
     seeds: list[int] | None = None,
     stop_after: float | None = None,
+    data_only: bool = False,
     figures: bool = True,
     progress: bool = True,
     echo: Callable[[str], None] = print,
@@ -451,6 +453,7 @@ def run_study(
         export: also write the runs' small files, the compact results and the report there
             (:func:`export_runs`).
         variants, seeds, stop_after: see :func:`run_variants`.
+        data_only: only make the data of the runs (``variants``, ``seeds``) and stop.
         figures: draw the eq. 7 heat maps of two test videos (needs the checkpoints).
     """
     from ytfgvc.study.record import merge_results
@@ -459,11 +462,18 @@ def run_study(
     study = load_study(name, profile)
     if parallel is not None:
         study.parallel = max(1, parallel)
+    out = Path(out) if out is not None else Path(root) / "runs"
     report = Path(report) if report is not None else default_report(study, out)
     summary = StudySummary(study.name, profile, report)
     for src in merge or []:
         summary.merged.append(merge_results(study, Path(src), results or study.results_dir, report.parent / "figures"))
         echo(f"merged {src} into {results or study.results_dir}")
+    if data_only:
+        jobs = study.jobs(variants, seeds)
+        for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
+            ensure_data(study, root, v, progress, echo)
+        summary.source = "no report: --data-only"
+        return summary
     result = None
     if not results_only:
         result = run_variants(study, root, out, progress, echo, variants, seeds, stop_after)
