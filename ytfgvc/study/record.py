@@ -163,7 +163,8 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
 
     Runs, attention entries and data are united (one present in both must be identical);
     sessions are appended; the test labels must agree. A results folder without
-    ``runs.json`` (made before per-run predictions were kept) is replaced. The export's
+    ``runs.json`` (made before per-run predictions were kept) is replaced, with the
+    study's figures in ``figures_into`` when the export brings new ones. The export's
     figures of this study go to ``figures_into``. Returns a line saying what was merged.
     """
     from ytfgvc.study.results import read_runs_json, write_runs_json
@@ -187,6 +188,10 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
             stale = [p.name for p in (into / RECORD, into / ATTENTION) if p.is_file()]
             for name in stale:
                 (into / name).unlink()
+            old_figures = sorted(figures_into.glob(f"{study.figure_prefix}*.png")) if figures is not None else []
+            for png in old_figures:  # they belong to the replaced results
+                png.unlink()
+            stale += [f"figures/{p.name}" for p in old_figures]
             replaced = f" (replaced {', '.join(stale)}: no per-run predictions)" if stale else ""
             head, runs, rec, att = head_new, [], {}, {}
         else:
