@@ -380,7 +380,9 @@ def _headline_section(runs: dict[str, VariantRuns]) -> list[str]:
         " over seeds of the difference, with a hierarchical bootstrap interval (seeds resampled, then test videos"
         f" within each resampled seed; {N_BOOT} resamples, seed {SEED}), a paired t-test and an exact sign-flip test"
         " across seeds. The pooled per-video interval beside it resamples test videos only: it holds the trained"
-        " models fixed and answers a narrower question (these models, new videos).",
+        " models fixed and answers a narrower question (these models, new videos). With few seeds a bootstrap"
+        " over seeds is too narrow (it can only recombine the seeds it has: 3 seeds give 10 distinct draws), so"
+        " read it beside the t interval, and a sign-flip p can be no smaller than 2 / 2^seeds.",
         "",
     ]
     any_pair = False
