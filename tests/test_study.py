@@ -292,3 +292,27 @@ def test_gpu_session_script_covers_every_planned_run():
     for name in ("redundancy", "crest-attention"):
         assert f"study {name} " in text and load_study(name, "gpu").variants
     assert "timeout -k" in text and "--stop-after" in text and "nvidia-smi --query-gpu=name --format=csv" in text
+
+
+def test_runs_go_seed_by_seed_and_none_starts_after_stop_after(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import ytfgvc.study.record as record
+    import ytfgvc.study.run as run
+
+    study = load_study("redundancy", "gpu")
+    study.parallel = 1
+    started: list[str] = []
+
+    class Session:
+        def update(self, seconds, finished=None):
+            pass
+
+    monkeypatch.setattr(run, "ensure_data", lambda *a, **k: None)
+    monkeypatch.setattr(record, "open_session", lambda *a, **k: Session())
+    monkeypatch.setattr(run, "_run_in_process", lambda s, root, out, v, seed, p: started.append(s.run_name(v, seed)))
+    res = run.run_variants(study, tmp_path, tmp_path, progress=False, echo=lambda s: None, seeds=[0, 1])
+    assert started[:8] == [f"{v.name}-seed0" for v in study.variants] and len(started) == 16
+    started.clear()
+    res = run.run_variants(study, tmp_path, tmp_path, progress=False, echo=lambda s: None, stop_after=-1)
+    assert started == [] and len(res.not_started) == len(study.jobs())
+    with pytest.raises(YtfgvcError, match="matches"):
+        run.run_variants(study, tmp_path, tmp_path, progress=False, echo=lambda s: None, variants=["nope"])
