@@ -25,7 +25,7 @@ def fake_results(study: Study, dest: Path, videos: int = 24, seed: int = 0, skil
     """Write a results folder for every planned run of ``study``; ``skill``: variant -> P(top-1 right)."""
     rng = np.random.default_rng(seed)
     ids = [f"vid{i:08d}" for i in range(videos)]
-    labels = {v: int(rng.integers(CLASSES)) for v in ids}
+    labels = {v: int(rng.integers(CLASSES)) for v in [*ids, "filtered001", "filtered002"]}  # 2 never tested
     skill = skill or {}
     runs, att_runs = [], {}
     for v, s in study.jobs():

@@ -29,22 +29,23 @@ from ytfgvc.study.stats import hierarchical_bootstrap, hierarchical_slope, paire
 INTERVAL = re.compile(r"\[([+-]?\d+\.\d+), ([+-]?\d+\.\d+)\]")
 
 
-def _correct(results: Path) -> tuple[dict[str, dict[int, np.ndarray]], list[str]]:
-    """variant -> seed -> per-video top-1 right (the videos of runs.json, in its order)."""
+def _correct(results: Path) -> dict[str, dict[int, dict[str, bool]]]:
+    """variant -> seed -> video -> top-1 right, for the videos each run was tested on."""
     doc = json.loads((results / "runs.json").read_text())
     labels = json.loads((results / "study.json").read_text())["test_labels"]
-    y = [labels[v] for v in doc["videos"]]
-    out: dict[str, dict[int, np.ndarray]] = {}
+    out: dict[str, dict[int, dict[str, bool]]] = {}
     for r in doc["runs"]:
-        right = [bool(t) and t[0] == label for t, label in zip(r["top5"], y, strict=True)]
-        out.setdefault(r["variant"], {})[r["seed"]] = np.array(right, np.float64)
-    return out, doc["videos"]
+        right = {v: t[0] == labels[v] for v, t in zip(doc["videos"], r["top5"], strict=True) if t}
+        out.setdefault(r["variant"], {})[r["seed"]] = right
+    return out
 
 
-def _pair(ca: dict[int, np.ndarray], cb: dict[int, np.ndarray]) -> tuple[set[str], list[str]]:
+def _pair(ca: dict[int, dict[str, bool]], cb: dict[int, dict[str, bool]]) -> tuple[set[str], list[str]]:
     """All intervals of one comparison; and the ones a report must print (seed level and pooled)."""
     seeds = sorted(set(ca) & set(cb))
-    a, b = np.stack([ca[s] for s in seeds]), np.stack([cb[s] for s in seeds])
+    videos = sorted(set.intersection(*(set(ca[s]) & set(cb[s]) for s in seeds)))
+    a = np.array([[ca[s][v] for v in videos] for s in seeds], np.float64)
+    b = np.array([[cb[s][v] for v in videos] for s in seeds], np.float64)
     found = {fmt_interval(paired_bootstrap(a[i], b[i]).interval) for i in range(len(seeds))}
     pooled = fmt_interval(paired_bootstrap(a.mean(0), b.mean(0)).interval)
     found.add(pooled)
@@ -85,7 +86,7 @@ def _attention(results: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def recomputed(study, results: Path) -> tuple[set[str], list[str]]:
     """Every interval the study's report may print, recomputed; and those it must print."""
-    correct, _ = _correct(results)
+    correct = _correct(results)
     found: set[str] = set()
     must: list[str] = []
 
@@ -107,9 +108,11 @@ def recomputed(study, results: Path) -> tuple[set[str], list[str]]:
         usable = {f: a for f, a in values.items() if correct.get(a["rra"]) and correct.get(a["tsn"])}
         seeds = sorted(set.intersection(*(set(correct[a["rra"]]) & set(correct[a["tsn"]]) for a in usable.values())))
         if len(usable) > 1 and len(seeds) > 1:
-            mats = {
-                f: np.stack([correct[a["rra"]][s] - correct[a["tsn"]][s] for s in seeds]) for f, a in usable.items()
-            }
+            mats = {}
+            for f, a in usable.items():
+                ra, rt = correct[a["rra"]], correct[a["tsn"]]
+                videos = sorted(set.intersection(*(set(ra[s]) & set(rt[s]) for s in seeds)))
+                mats[f] = np.array([[ra[s][v] - rt[s][v] for v in videos] for s in seeds], np.float64)
             slope = hierarchical_slope(mats, scale=100)
             found.add(fmt_interval([round(x / 10, 4) for x in slope.interval]))
             must.append(fmt_interval([round(x / 10, 4) for x in slope.interval]))

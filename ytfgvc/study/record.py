@@ -128,7 +128,9 @@ def write_results(study, data, dest: Path) -> Path:
     from ytfgvc.study.results import write_runs_json
 
     dest.mkdir(parents=True, exist_ok=True)
-    write_runs_json(dest / RUNS, study.name, study.profile, sorted(data.labels), data.runs)
+    # The test videos the runs were tested on (those the download filters kept), not the whole official list.
+    videos = sorted(set().union(*(r.top5 for r in data.runs)) & set(data.labels))
+    write_runs_json(dest / RUNS, study.name, study.profile, videos, data.runs)
     write_json_atomic(dest / RECORD, {**data.record, "test_labels": data.labels})
     if data.attention.get("runs"):
         write_json_atomic(dest / ATTENTION, data.attention, indent=None)
