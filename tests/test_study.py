@@ -316,3 +316,17 @@ def test_runs_go_seed_by_seed_and_none_starts_after_stop_after(monkeypatch: pyte
     assert started == [] and len(res.not_started) == len(study.jobs())
     with pytest.raises(YtfgvcError, match="matches"):
         run.run_variants(study, tmp_path, tmp_path, progress=False, echo=lambda s: None, variants=["nope"])
+
+
+def test_few_seeds_do_not_make_a_verdict_the_t_interval_does_not_back():
+    from ytfgvc.study.report import VariantRuns, compare, verdict
+
+    videos = [f"v{i:010d}" for i in range(50)]
+    rra, tsn = VariantRuns("rra", "rra"), VariantRuns("tsn", "tsn")
+    for seed, n_right in ((0, 50), (1, 10)):  # RRA − TSN: +100 points on seed 0, +20 on seed 1
+        rra.correct[seed] = {v: i < n_right for i, v in enumerate(videos)}
+        tsn.correct[seed] = dict.fromkeys(videos, False)
+        rra.top1[seed], tsn.top1[seed] = 2.0 * n_right, 0.0
+    c = compare(rra, tsn)
+    assert c.seed_level.interval[0] > 0 and c.test.t_interval[0] < 0  # the bootstrap over 2 seeds is too narrow
+    assert "does not establish" in verdict(c) and "beats" not in verdict(c)

@@ -349,7 +349,7 @@ def setup_section(study: Study, data: StudyData) -> list[str]:
         " `tests/test_study_results.py`.",
         "",
         f"- device and time: {devices}; the study took {total:.0f} s of wall time in {plural(len(sessions), 'session')}"
-        f" (data, runs and report; the runs' own wall times sum to {run_time:.0f} s: {study.parallel} ran at a time)",
+        f" (the runs' own wall times sum to {run_time:.0f} s: {study.parallel} ran at a time)",
     ]
     for i, s in enumerate(sessions, 1):
         finished, already = s.get("finished_runs"), s.get("already_finished") or 0
@@ -386,7 +386,8 @@ def _headline_section(runs: dict[str, VariantRuns]) -> list[str]:
         " across seeds. The pooled per-video interval beside it resamples test videos only: it holds the trained"
         " models fixed and answers a narrower question (these models, new videos). With few seeds a bootstrap"
         " over seeds is too narrow (it can only recombine the seeds it has: 3 seeds give 10 distinct draws), so"
-        " read it beside the t interval, and a sign-flip p can be no smaller than 2 / 2^seeds.",
+        " read it beside the t interval, and a sign-flip p can be no smaller than 2 / 2^seeds. A comparison is"
+        " called only where the bootstrap interval and the t interval exclude 0 on the same side.",
         "",
     ]
     any_pair = False
@@ -455,10 +456,19 @@ def verdict(c: PairComparison) -> str:
         return f"With one seed this study cannot say how {a} and {b} compare on a new training run."
     side = side_of_zero(c.seed_level.interval)
     pooled = side_of_zero(c.pooled.interval)
+    t_side = side_of_zero(c.test.t_interval) if c.test.t_interval is not None else "contains 0"
+    n = len(c.seeds)
+    if side != "contains 0" and t_side != side:
+        # A bootstrap over few seeds is too narrow; the t interval must agree before a claim is made.
+        return (
+            f"Over seeds, the bootstrap interval {side} but the t interval across the {n} seeds"
+            f" {t_side} ({p_is(c.test.t_p_value)}): with {n} seeds this study does not establish how {a} and {b}"
+            " compare on a new training run."
+        )
     if side == "lies above 0":
-        return f"Over seeds, {a} beats {b} here: the seed-level interval lies above 0."
+        return f"Over seeds, {a} beats {b} here: the seed-level interval and the t interval lie above 0."
     if side == "lies below 0":
-        return f"Over seeds, {b} beats {a} here: the seed-level interval lies below 0."
+        return f"Over seeds, {b} beats {a} here: the seed-level interval and the t interval lie below 0."
     return (
         f"Over seeds, this study does not show a difference between {a} and {b} on a new training run: the"
         f" seed-level interval contains 0 (the pooled per-video interval, which holds the models fixed, {pooled})."
