@@ -367,7 +367,8 @@ def _run_in_subprocess(study: Study, root, out, variant: Variant, seed: int, pro
     cmd = [sys.executable, "-m", "ytfgvc", "benchmark", study.dataset, "--config", str(config)]
     cmd += ["--out", str(study.runs_root(out)), "--resume", "--no-progress", "--root", over["root"]]
     env = dict(os.environ)
-    threads = max(1, (os.cpu_count() or 1) // study.parallel)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // study.parallel)  # the cores this process may use, shared by the runs at once
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = folder / f"{name}.log"
     with open(log, "w") as fh:
