@@ -152,3 +152,80 @@ def test_the_crest_keeps_its_class_colour_through_encoding(synth_root: Path):
     assert len(errors) > 200
     assert right / len(errors) >= 0.99, right / len(errors)
     assert np.mean(errors) < 15, np.mean(errors)  # the palette's colours are >= 80 apart
+
+
+# The truth files, the official lists and synth.json of TINY_SYNTH, hashed with the generator as it
+# was before `visible_fraction` existed (commit baa7d61): the default output must not move.
+DEFAULT_OUTPUT_SHA256 = "d634422a8218bbfeed84d3117494dfbb698fa5b8e527e63018bd3098a2251fe6"
+
+
+def _output_digest(root: Path) -> str:
+    import hashlib
+
+    base = DatasetLayout(root, "synthetic").base
+    h = hashlib.sha256()
+    files = sorted((base / "truth").glob("*.json")) + sorted((base / "official").glob("*.json"))
+    for p in [*files, base / "synth.json"]:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_default_output_is_what_it_was_before_the_redundancy_knob(synth_root: Path):
+    assert TINY_SYNTH.visible_fraction is None and "visible_fraction" not in TINY_SYNTH.to_dict()
+    assert _output_digest(synth_root) == DEFAULT_OUTPUT_SHA256
+
+
+def test_visible_span_is_centred_on_the_default_stretch_and_stays_inside():
+    from ytfgvc.synth import visible_span
+
+    assert visible_span(100, (40, 70), None) == (40, 70)
+    assert visible_span(100, (40, 70), 0.1) == (50, 60)
+    assert visible_span(100, (40, 70), 1.0) == (0, 100)
+    assert visible_span(100, (0, 30), 0.6) == (0, 60)  # shifted inside the video, same length
+    assert visible_span(100, (80, 100), 0.6) == (40, 100)
+    assert visible_span(10, (3, 6), 0.01) == (3, 5)  # at least 2 frames
+    with pytest.raises(YtfgvcError, match="visible-fraction"):
+        SynthConfig(visible_fraction=0.0)
+
+
+def test_visible_fraction_sets_the_share_of_frames_showing_the_bird(tmp_path: Path):
+    """Measured from the truth files and the decoded videos; nothing else about a video changes."""
+    cfg = SynthConfig(
+        classes=2,
+        videos_per_class=2,
+        seed=3,
+        min_duration_s=2.0,
+        max_duration_s=3.0,
+        too_long_fraction=0,
+        too_small_fraction=0,
+    )
+    truths = {}
+    for name, fraction in (("default", None), ("f010", 0.1), ("f100", 1.0)):
+        root = tmp_path / name
+        generate(root, cfg.replace(visible_fraction=fraction), jobs=1)
+        layout = DatasetLayout(root, "synthetic")
+        lists = load_official(root, "synthetic")
+        truths[name] = {vid: json.loads(layout.truth_path(vid).read_text()) for vid, _, _ in lists.all_items()}
+        if fraction is not None:
+            assert json.loads((layout.base / "synth.json").read_text())["config"]["visible_fraction"] == fraction
+        if name == "f010":  # decoded: the bird's body colour is on screen in the truth's frames only
+            vid = sorted(truths[name])[0]
+            rows = truths[name][vid]["frames"]
+            frames = decode_bgr(layout.mirror_video(vid))
+            s = min(frames[0].shape[:2])
+            seen = [_mask(f, BODY_BGR, 40).sum() > 0.01 * s * s for f in frames]
+            assert seen == [bool(r[0]) for r in rows]
+    assert truths["default"].keys() == truths["f010"].keys() == truths["f100"].keys()
+    for vid, t in truths["default"].items():
+        n = t["num_frames"]
+        start, end = t["visible_frames"]
+        assert 0.2 <= (end - start) / n <= 0.4
+        for name, fraction in (("f010", 0.1), ("f100", 1.0)):
+            other = truths[name][vid]
+            assert other["num_frames"] == n and other["label"] == t["label"]
+            a, b = other["visible_frames"]
+            assert b - a == min(n, max(2, round(fraction * n)))
+            assert sum(r[0] for r in other["frames"]) == b - a
+            assert abs((a + b) / 2 - (start + end) / 2) <= 1 or a == 0 or b == n  # same centre unless clipped
+    assert all(all(r[0] for r in t["frames"]) for t in truths["f100"].values())

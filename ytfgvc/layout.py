@@ -14,7 +14,8 @@
       flow/<id>/flow_x_00001.jpg, flow_y_00001.jpg …   (folder store), or flow/<id>.zip (packed store)
       lists/train.txt, lists/test.txt, lists/missing.txt, lists/meta.json (+ flow_train.txt, flow_test.txt)
     <root>/leaderboard/        submissions/, README.md, index.html (leaderboard commands, unless --leaderboard-dir)
-    <root>/runs/<dataset>/<method>/<run>/   benchmark (unless --out); study: <root>/runs/study-<profile>/
+    <root>/runs/<dataset>/<method>/<run>/   benchmark (unless --out); study: <root>/runs/<folder>/
+                              (rra-vs-tsn: study-<profile>; the other studies: <name>-<profile>)
 
 Nobody else builds these paths: call :class:`DatasetLayout`, :func:`run_dir` and
 :class:`RunFiles`. The files ytfgvc ships beside its code (dataset cards, baseline configs,

@@ -2,12 +2,23 @@
 
 Why it looks the way it does: RRA's claim is that in fine-grained video the evidence is
 rare in space *and* time. So every class shows the same "bird" (one brown body, head and
-beak); classes differ only in the colour and pattern of a crest patch on the head (well
-under 3% of the frame). The bird is on screen during one stretch covering about 30% of
-the video (the paper's figure for YouTube-Birds); elsewhere there is only a textured, slightly
+beak); classes differ only in a crest patch on the head (well under 3% of the frame): its
+colour (:data:`PALETTE`, 10 colours) and, beyond 10 classes, its pattern. Class ``k`` has
+colour ``k mod 10`` and pattern ``solid``, ``ring`` or ``bar`` for ``k // 10`` = 0, 1, 2
+(:func:`class_detail`), so with 10 classes or fewer every crest is a solid disc and the
+classes differ in colour alone. The bird is on screen during one stretch of each video,
+25-35% of its frames by default (drawn uniformly per video; the paper's figure for
+YouTube-Birds is about 30%), or exactly ``visible_fraction`` of them when that is set (the
+redundancy knob of the dose-response study); elsewhere there is only a textured, slightly
 defocused background, filmed by a panning, swaying hand-held camera, with distractor blobs
 painted in the very colours of the crests, so neither a colour histogram nor a random frame
 answers the question.
+
+``visible_fraction`` changes only the bird's stretch: the stretch of that length is centred
+where the default stretch is centred (clipped to the video), and every other random draw
+(the video list, the split, the background, the bird's path, the camera) is the one the
+default makes, so the videos of two fractions differ only in which frames show the bird.
+Left at ``None`` the output is byte for byte the default's (``synth.json`` included).
 
 Videos vary in length (3-30 s), frame rate (10 to 29.97 fps, including NTSC rates) and
 size (mostly >= 360p, some portrait). A few are deliberately longer than the card's
@@ -20,7 +31,8 @@ Output, under ``<root>/synthetic/``:
 
 * ``mirror/<id>.mp4``: H.264 (libx264, yuv420p) files, the stand-in for YouTube;
 * ``truth/<id>.json``: per frame, whether the bird is visible and where its crest is
-  (``[visible, cx, cy, r]`` in source pixels), for attention studies and tests;
+  (``[visible, cx, cy, r]`` in source pixels), and the visible stretch
+  (``visible_frames``: first, end), for attention studies and tests;
 * ``official/``: the three official-format files, then imported like
   ``ytfgvc annotations import``;
 * ``synth.json``: the generator's version (``schema``) and the config that made it; a
@@ -107,6 +119,8 @@ class SynthConfig(ConfigBase):
     too_small_fraction: float = 0.03
     min_duration_s: float = 3.0
     max_duration_s: float = 30.0
+    # The share of each video's frames that show the bird; None: drawn per video in VISIBLE_FRACTION.
+    visible_fraction: float | None = None
 
     def __post_init__(self) -> None:
         if not 2 <= self.classes <= len(PALETTE) * len(PATTERNS):
@@ -117,6 +131,16 @@ class SynthConfig(ConfigBase):
             raise YtfgvcError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if not 0 < self.min_duration_s <= self.max_duration_s:
             raise YtfgvcError("min_duration_s must be positive and at most max_duration_s")
+        if self.visible_fraction is not None and not 0 < self.visible_fraction <= 1:
+            raise YtfgvcError(f"--visible-fraction must be in (0, 1], got {self.visible_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as recorded in ``synth.json``; ``visible_fraction`` only when set (so the
+        default's record, and a dataset made before the knob existed, stay the same)."""
+        d = super().to_dict()
+        if d.get("visible_fraction") is None:
+            d.pop("visible_fraction", None)
+        return d
 
 
 @dataclass
@@ -290,14 +314,14 @@ def _distractors(r: np.random.Generator, n: int, world_w: int, world_h: int, s: 
     return out
 
 
-def render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
+def render_video(spec: VideoSpec, seed: int, out_path: Path, visible_fraction: float | None = None) -> dict[str, Any]:
     """Render and encode one video; returns its truth record."""
     import cv2
 
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # threaded OpenCV kernels split rows differently from run to run: keep it seeded
     try:
-        return _render_video(spec, seed, out_path)
+        return _render_video(spec, seed, out_path, visible_fraction)
     finally:
         cv2.setNumThreads(threads)
 
@@ -316,7 +340,21 @@ def _camera_sway(r: np.random.Generator, n: int, fps: Fraction) -> np.ndarray:
     return keys[k] + (keys[k + 1] - keys[k]) * u[:, None]
 
 
-def _frames(spec: VideoSpec, seed: int) -> tuple[tuple[int, int], Iterator[tuple[np.ndarray, list[int]]]]:
+def visible_span(n: int, default: tuple[int, int], fraction: float | None) -> tuple[int, int]:
+    """The frames ``[start, end)`` that show the bird: ``default``, or ``fraction`` of the ``n``
+    frames (at least 2) centred on the default stretch's centre and shifted inside the video."""
+    if fraction is None:
+        return default
+    length = min(n, max(2, int(round(fraction * n))))
+    centre = (default[0] + default[1]) / 2
+    start = int(np.floor(centre - length / 2))
+    start = min(max(0, start), n - length)
+    return start, start + length
+
+
+def _frames(
+    spec: VideoSpec, seed: int, visible_fraction: float | None = None
+) -> tuple[tuple[int, int], Iterator[tuple[np.ndarray, list[int]]]]:
     """The video's frames before encoding: ``(visible span, iterator of (BGR frame, truth row))``."""
     import cv2
 
@@ -336,6 +374,9 @@ def _frames(spec: VideoSpec, seed: int) -> tuple[tuple[int, int], Iterator[tuple
     frac = r.uniform(*VISIBLE_FRACTION)
     vis_len = max(2, int(round(frac * n)))
     vis_start = int(r.integers(0, n - vis_len + 1))
+    # The knob replaces the stretch after the default's draws, so every later draw is unchanged.
+    vis_start, vis_end = visible_span(n, (vis_start, vis_start + vis_len), visible_fraction)
+    vis_len = vis_end - vis_start
     colour, pattern = class_detail(spec.label)
     scale = s * r.uniform(0.9, 1.15)
     facing = 1 if r.random() < 0.5 else -1
@@ -359,11 +400,11 @@ def _frames(spec: VideoSpec, seed: int) -> tuple[tuple[int, int], Iterator[tuple
     return (vis_start, vis_start + vis_len), frames()
 
 
-def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
+def _render_video(spec: VideoSpec, seed: int, out_path: Path, visible_fraction: float | None) -> dict[str, Any]:
     import av
     import cv2
 
-    visible, frames = _frames(spec, seed)
+    visible, frames = _frames(spec, seed, visible_fraction)
     frames_truth = []
     with av.open(str(out_path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=spec.fps)
@@ -394,11 +435,11 @@ def _render_video(spec: VideoSpec, seed: int, out_path: Path) -> dict[str, Any]:
     }
 
 
-def _render_one(args: tuple[VideoSpec, int, str]) -> int:
-    spec, seed, root = args
+def _render_one(args: tuple[VideoSpec, int, str, float | None]) -> int:
+    spec, seed, root, visible_fraction = args
     layout = DatasetLayout(Path(root), DATASET)
     with atomic_path(layout.mirror_video(spec.video_id)) as tmp:
-        truth = render_video(spec, seed, tmp)
+        truth = render_video(spec, seed, tmp, visible_fraction)
         write_json_atomic(layout.truth_path(spec.video_id), truth, indent=None)
     return layout.mirror_video(spec.video_id).stat().st_size
 
@@ -445,7 +486,7 @@ def generate(
         s for s in specs if not layout.mirror_video(s.video_id).is_file() or not layout.truth_path(s.video_id).is_file()
     ]
     jobs = jobs or min(len(todo), os.cpu_count() or 1) or 1
-    work = [(s, cfg.seed, str(root)) for s in todo]
+    work = [(s, cfg.seed, str(root), cfg.visible_fraction) for s in todo]
     if progress:
         from tqdm import tqdm
 

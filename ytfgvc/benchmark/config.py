@@ -32,7 +32,7 @@ import yaml
 
 from ytfgvc.benchmark.optim import OPTIMIZERS, POLICIES
 from ytfgvc.benchmark.recipes import RECIPES, recipe_for
-from ytfgvc.config import ConfigBase, did_you_mean, read_yaml_mapping
+from ytfgvc.config import ConfigBase, deep_merge, did_you_mean, read_yaml_mapping
 from ytfgvc.data.transforms import SCALES
 from ytfgvc.errors import YtfgvcError
 
@@ -257,13 +257,6 @@ def preset_dict(method: str, preset: str, modality: str = "rgb") -> dict[str, An
         if known:
             base["model"]["kwargs"].update(backbone="resnet18", pretrained=False)
     return base
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -67,20 +67,37 @@ def import_cmd(dataset: str, src: Path, force: bool, root: Path, as_json: bool) 
     "--videos-per-class", default=default_of(SynthConfig, "videos_per_class"), show_default=True, help="Per class."
 )
 @click.option("--seed", default=default_of(SynthConfig, "seed"), show_default=True, help="Everything follows from it.")
+@click.option(
+    "--visible-fraction",
+    type=float,
+    default=None,
+    help="Share of each video's frames that show the bird, in (0, 1] [drawn per video in 0.25-0.35]; "
+    "the rest of every video is the default's.",
+)
 @click.option("--jobs", default=0, help="Worker processes (default: all cores).")
 @click.option("--force", is_flag=True, help="Delete a synthetic dataset made with other settings first.")
 @root_option
 @json_option
-def synth(classes: int, videos_per_class: int, seed: int, jobs: int, force: bool, root: Path, as_json: bool) -> None:
+def synth(
+    classes: int,
+    videos_per_class: int,
+    seed: int,
+    visible_fraction: float | None,
+    jobs: int,
+    force: bool,
+    root: Path,
+    as_json: bool,
+) -> None:
     """Generate the offline synthetic fine-grained dataset and its mirror.
 
     \b
     Example:
       ytfgvc synth --classes 10 --videos-per-class 16 --seed 0
+      ytfgvc synth --visible-fraction 0.1 --root /tmp/sparse
     """
     from ytfgvc.synth import SynthConfig, generate
 
-    cfg = SynthConfig(classes=classes, videos_per_class=videos_per_class, seed=seed)
+    cfg = SynthConfig(classes=classes, videos_per_class=videos_per_class, seed=seed, visible_fraction=visible_fraction)
     r = generate(root, cfg, jobs=jobs, force=force, progress=not as_json)
     text = (
         f"synthetic: {r.videos} videos ({r.generated} made, {r.skipped} already there), "

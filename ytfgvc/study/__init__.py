@@ -2,7 +2,11 @@
 
 * :mod:`ytfgvc.study.run` — the study file, the data, the runs (:func:`run_study` is what
   ``ytfgvc study`` calls);
-* :mod:`ytfgvc.study.report` — the report rebuilt from the run folders;
+* :mod:`ytfgvc.study.record` — ``study.json`` (labels, data, sessions) and merging results;
+* :mod:`ytfgvc.study.results` — the committed results: every run's scores and top-5 predictions;
+* :mod:`ytfgvc.study.stats` — seed-level statistics (hierarchical bootstrap, tests across seeds);
+* :mod:`ytfgvc.study.report` — the reports rebuilt from the results;
+* :mod:`ytfgvc.study.dose` — the dose-response report (RRA − TSN against redundancy);
 * :mod:`ytfgvc.study.attention` — where RRA's glimpses look, against the planted detail.
 """
 
