@@ -27,7 +27,7 @@ def _seeds(value: str | None) -> list[int] | None:
     type=click.Choice(["gpu", "cpu", "micro"]),
     default="gpu",
     show_default=True,
-    help="Size: gpu (one GPU, minutes), cpu (2 cores, under an hour; rra-vs-tsn only), micro (a plumbing check, "
+    help="Size: gpu (one GPU, minutes), cpu (2 cores, hours; rra-vs-tsn only), micro (a plumbing check, "
     "seconds).",
 )
 @click.option(
