@@ -132,7 +132,7 @@ def test_a_full_disk_at_a_frame_write_gives_one_line_and_nothing_half_written(tm
     def full_at_third_video(self, number, native, frame):
         seen.append(self.job.video_id) if self.job.video_id not in seen else None
         if len(seen) == 3:
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.frames_tmp / "img_00001.jpg"))
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.frames_sink.path / "img_00001.jpg"))
         return real(self, number, native, frame)
 
     args = ["prepare", "synthetic", "--root", str(layout.root), "--jobs", "1", "--json"]
