@@ -27,8 +27,7 @@ def _seeds(value: str | None) -> list[int] | None:
     type=click.Choice(["gpu", "cpu", "micro"]),
     default="gpu",
     show_default=True,
-    help="Size: gpu (one GPU, minutes), cpu (2 cores, hours; rra-vs-tsn only), micro (a plumbing check, "
-    "seconds).",
+    help="Size: gpu (one GPU, minutes), cpu (2 cores, hours; rra-vs-tsn only), micro (a plumbing check, seconds).",
 )
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="The runs folder [ROOT/runs]."
