@@ -199,7 +199,11 @@ def test_prepare_worker_killed_mid_video_is_retried_and_reported_once(
     assert not [p for p in layout.flow_root.iterdir() if p.name.startswith(".")]  # the dead attempt's folder swept
     ref = prepared_files(prepared_reference)
     got = prepared_files(root)
-    assert {k: v for k, v in got.items() if not k.startswith("flow/")} == {
-        k: v for k, v in ref.items() if not k.startswith("flow/")
-    }
+    # Flow for all 10 here, for 2 in the reference: the flow lists and their counts in lists/meta.json differ
+    flowless = {k: v for k, v in ref.items() if not k.startswith(("flow/", "lists/flow_", "lists/meta.json"))}
+    assert {k: v for k, v in got.items() if not k.startswith(("flow/", "lists/flow_", "lists/meta.json"))} == flowless
+    meta, ref_meta = dict(got["lists/meta.json"]), dict(ref["lists/meta.json"])
+    assert meta.pop("flow") == {"train": 7, "test": 3} and ref_meta.pop("flow") == {"train": 2, "test": 0}
+    assert meta == ref_meta
+    assert got["lists/flow_test.txt"].count(b"\n") == 3  # every video with flow is listed
     assert all(got[k] == v for k, v in ref.items() if k.startswith("flow/"))  # the two the reference has
