@@ -312,6 +312,18 @@ class PackedReader:
             self._index = self._parse_directory()
         return self._index
 
+    def advise(self, names: list[str], advice: int) -> None:
+        """``posix_fadvise(advice)`` over each of ``names`` (its local header and data) that the archive holds.
+
+        What :func:`ytfgvc.data.rawframes.read_frames` does per file of the folder store: drop a
+        member from the page cache (``POSIX_FADV_DONTNEED``), or have the kernel read it ahead
+        (``POSIX_FADV_WILLNEED``).
+        """
+        for name in names:
+            found = self.locate(name)
+            if found is not None:
+                os.posix_fadvise(self.fd, found[0], _LOCAL.size + len(name.encode()) + found[1], advice)
+
     def names(self) -> list[str]:
         """Every member name, in the directory's order (sorted by name for this writer's archives)."""
         return list(self._members())
