@@ -137,9 +137,11 @@ def missing_frames(
             missing.append(r.video_id)
             continue
         ends = (*unit_names(modality, 0, flow_stack)[:1], unit_names(modality, r.num_frames - 1, flow_stack)[-1])
-        if not all(files.has(name) for name in ends):
-            missing.append(r.video_id)
-        files.close()
+        try:
+            if not all(files.has(name) for name in ends):
+                missing.append(r.video_id)
+        finally:
+            files.close()
     return missing
 
 
