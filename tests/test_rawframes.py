@@ -271,7 +271,7 @@ def test_files_are_read_ahead_in_order_and_errors_come_at_their_turn(layout, tmp
     # A missing file is named when its turn comes; the files opened ahead of it are closed.
     missing = tmp_path / "img_00009.jpg"
     before = len(os.listdir("/proc/self/fd"))
-    with pytest.raises(YtfgvcError, match=f"cannot read frame {missing}"):
+    with pytest.raises(YtfgvcError, match=f"cannot read frame {missing}: No such file or directory;"):
         rawframes.read_frames([*paths[:2], missing, *paths[2:]], 8)
     assert len(os.listdir("/proc/self/fd")) == before
 

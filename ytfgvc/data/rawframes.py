@@ -523,7 +523,7 @@ def _read_fd(path: Path, fd: int | OSError) -> torch.Tensor:
         finally:
             os.close(fd)
     except OSError as e:
-        raise YtfgvcError(f"cannot read frame {path}: {e}", _HINT) from None
+        raise YtfgvcError(f"cannot read frame {path}: {e.strerror or e}", _HINT) from None  # the path once
     if data[:2] != b"\xff\xd8" or done < len(data):
         why = "cut short while read" if done < len(data) else "not a JPEG file (no start-of-image marker)"
         raise YtfgvcError(f"cannot decode frame {path}: {why}", _HINT)
