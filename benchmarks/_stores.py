@@ -3,7 +3,8 @@
 ``train_throughput.py --store packed`` packs each video's frames (and flow) folder into its
 archive, as ``ytfgvc prepare --repack`` does; ``--modality flow`` first writes ``L`` flow
 fields per frame (``flow_x_*.jpg``/``flow_y_*.jpg``, grey JPEGs of smooth fields, about the
-size of TV-L1's), numbered as ``ytfgvc prepare --flow`` numbers them.
+size of TV-L1's), numbered as ``ytfgvc prepare --flow`` numbers them. ``store.py`` makes its
+frames and fields with the same :func:`jpeg_pool`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from ytfgvc.store import META_NAME
 from ytfgvc.store.repack import repack_folder
 
 
-def flow_pool(w: int, h: int, n: int = 64, seed: int = 1) -> list[bytes]:
-    """``n`` distinct grey JPEGs (quality 95) of smooth fields around 128 (still)."""
+def jpeg_pool(n: int, w: int, h: int, grey: bool, seed: int) -> list[bytes]:
+    """Distinct smooth-plus-noise JPEGs (quality 95, as prepare writes them): about 31 kB a 340x256
+    frame and 8 kB a flow field, the sizes of filmed frames and of smooth TV-L1 fields."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -26,16 +28,17 @@ def flow_pool(w: int, h: int, n: int = 64, seed: int = 1) -> list[bytes]:
     out = []
     for i in range(n):
         fx, fy, phase = rng.uniform(0.01, 0.05, 3)
-        field = 128 + 20 * np.sin(fx * xx + fy * yy + phase + 0.1 * i) + rng.normal(0, 0.5, (h, w))
-        grey = np.clip(field, 0, 255).astype(np.uint8)
-        out.append(cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+        base = 128 + (20 if grey else 60) * np.sin(fx * xx + fy * yy + phase + 0.1 * i)
+        img = base[..., None] if grey else base[..., None] * rng.uniform(0.5, 1, 3)
+        img = np.clip(img + rng.normal(0, 0.5 if grey else 5, img.shape), 0, 255).astype(np.uint8)
+        out.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
     return out
 
 
 def prepare_store(layout: DatasetLayout, store: str, modality: str, flow_stack: int, size: str) -> None:
     """Each video of ``layout`` gets its meta (flow stacks for ``modality='flow'``), packed if ``store='packed'``."""
     w, h = (int(v) for v in size.split("x"))
-    pool = flow_pool(w, h) if modality == "flow" else []
+    pool = jpeg_pool(64, w, h, grey=True, seed=1) if modality == "flow" else []
     for v, folder in enumerate(sorted(p for p in layout.frames_root.iterdir() if p.is_dir())):
         frames = sum(1 for p in folder.iterdir() if p.name.startswith("img_"))
         if not (folder / META_NAME).is_file():

@@ -41,9 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's ytfgvc, installed or not
+
+from _stores import jpeg_pool  # noqa: E402  (this script's folder)
 
 from ytfgvc.layout import DatasetLayout  # noqa: E402
 from ytfgvc.store import PackedReader, PackedWriter  # noqa: E402
@@ -67,23 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------- the data
-
-
-def jpeg_pool(n: int, w: int, h: int, grey: bool, seed: int) -> list[bytes]:
-    """Distinct smooth-plus-noise JPEGs (quality 95, as prepare writes them): about 31 kB a 340x256
-    frame and 8 kB a flow field, the sizes of filmed frames and of smooth TV-L1 fields."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = []
-    for i in range(n):
-        fx, fy, phase = rng.uniform(0.01, 0.05, 3)
-        base = 128 + (20 if grey else 60) * np.sin(fx * xx + fy * yy + phase + 0.1 * i)
-        img = base[..., None] if grey else base[..., None] * rng.uniform(0.5, 1, 3)
-        img = np.clip(img + rng.normal(0, 0.5 if grey else 5, img.shape), 0, 255).astype(np.uint8)
-        out.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
-    return out
 
 
 def video_files(args: argparse.Namespace, v: int, pools: dict[str, list[bytes]]) -> dict[str, dict[str, bytes]]:

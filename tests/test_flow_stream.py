@@ -121,3 +121,21 @@ def test_a_flow_backbone_starts_from_the_rgb_weights_with_flows_normalisation(tm
     assert model(torch.randn(2, 2, 4, 32, 32)).logits.shape == (2, 3) and model.input_std == (pytest.approx(0.226),)
     with pytest.raises(ValueError, match=r"expected frames \(B, T, 4, H, W\)"):
         model(torch.randn(2, 2, 3, 32, 32))
+
+
+def test_flow_of_another_stack_size_or_without_its_meta_is_refused_with_a_fix_that_works(stores, tmp_path):
+    from types import SimpleNamespace
+
+    from ytfgvc.benchmark.data import check_flow
+    from ytfgvc.errors import YtfgvcError
+
+    records = read_list(stores["folder"], "train")
+    with pytest.raises(YtfgvcError, match=f"stacks of {STACK} fields in jpg, the config asks for 1 in jpg") as e:
+        check_flow(stores["folder"], records, "train", SimpleNamespace(dataset="synthetic", flow_stack=1))
+    assert e.value.hint.endswith(f"--flow-stack 1 --force`, or --set flow_stack={STACK}")
+    layout = make_prepared(tmp_path, classes=2, train_per_class=1, test_per_class=1, flow_stack=2)
+    records = read_list(layout, "train")
+    (layout.flow_dir(records[0].video_id) / "meta.json").write_text("{torn")
+    with pytest.raises(YtfgvcError, match="no readable meta.json") as e:
+        check_flow(layout, records, "train", SimpleNamespace(dataset="synthetic", flow_stack=2))
+    assert "None" not in str(e.value) + e.value.hint and e.value.hint.endswith("--flow-stack 2 --force`")

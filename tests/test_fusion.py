@@ -69,6 +69,9 @@ def test_fusion_is_tsns_weighted_sum_as_computed_by_hand(tmp_path):
     assert "weights" in alone.metrics["recipe"]["changed"]
     with pytest.raises(YtfgvcError, match="holds a fusion of other runs or weights"):
         fuse_runs(rgb, flow, (1.0, 1.0))
+    with pytest.raises(YtfgvcError, match="holds a flow run, not a fusion; it is left as it is"):
+        fuse_runs(rgb, flow, run_name="smoke-flow-seed0")  # the name of a stream's own run
+    assert read_scores(RunFiles(flow).scores)[2].tolist() == FLOW.tolist()
     with pytest.raises(YtfgvcError, match="an RGB run, then a flow run"):
         fuse_runs(flow, rgb)
     with pytest.raises(YtfgvcError, match="--weights"):

@@ -271,9 +271,31 @@ def test_files_are_read_ahead_in_order_and_errors_come_at_their_turn(layout, tmp
     # A missing file is named when its turn comes; the files opened ahead of it are closed.
     missing = tmp_path / "img_00009.jpg"
     before = len(os.listdir("/proc/self/fd"))
-    with pytest.raises(YtfgvcError, match=f"cannot read frame {missing}"):
+    with pytest.raises(YtfgvcError, match=f"cannot read frame {missing}: No such file or directory;"):
         rawframes.read_frames([*paths[:2], missing, *paths[2:]], 8)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_an_archives_members_are_read_ahead_and_dropped_from_the_cache_as_files_are(tmp_path, monkeypatch):
+    """``--cold`` and read-ahead apply to the packed store too (they once applied to folders only)."""
+    packed = make_prepared(tmp_path, classes=2, train_per_class=2, test_per_class=1, store="packed")
+    records = read_list(packed, "train")
+    plan, crop = FramePlan("segments", 2, train=False), OverSample(24, 1)
+    hints, real_fadvise = [], os.posix_fadvise
+    monkeypatch.setattr(
+        os, "posix_fadvise", lambda fd, o, n, how: hints.append((o, n, how)) or real_fadvise(fd, o, n, how)
+    )
+    batches = {}
+    for ahead, drop in [(0, False), (32, False), (32, True)]:
+        ds = RawFrameDataset(packed, records, plan, crop, stage="frames")
+        ds.read_ahead, ds.drop_cache = ahead, drop
+        hints.clear()
+        batches[(ahead, drop)] = ds.__getitems__([0, 1, 2])["frames"]
+        members = sum(len(ds._sample(k).units) for k in [0, 1, 2])
+        assert [h for _, _, h in hints].count(os.POSIX_FADV_WILLNEED) == (members if ahead else 0)
+        assert [h for _, _, h in hints].count(os.POSIX_FADV_DONTNEED) == (members if drop else 0)
+        assert all(n > 30 for _, n, _ in hints)  # a member's header and data, not the whole archive
+    assert all(torch.equal(b, batches[(0, False)]) for b in batches.values())
 
 
 def test_read_ahead_stays_within_its_window(layout, monkeypatch):

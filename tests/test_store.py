@@ -94,6 +94,27 @@ def test_the_reader_names_what_is_missing_or_damaged(prepared, tmp_path):
         PackedReader(archive)
 
 
+def test_an_archive_cut_inside_its_end_record_is_refused_by_name(prepared, tmp_path):
+    archive = pack_one(prepared, sorted(stored_ids(prepared, "frames"))[0], tmp_path)
+    data = archive.read_bytes()
+    end = data.rfind(b"PK\x05\x06")
+    for cut in range(end + 4, len(data) - 22 + 1, 7):  # the end record's signature kept, its fields cut
+        archive.write_bytes(data[: min(cut, end + 21)])
+        with pytest.raises(PackedError, match="not a ZIP archive, or is cut short"):
+            PackedReader(archive)
+
+
+def test_member_names_with_multibyte_characters_are_found(tmp_path):
+    names = ["\u00e9_1.jpg", "a_12.jpg", "b_12.jpg", *(f"c_{i:02d}.jpg" for i in range(10))]  # 8 bytes each
+    archive = tmp_path / "utf8.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in names:  # the multi-byte name first
+            z.writestr(name, name.encode())
+    with PackedReader(archive) as r:
+        assert sorted(r.names()) == sorted(names)
+        assert all(r.read(n) == n.encode() for n in names)
+
+
 def pack_one(layout: DatasetLayout, vid: str, where: Path) -> Path:
     out = where / f"{vid}.zip"
     w = PackedWriter(out)

@@ -64,18 +64,24 @@ def check_flow(layout: DatasetLayout, records: list[VideoRecord], split: str, cf
     """Every listed video has flow stacks of ``cfg.flow_stack`` JPEG fields; else an error naming the fix."""
     from ytfgvc.store import read_meta
 
-    fix = f"run `ytfgvc prepare {cfg.dataset} --flow --flow-stack {cfg.flow_stack}`"
+    command = f"ytfgvc prepare {cfg.dataset} --flow --flow-stack {cfg.flow_stack}"
     missing = missing_frames(layout, records, "flow", cfg.flow_stack)
     if missing:
         raise YtfgvcError(
-            f"no flow stacks for {len(missing)} of {len(records)} {split} videos (first: {', '.join(missing[:3])})", fix
+            f"no flow stacks for {len(missing)} of {len(records)} {split} videos (first: {', '.join(missing[:3])})",
+            f"run `{command}`",
         )
-    meta = read_meta(layout, "flow", records[0].video_id) or {}
-    if meta.get("stack") != cfg.flow_stack or meta.get("format", "jpg") != "jpg":
+    vid, meta = records[0].video_id, read_meta(layout, "flow", records[0].video_id)
+    if meta is None:
         raise YtfgvcError(
-            f"the flow of {records[0].video_id} has stacks of {meta.get('stack')} fields in {meta.get('format')}, "
-            f"the config asks for {cfg.flow_stack} in jpg",
-            f"{fix} --force, or --set flow_stack={meta.get('stack')}",
+            f"the flow of {vid} has no readable meta.json (its stack size is unknown)", f"run `{command} --force`"
+        )
+    stack, fmt = meta.get("stack"), meta.get("format", "jpg")
+    if stack != cfg.flow_stack or fmt != "jpg":
+        other = f", or --set flow_stack={stack}" if fmt == "jpg" and isinstance(stack, int) else ""
+        raise YtfgvcError(
+            f"the flow of {vid} has stacks of {stack} fields in {fmt}, the config asks for {cfg.flow_stack} in jpg",
+            f"run `{command} --force`{other}",
         )
 
 

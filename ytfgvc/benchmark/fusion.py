@@ -180,7 +180,10 @@ def _already(folder: Path, streams: dict[str, Any], weights: tuple[float, float]
     if not files.finished:
         return None
     metrics = json.loads(files.metrics.read_text())
-    f = metrics.get("fusion") or {}
+    f = metrics.get("fusion")
+    if f is None:
+        what = f"a {metrics.get('modality', 'rgb')} run, not a fusion"
+        raise YtfgvcError(f"{folder} holds {what}; it is left as it is", "pass --run-name NAME for the fused run")
     same = f.get("weights") == {"rgb": weights[0], "flow": weights[1]} and all(
         (f.get("streams") or {}).get(k, {}).get("scores_sha256") == v["scores_sha256"] for k, v in streams.items()
     )

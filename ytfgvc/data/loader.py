@@ -144,7 +144,7 @@ class DeviceBatch:
         self.channels_last = channels_last
 
     def pixels(self, batch: dict) -> torch.Tensor:
-        """uint8 ``(B, V, T, 3, S, S)`` on the device."""
+        """uint8 ``(B, V, T, C, S, S)`` on the device."""
         if "pixels" in batch:
             return batch["pixels"].to(self.device, non_blocking=True)
         if "slot" in batch:  # decoded into the loader's ring

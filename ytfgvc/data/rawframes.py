@@ -22,6 +22,7 @@ concatenates them). A horizontal flip of a flow clip also turns every x channel 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import time
@@ -41,7 +42,7 @@ from ytfgvc.data.transforms import MultiScaleCrop, OverSample, apply_views, appl
 from ytfgvc.datasets.official import MAX_LABEL_ID
 from ytfgvc.errors import ValidationError, YtfgvcError
 from ytfgvc.layout import DatasetLayout, is_valid_video_id
-from ytfgvc.store import FolderFiles, PackedError, StoreReader, VideoFiles, open_video
+from ytfgvc.store import FolderFiles, PackedError, PackedFiles, StoreReader, VideoFiles, open_video
 
 MAX_LIST_LINES = 10_000_000
 MAX_LIST_FRAMES = 10_000_000  # frames of one video: 29 days at 4 fps
@@ -136,9 +137,11 @@ def missing_frames(
             missing.append(r.video_id)
             continue
         ends = (*unit_names(modality, 0, flow_stack)[:1], unit_names(modality, r.num_frames - 1, flow_stack)[-1])
-        if not all(files.has(name) for name in ends):
-            missing.append(r.video_id)
-        files.close()
+        try:
+            if not all(files.has(name) for name in ends):
+                missing.append(r.video_id)
+        finally:
+            files.close()
     return missing
 
 
@@ -236,9 +239,16 @@ class RawFrameDataset(Dataset):
 
     def _read_units(self, units: list[tuple[VideoFiles, tuple[str, ...]]]) -> list[torch.Tensor]:
         """The bytes of every file of ``units`` (video, names), in order; a folder store's files in one pass
-        of :func:`read_frames` (read ahead), an archive's through its reader."""
+        of :func:`read_frames`, an archive's through its reader, both read ahead (and dropped from the
+        page cache first with :attr:`drop_cache`)."""
         files = [(video, name) for video, names in units for name in names]
         paths = [video.folder / name for video, name in files if isinstance(video, FolderFiles)]
+        members: dict[int, tuple[PackedFiles, list[str]]] = {}
+        for video, name in files:
+            if isinstance(video, PackedFiles):
+                members.setdefault(id(video), (video, []))[1].append(name)
+        for video, names in members.values():
+            _advise_members(video, names, self.read_ahead, self.drop_cache)
         folder_blobs = iter(read_frames(paths, self.read_ahead, self.drop_cache))
         return [next(folder_blobs) if isinstance(v, FolderFiles) else _read(v, n) for v, n in files]
 
@@ -475,6 +485,19 @@ def read_frames(paths: list[Path], read_ahead: int = READ_AHEAD, drop_cache: boo
     return out
 
 
+def _advise_members(video: PackedFiles, names: list[str], read_ahead: int, drop_cache: bool) -> None:
+    """:func:`read_frames`'s page-cache advice for members of one archive: all of them ahead (no descriptor
+    each to hold open), dropped from the cache first with ``drop_cache``; a member it lacks is named
+    when it is read."""
+    if not _FADVISE:
+        return
+    with contextlib.suppress(OSError, PackedError):  # advice only: what cannot be read is named by the read
+        if drop_cache:
+            video.reader.advise(names, os.POSIX_FADV_DONTNEED)
+        if read_ahead > 0:
+            video.reader.advise(names, os.POSIX_FADV_WILLNEED)
+
+
 def _open(path: Path, drop_cache: bool, announce: bool) -> int | OSError:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -500,7 +523,7 @@ def _read_fd(path: Path, fd: int | OSError) -> torch.Tensor:
         finally:
             os.close(fd)
     except OSError as e:
-        raise YtfgvcError(f"cannot read frame {path}: {e}", _HINT) from None
+        raise YtfgvcError(f"cannot read frame {path}: {e.strerror or e}", _HINT) from None  # the path once
     if data[:2] != b"\xff\xd8" or done < len(data):
         why = "cut short while read" if done < len(data) else "not a JPEG file (no start-of-image marker)"
         raise YtfgvcError(f"cannot decode frame {path}: {why}", _HINT)

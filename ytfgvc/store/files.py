@@ -29,10 +29,6 @@ class VideoFiles:
         """Every file name, sorted."""
         raise NotImplementedError
 
-    def sizes(self) -> dict[str, int]:
-        """File name -> bytes."""
-        raise NotImplementedError
-
     def has(self, name: str) -> bool:
         raise NotImplementedError
 
@@ -59,10 +55,8 @@ class FolderFiles(VideoFiles):
         return (self.folder / name).read_bytes()
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.folder.iterdir() if p.is_file())
-
-    def sizes(self) -> dict[str, int]:
-        return {n: (self.folder / n).stat().st_size for n in self.names()}
+        with os.scandir(self.folder) as entries:  # the entries' types: no stat per file
+            return sorted(e.name for e in entries if e.is_file())
 
     def has(self, name: str) -> bool:
         return (self.folder / name).is_file()
@@ -95,9 +89,6 @@ class PackedFiles(VideoFiles):
 
     def names(self) -> list[str]:
         return sorted(self.reader.names())
-
-    def sizes(self) -> dict[str, int]:
-        return self.reader.sizes()
 
     def has(self, name: str) -> bool:
         return self.reader.locate(name) is not None

@@ -128,28 +128,29 @@ class PackedReader:
         n = min(self.size, _TAIL)
         tail = os.pread(self.fd, n, self.size - n)
         at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) - at < _EOCD.size:
-            if n < self.size and self.size > _TAIL:  # a long comment (another tool's archive)
-                n = min(self.size, _EOCD.size + _MAX_U16)
-                tail = os.pread(self.fd, n, self.size - n)
-                at = tail.rfind(b"PK\x05\x06")
-            if at < 0:
-                raise PackedError(f"{self.path} is not a ZIP archive (no end of central directory)", _REDO)
+        if at < 0 and n < self.size:  # a comment longer than the tail read (another tool's archive)
+            n = min(self.size, _EOCD.size + _MAX_U16)
+            tail = os.pread(self.fd, n, self.size - n)
+            at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < _EOCD.size:  # none, or cut short inside it
+            raise PackedError(f"{self.path} is not a ZIP archive, or is cut short (no end of central directory)", _REDO)
         self._tail, self._tail_start = tail, self.size - n
         _, _, _, _, entries, cd_size, cd_offset, comment_len = _EOCD.unpack_from(tail, at)
         comment = tail[at + _EOCD.size : at + _EOCD.size + comment_len]
-        if _MAX_U16 in (entries,) or _MAX_U32 in (cd_size, cd_offset):
+        if entries == _MAX_U16 or _MAX_U32 in (cd_size, cd_offset):
             entries, cd_size, cd_offset = self._zip64_end(self.size - n + at)
         if cd_offset + cd_size > self.size:
             raise PackedError(f"{self.path} is cut short (its central directory lies past its end)", _REDO)
         return cd_offset, cd_size, entries, comment
 
     def _zip64_end(self, eocd_at: int) -> tuple[int, int, int]:
-        loc = os.pread(self.fd, _EOCD64_LOCATOR.size, eocd_at - _EOCD64_LOCATOR.size)
-        sig, _, offset, _ = _EOCD64_LOCATOR.unpack(loc)
-        if sig != b"PK\x06\x07":
+        loc = os.pread(self.fd, _EOCD64_LOCATOR.size, max(0, eocd_at - _EOCD64_LOCATOR.size))
+        if eocd_at < _EOCD64_LOCATOR.size or loc[:4] != b"PK\x06\x07":
             raise PackedError(f"{self.path}: a ZIP64 archive without its locator", _REDO)
-        rec = _EOCD64.unpack(os.pread(self.fd, _EOCD64.size, offset))
+        buf = os.pread(self.fd, _EOCD64.size, _EOCD64_LOCATOR.unpack(loc)[2])
+        if len(buf) != _EOCD64.size or buf[:4] != b"PK\x06\x06":
+            raise PackedError(f"{self.path}: a ZIP64 archive without its end record", _REDO)
+        rec = _EOCD64.unpack(buf)
         return rec[7], rec[8], rec[9]
 
     def _pread(self, size: int, offset: int) -> bytes:
@@ -174,10 +175,8 @@ class PackedReader:
         The first few lookups search the directory for the name; a reader asked for more
         (a whole archive read, listed or verified) parses the directory into a dict once.
         """
-        if self._index is None and self._lookups >= _SEARCHES:
-            self._index = self._parse_directory()
-        if self._index is not None:
-            return self._index.get(name)
+        if self._index is not None or self._lookups >= _SEARCHES:
+            return self._members().get(name)
         found = self._bisect(name.encode())
         if found is not None:
             return found
@@ -240,6 +239,8 @@ class PackedReader:
         if not usual:
             return None
         names = rows[:, _CENTRAL.size :].tobytes().decode("utf-8")
+        if len(names) != count * n:  # names with multi-byte characters: not n characters each
+            return None
         offsets, sizes, crcs = offsets.tolist(), sizes.tolist(), field(16, 20, "<u4").tolist()
         return {names[i * n : (i + 1) * n]: (offsets[i], sizes[i], crcs[i]) for i in range(count)}
 
@@ -269,9 +270,9 @@ class PackedReader:
             out, count = {}, 0
         cd, at = self._directory(), stride * count
         for _ in range(self.entries - count):
-            f = _CENTRAL.unpack_from(cd, at)
-            if f[0] != b"PK\x01\x02":
+            if at + _CENTRAL.size > len(cd) or cd[at : at + 4] != b"PK\x01\x02":
                 raise PackedError(f"{self.path}: damaged central directory", _REDO)
+            f = _CENTRAL.unpack_from(cd, at)
             name = cd[at + _CENTRAL.size : at + _CENTRAL.size + f[10]].decode("utf-8")
             out[name] = self._entry(name, cd, at, f)
             at += _CENTRAL.size + f[10] + f[11] + f[12]
@@ -305,20 +306,36 @@ class PackedReader:
             raise PackedError(f"{self.path}: member {name} is damaged (cut short or CRC mismatch)", _REDO)
         return data
 
+    def _members(self) -> dict[str, tuple[int, int, int]]:
+        """Every member (see :meth:`_parse_directory`), parsed once."""
+        if self._index is None:
+            self._index = self._parse_directory()
+        return self._index
+
+    def advise(self, names: list[str], advice: int) -> None:
+        """``posix_fadvise(advice)`` over each of ``names`` (its local header and data) that the archive holds.
+
+        What :func:`ytfgvc.data.rawframes.read_frames` does per file of the folder store: drop a
+        member from the page cache (``POSIX_FADV_DONTNEED``), or have the kernel read it ahead
+        (``POSIX_FADV_WILLNEED``).
+        """
+        for name in names:
+            found = self.locate(name)
+            if found is not None:
+                os.posix_fadvise(self.fd, found[0], _LOCAL.size + len(name.encode()) + found[1], advice)
+
     def names(self) -> list[str]:
         """Every member name, in the directory's order (sorted by name for this writer's archives)."""
-        self._index = self._index if self._index is not None else self._parse_directory()
-        return list(self._index)
+        return list(self._members())
 
     def data_order(self) -> list[str]:
         """Every member name, in the order their bytes lie in the file: to read them all, front to back."""
-        self._index = self._index if self._index is not None else self._parse_directory()
-        return sorted(self._index, key=lambda n: self._index[n][0])
+        members = self._members()
+        return sorted(members, key=lambda n: members[n][0])
 
     def sizes(self) -> dict[str, int]:
         """Member name -> size in bytes (the ``stat`` of the folder store)."""
-        self._index = self._index if self._index is not None else self._parse_directory()
-        return {n: size for n, (_, size, _) in self._index.items()}
+        return {n: size for n, (_, size, _) in self._members().items()}
 
     def meta(self) -> dict[str, Any] | None:
         """``meta.json``, through the comment's pointer (two reads); None when absent or unreadable."""
