@@ -225,6 +225,14 @@ def test_results_merge_unites_sessions_and_refuses_conflicts(tmp_path: Path):
     (halves[1] / study.results / "runs.json").write_text(json.dumps(doc1))
     with pytest.raises(YtfgvcError, match="other results"):
         merge_results(study, halves[1], into, tmp_path / "figures")
+    # Another study's (or profile's) results folder is refused, even where its videos and labels agree.
+    doc0 = json.loads((halves[0] / study.results / "runs.json").read_text())
+    (halves[0] / study.results / "runs.json").write_text(json.dumps(dict(doc0, study="redundancy")))
+    with pytest.raises(YtfgvcError, match="not of rra-vs-tsn"):
+        merge_results(study, halves[0] / study.results, into, tmp_path / "figures")
+    (halves[0] / study.results / "runs.json").write_text(json.dumps(dict(doc0, profile="cpu")))
+    with pytest.raises(YtfgvcError, match="profile cpu"):
+        merge_results(study, halves[0] / study.results, into, tmp_path / "figures")
 
 
 # --------------------------------------------------------------------------- the micro profile, end to end

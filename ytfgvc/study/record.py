@@ -182,6 +182,13 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
             src_dir = src
         found, figures = _find_results(src_dir, study)
         head_new, runs_new = read_runs_json(found / RUNS)
+        if (head_new.get("study"), head_new.get("profile")) != (study.name, study.profile):
+            raise YtfgvcError(
+                f"{found / RUNS} holds results of study {head_new.get('study')} (profile {head_new.get('profile')}),"
+                f" not of {study.name} (profile {study.profile})",
+                f"merge it with: ytfgvc study {head_new.get('study')} --profile {head_new.get('profile')}"
+                " --results-only --merge ...",
+            )
         rec_new = read_record(found / RECORD)
         att_new = json.loads((found / ATTENTION).read_text()) if (found / ATTENTION).is_file() else {}
         into.mkdir(parents=True, exist_ok=True)
@@ -200,10 +207,11 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
             head, runs = read_runs_json(into / RUNS)
             rec = read_record(into / RECORD)
             att = json.loads((into / ATTENTION).read_text()) if (into / ATTENTION).is_file() else {}
+        other_data = "the two were made from different data (another synth config): merge exports of the same data only"
         if head["videos"] != head_new["videos"]:
-            raise YtfgvcError(f"{found / RUNS}: its test videos differ from {into / RUNS}'s")
+            raise YtfgvcError(f"{found / RUNS}: its test videos differ from {into / RUNS}'s", other_data)
         if rec and rec.get("test_labels") != rec_new.get("test_labels"):
-            raise YtfgvcError(f"{found / RECORD}: its test labels differ from {into / RECORD}'s")
+            raise YtfgvcError(f"{found / RECORD}: its test labels differ from {into / RECORD}'s", other_data)
         by_name = {r.name: r for r in runs}
         for r in runs_new:
             if r.name in by_name and by_name[r.name].__dict__ != r.__dict__:
