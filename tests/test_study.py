@@ -338,3 +338,20 @@ def test_few_seeds_do_not_make_a_verdict_the_t_interval_does_not_back():
     c = compare(rra, tsn)
     assert c.seed_level.interval[0] > 0 and c.test.t_interval[0] < 0  # the bootstrap over 2 seeds is too narrow
     assert "does not establish" in verdict(c) and "beats" not in verdict(c)
+
+
+def test_attention_comparison_without_common_seeds_says_n_a(tmp_path: Path):
+    """RRA and an ablation measured on different seeds (a part of a session): no comparison, no crash."""
+    from ytfgvc.study.attention import compare_on_crest
+    from ytfgvc.study.report import attention_sections, by_variant, load_results
+
+    study = load_study("crest-attention", "gpu")
+    results = fake_results(study, tmp_path / "results")
+    att = json.loads((results / "attention.json").read_text())
+    att["runs"] = {k: e for k, e in att["runs"].items() if (e["variant"] == "rra") == (e["seed"] == 0)}
+    (results / "attention.json").write_text(json.dumps(att))
+    doc = json.loads((results / "attention.json").read_text())
+    assert compare_on_crest(doc, "rra", "no_bn") == []
+    data = load_results(study, tmp_path, tmp_path, results)
+    lines = attention_sections(study, data, by_variant(study, data), tmp_path / "README.md", figures=False)
+    assert "| no_bn | n/a | n/a | n/a | n/a |" in lines

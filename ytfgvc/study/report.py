@@ -709,7 +709,8 @@ def attention_sections(
         resolved = []
         for n in others:
             diffs = compare_on_crest(doc, "rra", n)
-            lines.append(f"| {n} | " + " | ".join(fmt_estimate(e, unit="", digits=4) for e in diffs) + " |")
+            cells = [fmt_estimate(e, unit="", digits=4) for e in diffs] + ["n/a"] * (k - len(diffs))
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
             resolved += [f"{n} glimpse {i + 1} (interval {side_of_zero(e.interval)})"
                          for i, e in enumerate(diffs) if e.excludes_zero]  # fmt: skip
         lines += ["", f"- Resolved differences (the interval excludes 0): {_names(resolved)}.", ""]
