@@ -355,3 +355,24 @@ def test_attention_comparison_without_common_seeds_says_n_a(tmp_path: Path):
     data = load_results(study, tmp_path, tmp_path, results)
     lines = attention_sections(study, data, by_variant(study, data), tmp_path / "README.md", figures=False)
     assert "| no_bn | n/a | n/a | n/a | n/a |" in lines
+
+
+def test_a_difference_is_called_only_where_the_bootstrap_and_t_intervals_agree():
+    """The headline's rule holds for the ablations' "resolved" too: 2 seeds at +100 and +20 points give a
+    bootstrap interval above 0 and a t interval across 0, so nothing is resolved."""
+    from ytfgvc.study.report import VariantRuns, _resolved
+    from ytfgvc.study.stats import called, seed_slopes
+
+    assert called([1.0, 2.0], [0.5, 3.0]) == "above" and called([-2.0, -1.0], [-3.0, -0.1]) == "below"
+    assert called([1.0, 2.0], [-1.0, 3.0]) is None and called([1.0, 2.0], None) is None
+    assert called([-1.0, 2.0], [0.5, 3.0]) is None
+    videos = [f"v{i:010d}" for i in range(50)]
+    runs = {"rra": VariantRuns("rra", "rra"), "k1": VariantRuns("k1", "rra")}
+    for seed, n_right in ((0, 50), (1, 10)):
+        runs["rra"].correct[seed] = {v: i < n_right for i, v in enumerate(videos)}
+        runs["k1"].correct[seed] = dict.fromkeys(videos, False)
+        runs["rra"].top1[seed], runs["k1"].top1[seed] = 2.0 * n_right, 0.0
+    assert _resolved(runs, ["k1"]) == []
+    # Each seed's own slope: seed 0 falls by 1 per unit, seed 1 rises by 2.
+    values = {x: np.array([[1.0 - x] * 3, [2.0 * x] * 3]) for x in (0.0, 0.5, 1.0)}
+    assert np.allclose(seed_slopes(values, scale=100), [-100.0, 200.0])

@@ -310,12 +310,13 @@ def summarise(doc: dict[str, Any], variant: str) -> tuple[list[GlimpseSummary], 
     return out, m
 
 
-def compare_on_crest(doc: dict[str, Any], a: str, b: str) -> list[Any]:
-    """Per glimpse, ``a``'s mass on the crest minus ``b``'s: seeds paired by number, videos by id (Estimates).
+def compare_on_crest(doc: dict[str, Any], a: str, b: str) -> list[tuple[Any, list[float] | None]]:
+    """Per glimpse, ``a``'s mass on the crest minus ``b``'s: seeds paired by number, videos by id.
 
+    Per glimpse ``(seed-level Estimate, 95% t interval of the per-seed mean differences or None)``;
     ``[]`` where the two have no measured seed or no video in common.
     """
-    from ytfgvc.study.stats import hierarchical_bootstrap
+    from ytfgvc.study.stats import hierarchical_bootstrap, paired_t_test
 
     ma, mb = attention_matrices(doc, a), attention_matrices(doc, b)
     if ma is None or mb is None:
@@ -330,4 +331,5 @@ def compare_on_crest(doc: dict[str, Any], a: str, b: str) -> list[Any]:
     ia = [ma["videos"].index(v) for v in videos]
     ib = [mb["videos"].index(v) for v in videos]
     k = min(ma["on"].shape[2], mb["on"].shape[2])
-    return [hierarchical_bootstrap(ma["on"][:, ia, g] - mb["on"][:, ib, g]) for g in range(k)]
+    diffs = [ma["on"][:, ia, g] - mb["on"][:, ib, g] for g in range(k)]
+    return [(hierarchical_bootstrap(d), paired_t_test(d.mean(1))[2]) for d in diffs]

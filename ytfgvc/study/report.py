@@ -29,7 +29,16 @@ from ytfgvc.layout import RunFiles
 from ytfgvc.metrics import Comparison, paired_bootstrap
 from ytfgvc.study.results import RunRecord
 from ytfgvc.study.run import Study
-from ytfgvc.study.stats import N_BOOT, SEED, Estimate, SeedTest, hierarchical_bootstrap, seed_test, win_share
+from ytfgvc.study.stats import (
+    N_BOOT,
+    SEED,
+    Estimate,
+    SeedTest,
+    called,
+    hierarchical_bootstrap,
+    seed_test,
+    win_share,
+)
 from ytfgvc.system.fsutil import write_text_atomic
 
 # The paper's ActivityNet v1.3 numbers (mAP, ResNet-152), copied from Tables 3 and 4.
@@ -237,6 +246,11 @@ class PairComparison:
     test: SeedTest
     wins: tuple[int, int, list[float]]
     pooled: Comparison
+
+    @property
+    def called(self) -> str | None:
+        """Where the seed-level and t intervals exclude 0 (:func:`~ytfgvc.study.stats.called`)."""
+        return called(self.seed_level.interval if self.seed_level else None, self.test.t_interval)
 
 
 def correct_matrix(vr: VariantRuns, seeds: list[int], videos: list[str]) -> np.ndarray:
@@ -454,21 +468,21 @@ def verdict(c: PairComparison) -> str:
     a, b = display(c.a), display(c.b)
     if c.seed_level is None:
         return f"With one seed this study cannot say how {a} and {b} compare on a new training run."
+    if c.called == "above":
+        return f"Over seeds, {a} beats {b} here: the seed-level interval and the t interval lie above 0."
+    if c.called == "below":
+        return f"Over seeds, {b} beats {a} here: the seed-level interval and the t interval lie below 0."
     side = side_of_zero(c.seed_level.interval)
     pooled = side_of_zero(c.pooled.interval)
-    t_side = side_of_zero(c.test.t_interval) if c.test.t_interval is not None else "contains 0"
-    n = len(c.seeds)
-    if side != "contains 0" and t_side != side:
+    if side != "contains 0":
         # A bootstrap over few seeds is too narrow; the t interval must agree before a claim is made.
+        t_side = side_of_zero(c.test.t_interval) if c.test.t_interval is not None else "contains 0"
+        n = len(c.seeds)
         return (
             f"Over seeds, the bootstrap interval {side} but the t interval across the {n} seeds"
             f" {t_side} ({p_is(c.test.t_p_value)}): with {n} seeds this study does not establish how {a} and {b}"
             " compare on a new training run."
         )
-    if side == "lies above 0":
-        return f"Over seeds, {a} beats {b} here: the seed-level interval and the t interval lie above 0."
-    if side == "lies below 0":
-        return f"Over seeds, {b} beats {a} here: the seed-level interval and the t interval lie below 0."
     return (
         f"Over seeds, this study does not show a difference between {a} and {b} on a new training run: the"
         f" seed-level interval contains 0 (the pooled per-video interval, which holds the models fixed, {pooled})."
@@ -539,11 +553,11 @@ def _rank(values: dict[str, float], name: str) -> int:
 
 
 def _resolved(runs: dict[str, VariantRuns], names: list[str]) -> list[str]:
-    """The variants whose seed-level interval of RRA − variant excludes 0."""
+    """The variants whose RRA − variant is called (the seed-level and t intervals exclude 0 on one side)."""
     out = []
     for n in names:
         c = compare(runs["rra"], runs[n]) if runs[n].top1 else None
-        if c is not None and c.seed_level is not None and c.seed_level.excludes_zero:
+        if c is not None and c.called:
             out.append(f"{n} ({fmt_estimate(c.seed_level)})")
     return out
 
@@ -557,7 +571,7 @@ def _ordering(runs: dict[str, VariantRuns]) -> list[str]:
         "### The paper's orderings here",
         "",
         "Ours are mean top-1 over seeds; a difference is *resolved* when the seed-level interval of RRA − variant"
-        " excludes 0.",
+        " and the t interval across seeds exclude 0 on the same side (the headline's rule).",
         "",
     ]
     if "rra" not in mean:
@@ -701,7 +715,9 @@ def attention_sections(
             "### The reduction step: RRA − variant, attention mass on the crest",
             "",
             "The reduction acts between glimpses (eq. 2): glimpse 1 attends over the backbone's map in every"
-            " variant, glimpses 2 and later over the reduced one. Seeds paired by number, the same videos.",
+            " variant, glimpses 2 and later over the reduced one. Seeds paired by number, the same videos; the"
+            " seed-level interval. A difference is resolved where it and the t interval across seeds (of each"
+            " seed's mean over the videos) exclude 0 on the same side, as in the `rra-vs-tsn` headline.",
             "",
             "| variant | " + " | ".join(f"glimpse {i + 1}" for i in range(k)) + " |",
             "|---" * (k + 1) + "|",
@@ -709,11 +725,11 @@ def attention_sections(
         resolved = []
         for n in others:
             diffs = compare_on_crest(doc, "rra", n)
-            cells = [fmt_estimate(e, unit="", digits=4) for e in diffs] + ["n/a"] * (k - len(diffs))
+            cells = [fmt_estimate(e, unit="", digits=4) for e, _ in diffs] + ["n/a"] * (k - len(diffs))
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
-            resolved += [f"{n} glimpse {i + 1} (interval {side_of_zero(e.interval)})"
-                         for i, e in enumerate(diffs) if e.excludes_zero]  # fmt: skip
-        lines += ["", f"- Resolved differences (the interval excludes 0): {_names(resolved)}.", ""]
+            resolved += [f"{n} glimpse {i + 1} (both intervals lie {side} 0)"
+                         for i, (e, t) in enumerate(diffs) if (side := called(e.interval, t))]  # fmt: skip
+        lines += ["", f"- Resolved differences: {_names(resolved)}.", ""]
     lines += _figures(study, data, runs, report, figures)
     return lines
 
