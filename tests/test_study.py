@@ -81,6 +81,19 @@ def test_sign_flip_is_exact_and_two_sided():
     # |mean| of +-1 +-2 +-3 +-4 over 4 >= |1 - 2 + 3 + 4| / 4 = 1.5: sums of absolute value >= 6.
     sums = [abs(a + b + c + d) for a in (1, -1) for b in (2, -2) for c in (3, -3) for d in (4, -4)]
     assert p == sum(x >= 6 for x in sums) / 16
+    # Beyond 20 seeds, random assignments and the observed one: p is never 0, and the report says it is not exact.
+    from ytfgvc.study.report import VariantRuns, compare, pair_block
+
+    p, n = sign_flip_test([5.0] * 25, n_boot=999)
+    assert n == 1000 and p == 0.001
+    videos = [f"v{i:010d}" for i in range(20)]
+    a, b = VariantRuns("rra", "rra"), VariantRuns("tsn", "tsn")
+    for seed in range(22):
+        a.correct[seed] = {v: i < 10 + seed % 3 for i, v in enumerate(videos)}
+        b.correct[seed] = {v: i < 10 for i, v in enumerate(videos)}
+        a.top1[seed], b.top1[seed] = 50.0, 50.0
+    text = "\n".join(pair_block(compare(a, b)))
+    assert "10000 random sign assignments and the observed one" in text and "Exact sign-flip" not in text
 
 
 def test_hierarchical_interval_sees_seed_variance_that_the_pooled_one_hides():

@@ -444,11 +444,16 @@ def pair_block(c: PairComparison) -> list[str]:
             f"- Paired t-test across the {t.n_seeds} seeds (per-seed differences: mean {t.mean:+.2f}, sd {t.sd:.2f}):"
             f" t = {t.t:.2f}, df = {t.df}, {p_is(t.t_p_value)}; 95% t interval {fmt_interval(t.t_interval)}."
         )
-    if t.sign_flip_p_value is not None and t.n_seeds > 1:
+    if t.sign_flip_p_value is not None and t.n_seeds > 1 and t.sign_flip_assignments == 2**t.n_seeds:
         lines.append(
             f"- Exact sign-flip test across seeds ({t.sign_flip_assignments} sign assignments):"
             f" {p_is(t.sign_flip_p_value)} (the smallest p it can give with {t.n_seeds} seeds is"
             f" {fmt_p(min(1.0, 2 / t.sign_flip_assignments))})."
+        )
+    elif t.sign_flip_p_value is not None and t.n_seeds > 1:
+        lines.append(
+            f"- Sign-flip test across seeds ({t.sign_flip_assignments - 1} random sign assignments and the observed"
+            f" one): {p_is(t.sign_flip_p_value)}."
         )
     lines.append(
         f"- {a} is better on {wins} of {plural(n, 'seed')}; exact 95% interval of the share of new seeds on which it is"

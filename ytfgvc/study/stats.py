@@ -202,18 +202,20 @@ def sign_flip_test(diffs: Any, n_boot: int = N_BOOT, seed: int = SEED) -> tuple[
 
     Under the null each difference is as likely negative as positive; p is the share of
     sign assignments whose |mean| is at least the observed one. Exact (all 2^n) up to
-    :data:`EXACT_SIGN_FLIP_MAX` seeds, else ``n_boot`` random assignments (seeded).
+    :data:`EXACT_SIGN_FLIP_MAX` seeds, else ``n_boot`` random assignments (seeded) and the
+    observed one: ``(hits + 1) / (n_boot + 1)``, never 0.
     """
     d = np.asarray(diffs, np.float64)
     if len(d) == 0:
         return None, 0
+    observed = abs(d.mean())
     if len(d) <= EXACT_SIGN_FLIP_MAX:
         signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))
-    else:
-        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_boot, len(d)))
-    observed = abs(d.mean())
-    flipped = np.abs(signs @ d / len(d))
-    return round(float((flipped >= observed - 1e-9).mean()), 6), len(signs)
+        hits = int((np.abs(signs @ d / len(d)) >= observed - 1e-9).sum())
+        return round(hits / len(signs), 6), len(signs)
+    signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_boot, len(d)))
+    hits = int((np.abs(signs @ d / len(d)) >= observed - 1e-9).sum())
+    return round((hits + 1) / (n_boot + 1), 6), n_boot + 1
 
 
 def seed_test(diffs: Any) -> SeedTest:
