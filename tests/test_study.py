@@ -373,7 +373,8 @@ def test_attention_comparison_without_common_seeds_says_n_a(tmp_path: Path):
 def test_a_difference_is_called_only_where_the_bootstrap_and_t_intervals_agree():
     """The headline's rule holds for the ablations' "resolved" too: 2 seeds at +100 and +20 points give a
     bootstrap interval above 0 and a t interval across 0, so nothing is resolved."""
-    from ytfgvc.study.report import VariantRuns, _resolved
+    from ytfgvc.study.compare import VariantRuns
+    from ytfgvc.study.paper import _resolved
     from ytfgvc.study.stats import called, seed_slopes
 
     assert called([1.0, 2.0], [0.5, 3.0]) == "above" and called([-2.0, -1.0], [-3.0, -0.1]) == "below"

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ytfgvc.study.compare import PairComparison, VariantRuns, compare, correct_matrix
+from ytfgvc.study.fmt import fmt_estimate, fmt_interval, fmt_p, side_of_zero
 from ytfgvc.study.stats import Estimate, called, hierarchical_slope, paired_t_test, seed_slopes
 
 
@@ -26,14 +28,12 @@ class DosePoint:
     fraction: float
     rra: str  # variant names
     tsn: str
-    comparison: Any  # report.PairComparison or None
+    comparison: PairComparison | None
     data_key: str
 
 
-def dose_points(study, runs) -> list[DosePoint]:
+def dose_points(study, runs: dict[str, VariantRuns]) -> list[DosePoint]:
     """One point per visible fraction that has an RRA and a TSN variant, by increasing fraction."""
-    from ytfgvc.study.report import compare
-
     arms: dict[float, dict[str, Any]] = {}
     for v in study.variants:
         f = v.synth.get("visible_fraction")
@@ -60,10 +60,8 @@ class DoseSlope:
     seeds: list[int]
 
 
-def dose_slope(points: list[DosePoint], runs) -> DoseSlope | None:
+def dose_slope(points: list[DosePoint], runs: dict[str, VariantRuns]) -> DoseSlope | None:
     """The slope of RRA − TSN (pp) against the fraction, over the seeds every point has (None: too few)."""
-    from ytfgvc.study.report import correct_matrix
-
     usable = [p for p in points if p.comparison is not None]
     if len(usable) < 2:
         return None
@@ -79,9 +77,7 @@ def dose_slope(points: list[DosePoint], runs) -> DoseSlope | None:
     return DoseSlope(hierarchical_slope(values, scale=100), t_interval, seeds)
 
 
-def dose_sections(study, data, runs, report: Path) -> list[str]:
-    from ytfgvc.study.report import fmt_estimate, fmt_interval, fmt_p, side_of_zero
-
+def dose_sections(study, data, runs: dict[str, VariantRuns], report: Path) -> list[str]:
     points = dose_points(study, runs)
     lines = [
         "## RRA − TSN against the share of frames that show the bird",
@@ -160,7 +156,7 @@ def _tenth(interval: list[float] | None) -> list[float] | None:
     return None if interval is None else [round(x / 10, 4) for x in interval]
 
 
-def _figure(points: list[DosePoint], runs, png: Path) -> bool:
+def _figure(points: list[DosePoint], runs: dict[str, VariantRuns], png: Path) -> bool:
     """Left: top-1 of TSN and RRA per share (seeds as dots, the mean as a line); right: RRA − TSN with its interval."""
     import matplotlib
 
