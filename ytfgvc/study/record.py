@@ -86,7 +86,7 @@ def open_session(study, root: Path | str, out: Path | str, device: str, jobs: li
     doc = read_record(path)
     doc.update(study=study.name, profile=study.profile)
     data = doc.setdefault("data", {})
-    for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
+    for v in data_variants(jobs):
         key = v.data_key if v is not None else ""
         labels = _labels(study, root, v)
         if doc.get("test_labels") not in (None, labels):

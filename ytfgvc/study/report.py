@@ -25,6 +25,7 @@ from pathlib import Path
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import RunFiles
 from ytfgvc.study.compare import PairComparison, VariantRuns, by_variant, compare, correct_matrix
+from ytfgvc.study.dose import dose_sections
 from ytfgvc.study.fmt import (
     display,
     fmt_comparison,
@@ -81,8 +82,6 @@ def build_report(study: Study, data: StudyData, report: Path, figures: bool = Tr
     lines += setup_section(study, data)
     runs = by_variant(study, data)
     if study.kind == "redundancy":
-        from ytfgvc.study.dose import dose_sections
-
         lines += dose_sections(study, data, runs, report)
     elif study.kind == "attention":
         lines += _accuracy_section(study, runs)
@@ -276,33 +275,24 @@ def verdict(c: PairComparison) -> str:
 
 
 def _summary_table(study: Study, runs: dict[str, VariantRuns]) -> list[str]:
-    lines = [
+    return [
         "## Every variant (top-1 and mean class accuracy: mean ± std over seeds, %)",
         "",
         "RRA − variant: over the seeds both have, the hierarchical bootstrap interval (percentage points).",
         "",
-        "| variant | model | changes | top-1 | mean class | RRA − variant over seeds |",
-        "|---|---|---|---|---|---|",
+        *_variant_rows(study, runs, model_column=True),
     ]
-    rra = runs.get("rra")
-    for v in study.variants:
-        r = runs[v.name]
-        changes = ", ".join(f"{k}={val}" for k, val in v.kwargs.items()) or "—"
-        diff = "—"
-        if rra is not None and v.name != "rra" and r.top1 and rra.top1:
-            c = compare(rra, r)
-            diff = fmt_estimate(c.seed_level) + f" (n={len(c.seeds)})" if c and c.seed_level else "n/a"
-        lines.append(f"| {v.name} | {v.model} | {changes} | {r.cell('top1')} | {r.cell('mean_class')} | {diff} |")
-    return lines + [""]
 
 
 def _accuracy_section(study: Study, runs: dict[str, VariantRuns]) -> list[str]:
-    lines = [
-        "## Accuracy (top-1, %)",
-        "",
-        "| variant | changes | top-1 | mean class | RRA − variant over seeds |",
-        "|---|---|---|---|---|",
-    ]
+    return ["## Accuracy (top-1, %)", "", *_variant_rows(study, runs, model_column=False)]
+
+
+def _variant_rows(study: Study, runs: dict[str, VariantRuns], model_column: bool) -> list[str]:
+    """A table of every variant: what it changes, its accuracy, RRA − variant over seeds."""
+    cols = ["variant", *(["model"] if model_column else []), "changes", "top-1", "mean class"]
+    cols.append("RRA − variant over seeds")
+    lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     rra = runs.get("rra")
     for v in study.variants:
         r = runs[v.name]
@@ -311,7 +301,8 @@ def _accuracy_section(study: Study, runs: dict[str, VariantRuns]) -> list[str]:
         if rra is not None and v.name != "rra" and r.top1 and rra.top1:
             c = compare(rra, r)
             diff = fmt_estimate(c.seed_level) + f" (n={len(c.seeds)})" if c and c.seed_level else "n/a"
-        lines.append(f"| {v.name} | {changes} | {r.cell('top1')} | {r.cell('mean_class')} | {diff} |")
+        cells = [v.name, *([v.model] if model_column else []), changes, r.cell("top1"), r.cell("mean_class"), diff]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -319,7 +310,7 @@ def attention_sections(
     study: Study, data: StudyData, runs: dict[str, VariantRuns], report: Path, figures: bool
 ) -> list[str]:
     """Where the glimpses look, per attention variant; RRA against the others on the crest; eq. 7 figures."""
-    from ytfgvc.study.attention import compare_on_crest, summarise
+    from ytfgvc.study.attention import summarise
 
     if not study.attention:
         return []
@@ -327,7 +318,6 @@ def attention_sections(
     lines = ["## Where the glimpses look", ""]
     if not doc.get("runs"):
         return lines + ["Not measured: it needs the runs' checkpoints and frames (run the study, then rebuild).", ""]
-    size = study.config.get("input_size")
     lines += [
         f"Per glimpse, the share of its attention mass on the planted crest over the {doc.get('frames')} test frames"
         " (method: `ytfgvc/study/attention.py`), against chance: the crest's share of the frames' area, what"
@@ -338,60 +328,71 @@ def attention_sections(
         " the variants that change it (no BN, no ReLU, no tanh) can.",
         "",
     ]
-    summaries = {}
+    glimpses = {}  # variant -> its number of glimpses, for those measured
     for name in study.attention:
         rows, m = summarise(doc, name)
         if not rows:
             lines += [f"### {name}: no measured run", ""]
             continue
-        summaries[name] = rows
-        h, w = m["map"] or ["?", "?"]
-        lines += [
-            f"### {name} ({plural(len(m['seeds']), 'seed')}, {plural(len(m['videos']), 'video')}; {h} × {w} feature"
-            f" map at {size} px)",
-            "",
-            "| glimpse | on crest | chance | on crest / chance | on crest − chance, 95% | on bird frames |"
-            " bird frames' share | on bird frames − share, 95% |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for g in rows:
-            lines.append(
-                f"| {g.glimpse} | {g.on_crest:.4f} | {g.chance:.4f} | {g.ratio:.2f} |"
-                f" {fmt_estimate(g.excess, unit='', digits=4)} | {g.on_bird:.3f} | {g.bird_share:.3f} |"
-                f" {fmt_estimate(g.bird_excess, unit='', digits=3)} |"
-            )
-        lines.append("")
-        for g in rows:
-            lines.append(
-                f"- glimpse {g.glimpse}: {g.ratio:.2f} times chance on the crest (the interval of on − chance"
-                f" {side_of_zero(g.excess.interval)}); {g.on_bird / g.bird_share:.2f} times their share on the bird's"
-                f" frames (interval {side_of_zero(g.bird_excess.interval)})."
-            )
-        lines.append("")
-    others = [n for n in study.attention if n != "rra" and n in summaries]
-    if "rra" in summaries and others:
-        k = len(summaries["rra"])
-        lines += [
-            "### The reduction step: RRA − variant, attention mass on the crest",
-            "",
-            "The reduction acts between glimpses (eq. 2): glimpse 1 attends over the backbone's map in every"
-            " variant, glimpses 2 and later over the reduced one. Seeds paired by number, the same videos; the"
-            " seed-level interval. A difference is resolved where it and the t interval across seeds (of each"
-            " seed's mean over the videos) exclude 0 on the same side, as in the `rra-vs-tsn` headline.",
-            "",
-            "| variant | " + " | ".join(f"glimpse {i + 1}" for i in range(k)) + " |",
-            "|---" * (k + 1) + "|",
-        ]
-        resolved = []
-        for n in others:
-            diffs = compare_on_crest(doc, "rra", n)
-            cells = [fmt_estimate(e, unit="", digits=4) for e, _ in diffs] + ["n/a"] * (k - len(diffs))
-            lines.append(f"| {n} | " + " | ".join(cells) + " |")
-            resolved += [f"{n} glimpse {i + 1} (both intervals lie {side} 0)"
-                         for i, (e, t) in enumerate(diffs) if (side := called(e.interval, t))]  # fmt: skip
-        lines += ["", f"- Resolved differences: {names(resolved)}.", ""]
+        glimpses[name] = len(rows)
+        lines += _glimpse_section(name, rows, m, study.config.get("input_size"))
+    others = [n for n in study.attention if n != "rra" and n in glimpses]
+    if "rra" in glimpses and others:
+        lines += _reduction_section(doc, others, glimpses["rra"])
     lines += _figures(study, data, runs, report, figures)
     return lines
+
+
+def _glimpse_section(name: str, rows: list, m: dict, size: int | None) -> list[str]:
+    """One variant's attention per glimpse (:func:`ytfgvc.study.attention.summarise`): a table, then a line each."""
+    h, w = m["map"] or ["?", "?"]
+    lines = [
+        f"### {name} ({plural(len(m['seeds']), 'seed')}, {plural(len(m['videos']), 'video')}; {h} × {w} feature"
+        f" map at {size} px)",
+        "",
+        "| glimpse | on crest | chance | on crest / chance | on crest − chance, 95% | on bird frames |"
+        " bird frames' share | on bird frames − share, 95% |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in rows:
+        lines.append(
+            f"| {g.glimpse} | {g.on_crest:.4f} | {g.chance:.4f} | {g.ratio:.2f} |"
+            f" {fmt_estimate(g.excess, unit='', digits=4)} | {g.on_bird:.3f} | {g.bird_share:.3f} |"
+            f" {fmt_estimate(g.bird_excess, unit='', digits=3)} |"
+        )
+    lines.append("")
+    for g in rows:
+        lines.append(
+            f"- glimpse {g.glimpse}: {g.ratio:.2f} times chance on the crest (the interval of on − chance"
+            f" {side_of_zero(g.excess.interval)}); {g.on_bird / g.bird_share:.2f} times their share on the bird's"
+            f" frames (interval {side_of_zero(g.bird_excess.interval)})."
+        )
+    return lines + [""]
+
+
+def _reduction_section(doc: dict, others: list[str], k: int) -> list[str]:
+    """RRA − each other variant, attention mass on the crest per glimpse (``k``: RRA's glimpses)."""
+    from ytfgvc.study.attention import compare_on_crest
+
+    lines = [
+        "### The reduction step: RRA − variant, attention mass on the crest",
+        "",
+        "The reduction acts between glimpses (eq. 2): glimpse 1 attends over the backbone's map in every"
+        " variant, glimpses 2 and later over the reduced one. Seeds paired by number, the same videos; the"
+        " seed-level interval. A difference is resolved where it and the t interval across seeds (of each"
+        " seed's mean over the videos) exclude 0 on the same side, as in the `rra-vs-tsn` headline.",
+        "",
+        "| variant | " + " | ".join(f"glimpse {i + 1}" for i in range(k)) + " |",
+        "|---" * (k + 1) + "|",
+    ]
+    resolved = []
+    for n in others:
+        diffs = compare_on_crest(doc, "rra", n)
+        cells = [fmt_estimate(e, unit="", digits=4) for e, _ in diffs] + ["n/a"] * (k - len(diffs))
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        resolved += [f"{n} glimpse {i + 1} (both intervals lie {side} 0)"
+                     for i, (e, t) in enumerate(diffs) if (side := called(e.interval, t))]  # fmt: skip
+    return lines + ["", f"- Resolved differences: {names(resolved)}.", ""]
 
 
 def _figures(study: Study, data: StudyData, runs: dict[str, VariantRuns], report: Path, figures: bool) -> list[str]:

@@ -253,12 +253,20 @@ def ensure_data(
     return data_root
 
 
-def data_variants(study: Study, variants: list[Variant]) -> list[Variant | None]:
-    """One variant per distinct data the ``variants`` need (``None``: the profile's own data)."""
+def data_variants(jobs: list[tuple[Variant, int]]) -> list[Variant | None]:
+    """One variant per distinct data the ``jobs`` (variant, seed) need (``None``: the profile's own data)."""
     out: dict[str, Variant | None] = {}
-    for v in variants:
+    for v, _ in jobs:
         out.setdefault(v.data_key, v if v.data_key else None)
     return list(out.values())
+
+
+def ensure_jobs_data(
+    study: Study, root: Path | str, jobs: list[tuple[Variant, int]], progress: bool, echo: Callable[[str], None]
+) -> None:
+    """:func:`ensure_data` for every distinct data the ``jobs`` need."""
+    for v in data_variants(jobs):
+        ensure_data(study, root, v, progress, echo)
 
 
 @dataclass
@@ -301,8 +309,7 @@ def run_variants(
         raise YtfgvcError(
             f"no run of study {study.name} (profile {study.profile}) matches the variants and seeds given"
         )
-    for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
-        ensure_data(study, root, v, progress, echo)
+    ensure_jobs_data(study, root, jobs, progress, echo)
     todo = [(v, s) for v, s in jobs if not RunFiles(study.run_folder(out, v, s)).finished]
     session = open_session(study, root, out, _device_name(study), jobs, len(jobs) - len(todo))
     echo(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to go, {study.parallel} at a time")
@@ -470,9 +477,7 @@ def run_study(
         summary.merged.append(merge_results(study, Path(src), results or study.results_dir, report.parent / "figures"))
         echo(f"merged {src} into {results or study.results_dir}")
     if data_only:
-        jobs = study.jobs(variants, seeds)
-        for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
-            ensure_data(study, root, v, progress, echo)
+        ensure_jobs_data(study, root, study.jobs(variants, seeds), progress, echo)
         summary.source = "no report: --data-only"
         return summary
     result = None
