@@ -58,6 +58,7 @@ __all__ = [
     "fmt_interval",
     "fmt_p",
     "load_results",
+    "measure_attention",
     "p_is",
     "pair_block",
     "setup_section",
@@ -73,11 +74,13 @@ FIGURE_VIDEOS = 2
 # --------------------------------------------------------------------------- the report
 
 
-def build_report(study: Study, data: StudyData, report: Path, figures: bool = True, echo=print) -> str:
-    """Render the study's report as Markdown (and its figures beside it); returns the text."""
+def build_report(study: Study, data: StudyData, report: Path, figures: bool = True) -> str:
+    """Render the study's report as Markdown (and its figures beside it); returns the text.
+
+    The attention numbers are those of ``data.attention`` (:func:`measure_attention` first, with run folders).
+    """
     if not data.runs:
         raise YtfgvcError(f"no finished runs of study {study.name} (profile {study.profile})", "run the study first")
-    _attention_data(study, data, echo)
     lines = [f"# Study `{study.name}` on the synthetic dataset (profile `{study.profile}`)", ""]
     lines += setup_section(study, data)
     runs = by_variant(study, data)
@@ -97,7 +100,7 @@ def build_report(study: Study, data: StudyData, report: Path, figures: bool = Tr
     return text
 
 
-def _attention_data(study: Study, data: StudyData, echo) -> None:
+def measure_attention(study: Study, data: StudyData, echo=print) -> None:
     """With run folders: measure the attention of every run of the study's attention variants not measured yet."""
     from ytfgvc.study.attention import analyse_runs
 

@@ -465,7 +465,7 @@ def run_study(
         figures: draw the eq. 7 heat maps of two test videos (needs the checkpoints).
     """
     from ytfgvc.study.record import merge_results
-    from ytfgvc.study.report import build_report, load_results
+    from ytfgvc.study.report import build_report, load_results, measure_attention
 
     study = load_study(name, profile)
     if parallel is not None:
@@ -487,12 +487,12 @@ def run_study(
         summary.not_started, summary.seconds = result.not_started, round(result.seconds, 1)
     data = load_results(study, root, out, results, prefer_results=bool(merge) and results_only)
     summary.source = data.source
-    build_report(study, data, report, figures=figures, echo=echo)
-    if result is not None:  # the session's time includes the report (and the attention it measured)
+    measure_attention(study, data, echo)
+    if result is not None:  # the session's time includes the attention it measured (the report takes seconds)
         result.session.update(time.perf_counter() - result.started)
         data.record = result.session.doc
         summary.seconds = round(time.perf_counter() - result.started, 1)
-        build_report(study, data, report, figures=False, echo=echo)
+    build_report(study, data, report, figures=figures)
     if export is not None:
         summary.export = export_runs(study, data, Path(export), report)
     return summary
