@@ -337,6 +337,15 @@ def test_runs_go_seed_by_seed_and_none_starts_after_stop_after(monkeypatch: pyte
     assert started == [] and len(res.not_started) == len(study.jobs())
     with pytest.raises(YtfgvcError, match="matches"):
         run.run_variants(study, tmp_path, tmp_path, progress=False, echo=lambda s: None, variants=["nope"])
+    # A typo among good names is refused too (it was left out in silence); a variant of the file that
+    # this profile does not run is left out.
+    micro = load_study("rra-vs-tsn", "micro")
+    with pytest.raises(YtfgvcError, match="rraa matches no variant") as e:
+        micro.jobs(["tsn", "rraa"])
+    assert "--variants takes some of tsn, rra, k1," in str(e.value)
+    assert [v.name for v, _ in micro.jobs(["tsn", "rra", "avgpool"])] == ["tsn", "rra"]
+    with pytest.raises(YtfgvcError, match="runs tsn, rra with seeds 0"):
+        run.run_variants(micro, tmp_path, tmp_path, progress=False, echo=lambda s: None, variants=["avgpool"])
 
 
 def test_few_seeds_do_not_make_a_verdict_the_t_interval_does_not_back():

@@ -111,9 +111,12 @@ def read_runs_json(path: Path) -> tuple[dict[str, Any], list[RunRecord]]:
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise YtfgvcError(f"cannot read {path}: {e}") from None
+        raise YtfgvcError(f"cannot read {path}: {e}", "pass a runs.json written by ytfgvc study (--export)") from None
     if doc.get("version") != RESULTS_VERSION:
-        raise YtfgvcError(f"{path}: version {doc.get('version')!r}, expected {RESULTS_VERSION}")
+        raise YtfgvcError(
+            f"{path}: version {doc.get('version')!r}, expected {RESULTS_VERSION}",
+            "write it again with this version's ytfgvc study --results-only --export DIR (from the run folders)",
+        )
     videos = doc["videos"]
     runs = [
         RunRecord(
