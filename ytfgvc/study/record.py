@@ -182,7 +182,7 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
                 " --results-only --merge ...",
             )
         rec_new = read_record(found / RECORD)
-        att_new = _read_attention(found)
+        att_new = read_attention(found)
         into.mkdir(parents=True, exist_ok=True)
         replaced = ""
         if not (into / RUNS).is_file():
@@ -190,7 +190,7 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
             head, runs, rec, att = head_new, [], {}, {}
         else:
             head, runs = read_runs_json(into / RUNS)
-            rec, att = read_record(into / RECORD), _read_attention(into)
+            rec, att = read_record(into / RECORD), read_attention(into)
         other_data = "the two were made from different data (another synth config): merge exports of the same data only"
         if head["videos"] != head_new["videos"]:
             raise YtfgvcError(f"{found / RUNS}: its test videos differ from {into / RUNS}'s", other_data)
@@ -231,7 +231,8 @@ def _unpacked(src: Path, tmp: Path) -> Path:
     return tmp
 
 
-def _read_attention(folder: Path) -> dict[str, Any]:
+def read_attention(folder: Path) -> dict[str, Any]:
+    """A results or runs folder's ``attention.json`` (``{}`` if absent)."""
     path = folder / ATTENTION
     return json.loads(path.read_text()) if path.is_file() else {}
 

@@ -157,7 +157,7 @@ def load_results(
     ``prefer_results``: read it even where run folders exist.
     """
     from ytfgvc.datasets.official import load_official
-    from ytfgvc.study.record import ATTENTION, RECORD, RUNS, read_record
+    from ytfgvc.study.record import RECORD, RUNS, read_attention, read_record
 
     runs_root = study.runs_root(out)
     folders = []
@@ -177,8 +177,7 @@ def load_results(
         if labels is None:
             raise YtfgvcError(f"no data under {study.data_root(root)} and no test labels in {runs_root / RECORD}",
                               "pass the --root the study ran with")  # fmt: skip
-        att_path = runs_root / ATTENTION
-        attention = json.loads(att_path.read_text()) if att_path.is_file() else {}
+        attention = read_attention(runs_root)
         return StudyData(folders, labels, record, attention, f"the run folders under {runs_root}", runs_root)
     rdir = Path(results) if results is not None else study.results_dir
     if not (rdir / RUNS).is_file():
@@ -190,7 +189,7 @@ def load_results(
     known = {(v.name, s) for v, s in study.jobs()}
     runs = [r for r in runs if (r.variant, r.seed) in known]
     record = read_record(rdir / RECORD)
-    attention = json.loads((rdir / ATTENTION).read_text()) if (rdir / ATTENTION).is_file() else {}
+    attention = read_attention(rdir)
     try:
         shown = rdir.resolve().relative_to(study.path.parent.resolve())
     except ValueError:
