@@ -35,10 +35,6 @@ class VariantRuns:
         s = self.stat(what)
         return "not run" if s is None else f"{s[0]:.2f} ± {s[1]:.2f} (n={s[2]})"
 
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(self.top1)
-
 
 def by_variant(study: Study, data: StudyData) -> dict[str, VariantRuns]:
     """The finished runs by variant name (every variant of the profile, possibly without runs)."""
