@@ -81,6 +81,19 @@ def test_sign_flip_is_exact_and_two_sided():
     # |mean| of +-1 +-2 +-3 +-4 over 4 >= |1 - 2 + 3 + 4| / 4 = 1.5: sums of absolute value >= 6.
     sums = [abs(a + b + c + d) for a in (1, -1) for b in (2, -2) for c in (3, -3) for d in (4, -4)]
     assert p == sum(x >= 6 for x in sums) / 16
+    # Beyond 20 seeds, random assignments and the observed one: p is never 0, and the report says it is not exact.
+    from ytfgvc.study.report import VariantRuns, compare, pair_block
+
+    p, n = sign_flip_test([5.0] * 25, n_boot=999)
+    assert n == 1000 and p == 0.001
+    videos = [f"v{i:010d}" for i in range(20)]
+    a, b = VariantRuns("rra", "rra"), VariantRuns("tsn", "tsn")
+    for seed in range(22):
+        a.correct[seed] = {v: i < 10 + seed % 3 for i, v in enumerate(videos)}
+        b.correct[seed] = {v: i < 10 for i, v in enumerate(videos)}
+        a.top1[seed], b.top1[seed] = 50.0, 50.0
+    text = "\n".join(pair_block(compare(a, b)))
+    assert "10000 random sign assignments and the observed one" in text and "Exact sign-flip" not in text
 
 
 def test_hierarchical_interval_sees_seed_variance_that_the_pooled_one_hides():
@@ -225,6 +238,14 @@ def test_results_merge_unites_sessions_and_refuses_conflicts(tmp_path: Path):
     (halves[1] / study.results / "runs.json").write_text(json.dumps(doc1))
     with pytest.raises(YtfgvcError, match="other results"):
         merge_results(study, halves[1], into, tmp_path / "figures")
+    # Another study's (or profile's) results folder is refused, even where its videos and labels agree.
+    doc0 = json.loads((halves[0] / study.results / "runs.json").read_text())
+    (halves[0] / study.results / "runs.json").write_text(json.dumps(dict(doc0, study="redundancy")))
+    with pytest.raises(YtfgvcError, match="not of rra-vs-tsn"):
+        merge_results(study, halves[0] / study.results, into, tmp_path / "figures")
+    (halves[0] / study.results / "runs.json").write_text(json.dumps(dict(doc0, profile="cpu")))
+    with pytest.raises(YtfgvcError, match="profile cpu"):
+        merge_results(study, halves[0] / study.results, into, tmp_path / "figures")
 
 
 # --------------------------------------------------------------------------- the micro profile, end to end
@@ -316,6 +337,15 @@ def test_runs_go_seed_by_seed_and_none_starts_after_stop_after(monkeypatch: pyte
     assert started == [] and len(res.not_started) == len(study.jobs())
     with pytest.raises(YtfgvcError, match="matches"):
         run.run_variants(study, tmp_path, tmp_path, progress=False, echo=lambda s: None, variants=["nope"])
+    # A typo among good names is refused too (it was left out in silence); a variant of the file that
+    # this profile does not run is left out.
+    micro = load_study("rra-vs-tsn", "micro")
+    with pytest.raises(YtfgvcError, match="rraa matches no variant") as e:
+        micro.jobs(["tsn", "rraa"])
+    assert "--variants takes some of tsn, rra, k1," in str(e.value)
+    assert [v.name for v, _ in micro.jobs(["tsn", "rra", "avgpool"])] == ["tsn", "rra"]
+    with pytest.raises(YtfgvcError, match="runs tsn, rra with seeds 0"):
+        run.run_variants(micro, tmp_path, tmp_path, progress=False, echo=lambda s: None, variants=["avgpool"])
 
 
 def test_few_seeds_do_not_make_a_verdict_the_t_interval_does_not_back():
@@ -330,3 +360,42 @@ def test_few_seeds_do_not_make_a_verdict_the_t_interval_does_not_back():
     c = compare(rra, tsn)
     assert c.seed_level.interval[0] > 0 and c.test.t_interval[0] < 0  # the bootstrap over 2 seeds is too narrow
     assert "does not establish" in verdict(c) and "beats" not in verdict(c)
+
+
+def test_attention_comparison_without_common_seeds_says_n_a(tmp_path: Path):
+    """RRA and an ablation measured on different seeds (a part of a session): no comparison, no crash."""
+    from ytfgvc.study.attention import compare_on_crest
+    from ytfgvc.study.report import attention_sections, by_variant, load_results
+
+    study = load_study("crest-attention", "gpu")
+    results = fake_results(study, tmp_path / "results")
+    att = json.loads((results / "attention.json").read_text())
+    att["runs"] = {k: e for k, e in att["runs"].items() if (e["variant"] == "rra") == (e["seed"] == 0)}
+    (results / "attention.json").write_text(json.dumps(att))
+    doc = json.loads((results / "attention.json").read_text())
+    assert compare_on_crest(doc, "rra", "no_bn") == []
+    data = load_results(study, tmp_path, tmp_path, results)
+    lines = attention_sections(study, data, by_variant(study, data), tmp_path / "README.md", figures=False)
+    assert "| no_bn | n/a | n/a | n/a | n/a |" in lines
+
+
+def test_a_difference_is_called_only_where_the_bootstrap_and_t_intervals_agree():
+    """The headline's rule holds for the ablations' "resolved" too: 2 seeds at +100 and +20 points give a
+    bootstrap interval above 0 and a t interval across 0, so nothing is resolved."""
+    from ytfgvc.study.compare import VariantRuns
+    from ytfgvc.study.paper import _resolved
+    from ytfgvc.study.stats import called, seed_slopes
+
+    assert called([1.0, 2.0], [0.5, 3.0]) == "above" and called([-2.0, -1.0], [-3.0, -0.1]) == "below"
+    assert called([1.0, 2.0], [-1.0, 3.0]) is None and called([1.0, 2.0], None) is None
+    assert called([-1.0, 2.0], [0.5, 3.0]) is None
+    videos = [f"v{i:010d}" for i in range(50)]
+    runs = {"rra": VariantRuns("rra", "rra"), "k1": VariantRuns("k1", "rra")}
+    for seed, n_right in ((0, 50), (1, 10)):
+        runs["rra"].correct[seed] = {v: i < n_right for i, v in enumerate(videos)}
+        runs["k1"].correct[seed] = dict.fromkeys(videos, False)
+        runs["rra"].top1[seed], runs["k1"].top1[seed] = 2.0 * n_right, 0.0
+    assert _resolved(runs, ["k1"]) == []
+    # Each seed's own slope: seed 0 falls by 1 per unit, seed 1 rises by 2.
+    values = {x: np.array([[1.0 - x] * 3, [2.0 * x] * 3]) for x in (0.0, 0.5, 1.0)}
+    assert np.allclose(seed_slopes(values, scale=100), [-100.0, 200.0])

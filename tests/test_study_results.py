@@ -116,6 +116,15 @@ def recomputed(study, results: Path) -> tuple[set[str], list[str]]:
             slope = hierarchical_slope(mats, scale=100)
             found.add(fmt_interval([round(x / 10, 4) for x in slope.interval]))
             must.append(fmt_interval([round(x / 10, 4) for x in slope.interval]))
+            # Each seed's own least-squares slope, and the t interval across seeds.
+            fractions = sorted(mats)
+            per_seed = [
+                np.polyfit(fractions, [mats[f][i].mean() * 100 for f in fractions], 1)[0] for i in range(len(seeds))
+            ]
+            _, _, t_interval = paired_t_test(per_seed)
+            if t_interval is not None:
+                found.add(fmt_interval([round(x / 10, 4) for x in t_interval]))
+                must.append(fmt_interval([round(x / 10, 4) for x in t_interval]))
     else:
         for a, b in (("rra", "tsn"), ("rra", "avgpool"), ("avgpool", "tsn")):
             pair(a, b, required=True)

@@ -310,17 +310,26 @@ def summarise(doc: dict[str, Any], variant: str) -> tuple[list[GlimpseSummary], 
     return out, m
 
 
-def compare_on_crest(doc: dict[str, Any], a: str, b: str) -> list[Any]:
-    """Per glimpse, ``a``'s mass on the crest minus ``b``'s: seeds paired by number, videos by id (Estimates)."""
-    from ytfgvc.study.stats import hierarchical_bootstrap
+def compare_on_crest(doc: dict[str, Any], a: str, b: str) -> list[tuple[Any, list[float] | None]]:
+    """Per glimpse, ``a``'s mass on the crest minus ``b``'s: seeds paired by number, videos by id.
+
+    Per glimpse ``(seed-level Estimate, 95% t interval of the per-seed mean differences or None)``;
+    ``[]`` where the two have no measured seed or no video in common.
+    """
+    from ytfgvc.study.stats import hierarchical_bootstrap, paired_t_test
 
     ma, mb = attention_matrices(doc, a), attention_matrices(doc, b)
     if ma is None or mb is None:
         return []
     seeds = sorted(set(ma["seeds"]) & set(mb["seeds"]))
+    if not seeds:
+        return []
     ma, mb = attention_matrices(doc, a, seeds), attention_matrices(doc, b, seeds)
     videos = sorted(set(ma["videos"]) & set(mb["videos"]))
+    if not videos:
+        return []
     ia = [ma["videos"].index(v) for v in videos]
     ib = [mb["videos"].index(v) for v in videos]
     k = min(ma["on"].shape[2], mb["on"].shape[2])
-    return [hierarchical_bootstrap(ma["on"][:, ia, g] - mb["on"][:, ib, g]) for g in range(k)]
+    diffs = [ma["on"][:, ia, g] - mb["on"][:, ib, g] for g in range(k)]
+    return [(hierarchical_bootstrap(d), paired_t_test(d.mean(1))[2]) for d in diffs]

@@ -12,13 +12,15 @@ gives, per fraction, the seed-level estimate of RRA − TSN (as the headline of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ytfgvc.study.stats import Estimate, hierarchical_slope
+from ytfgvc.study.compare import PairComparison, VariantRuns, compare, correct_matrix
+from ytfgvc.study.fmt import fmt_estimate, fmt_interval, fmt_p, side_of_zero
+from ytfgvc.study.stats import Estimate, called, hierarchical_slope, paired_t_test, seed_slopes
 
 
 @dataclass
@@ -26,14 +28,12 @@ class DosePoint:
     fraction: float
     rra: str  # variant names
     tsn: str
-    comparison: Any  # report.PairComparison or None
+    comparison: PairComparison | None
     data_key: str
 
 
-def dose_points(study, runs) -> list[DosePoint]:
+def dose_points(study, runs: dict[str, VariantRuns]) -> list[DosePoint]:
     """One point per visible fraction that has an RRA and a TSN variant, by increasing fraction."""
-    from ytfgvc.study.report import compare
-
     arms: dict[float, dict[str, Any]] = {}
     for v in study.variants:
         f = v.synth.get("visible_fraction")
@@ -51,27 +51,33 @@ def dose_points(study, runs) -> list[DosePoint]:
     return points
 
 
-def dose_slope(points: list[DosePoint], runs) -> tuple[Estimate | None, list[int]]:
-    """The slope of RRA − TSN (pp) against the fraction, over the seeds every point has."""
-    from ytfgvc.study.report import correct_matrix
+@dataclass
+class DoseSlope:
+    """The slope of RRA − TSN (pp per unit of the fraction) over the seeds every share has."""
 
+    estimate: Estimate  # hierarchical bootstrap: seeds resampled once for all shares, then videos
+    t_interval: list[float] | None  # 95% t interval of the per-seed slopes
+    seeds: list[int]
+
+
+def dose_slope(points: list[DosePoint], runs: dict[str, VariantRuns]) -> DoseSlope | None:
+    """The slope of RRA − TSN (pp) against the fraction, over the seeds every point has (None: too few)."""
     usable = [p for p in points if p.comparison is not None]
     if len(usable) < 2:
-        return None, []
+        return None
     seeds = sorted(set.intersection(*(set(p.comparison.seeds) for p in usable)))
     if len(seeds) < 2:
-        return None, seeds
+        return None
     values = {}
     for p in usable:
         a, b = runs[p.rra], runs[p.tsn]
         videos = sorted(set.intersection(*(set(a.correct[s]) & set(b.correct[s]) for s in seeds)))
         values[p.fraction] = correct_matrix(a, seeds, videos) - correct_matrix(b, seeds, videos)
-    return hierarchical_slope(values, scale=100), seeds
+    t_interval = paired_t_test(seed_slopes(values, scale=100))[2]
+    return DoseSlope(hierarchical_slope(values, scale=100), t_interval, seeds)
 
 
-def dose_sections(study, data, runs, report: Path) -> list[str]:
-    from ytfgvc.study.report import fmt_estimate, fmt_interval, fmt_p, side_of_zero
-
+def dose_sections(study, data, runs: dict[str, VariantRuns], report: Path) -> list[str]:
     points = dose_points(study, runs)
     lines = [
         "## RRA − TSN against the share of frames that show the bird",
@@ -103,7 +109,7 @@ def dose_sections(study, data, runs, report: Path) -> list[str]:
             f" {fmt_p(c.test.sign_flip_p_value)} | {wins} of {n} | {fmt_interval(c.pooled.interval)} |"
         )
     lines.append("")
-    slope, seeds = dose_slope(points, runs)
+    slope = dose_slope(points, runs)
     measured = [p for p in points if p.comparison is not None]
     if measured:
         lines.append(
@@ -112,20 +118,22 @@ def dose_sections(study, data, runs, report: Path) -> list[str]:
             + "."
         )
     if slope is not None:
-        per_tenth = Estimate(
-            round(slope.mean / 10, 4), [round(x / 10, 4) for x in slope.interval], slope.p_value, slope.n_seeds,
-            slope.n_videos, slope.method,
-        )  # fmt: skip
-        side = side_of_zero(per_tenth.interval)
+        e = slope.estimate
+        per_tenth = replace(e, mean=round(e.mean / 10, 4), interval=_tenth(e.interval))
+        t_tenth = _tenth(slope.t_interval)
+        n = len(slope.seeds)
         reading = {
-            "lies below 0": "as the argument predicts, RRA − TSN grows as the share falls",
-            "lies above 0": "against the argument's prediction, RRA − TSN shrinks as the share falls",
-            "contains 0": "the study does not resolve whether RRA − TSN changes with the share",
-        }[side]
+            "below": "as the argument predicts, RRA − TSN grows as the share falls",
+            "above": "against the argument's prediction, RRA − TSN shrinks as the share falls",
+            None: f"with {n} seeds the study does not resolve whether RRA − TSN changes with the share",
+        }[called(per_tenth.interval, t_tenth)]
         lines.append(
             f"- **Slope of RRA − TSN against the share: {fmt_estimate(per_tenth)} per 0.1 of the frames** (least"
-            f" squares over the {len(measured)} shares; seed-level interval over the {len(seeds)} seeds every share"
-            f" has: seeds resampled once for all shares, then videos within each): the interval {side}: {reading}."
+            f" squares over the {len(measured)} shares; seed-level interval over the {n} seeds every share has:"
+            f" seeds resampled once for all shares, then videos within each): the interval"
+            f" {side_of_zero(per_tenth.interval)}; the t interval of the {n} seeds' own slopes"
+            f" {fmt_interval(t_tenth)} {side_of_zero(t_tenth) if t_tenth else 'is not defined'}. Called only where"
+            f" both exclude 0 on the same side: {reading}."
         )
     else:
         lines.append("- Slope: needs at least two shares with two seeds in common.")
@@ -143,7 +151,12 @@ def dose_sections(study, data, runs, report: Path) -> list[str]:
     return lines + [""]
 
 
-def _figure(points: list[DosePoint], runs, png: Path) -> bool:
+def _tenth(interval: list[float] | None) -> list[float] | None:
+    """An interval per unit of the fraction, per 0.1 of it."""
+    return None if interval is None else [round(x / 10, 4) for x in interval]
+
+
+def _figure(points: list[DosePoint], runs: dict[str, VariantRuns], png: Path) -> bool:
     """Left: top-1 of TSN and RRA per share (seeds as dots, the mean as a line); right: RRA − TSN with its interval."""
     import matplotlib
 

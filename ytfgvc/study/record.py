@@ -86,7 +86,7 @@ def open_session(study, root: Path | str, out: Path | str, device: str, jobs: li
     doc = read_record(path)
     doc.update(study=study.name, profile=study.profile)
     data = doc.setdefault("data", {})
-    for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
+    for v in data_variants(jobs):
         key = v.data_key if v is not None else ""
         labels = _labels(study, root, v)
         if doc.get("test_labels") not in (None, labels):
@@ -172,38 +172,30 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
     from ytfgvc.study.results import read_runs_json, write_runs_json
 
     with tempfile.TemporaryDirectory() as tmp:
-        if src.is_file():
-            import tarfile
-
-            with tarfile.open(src) as tar:
-                tar.extractall(tmp, filter="data")
-            src_dir = Path(tmp)
-        else:
-            src_dir = src
-        found, figures = _find_results(src_dir, study)
+        found, figures = _find_results(_unpacked(src, Path(tmp)), study)
         head_new, runs_new = read_runs_json(found / RUNS)
+        if (head_new.get("study"), head_new.get("profile")) != (study.name, study.profile):
+            raise YtfgvcError(
+                f"{found / RUNS} holds results of study {head_new.get('study')} (profile {head_new.get('profile')}),"
+                f" not of {study.name} (profile {study.profile})",
+                f"merge it with: ytfgvc study {head_new.get('study')} --profile {head_new.get('profile')}"
+                " --results-only --merge ...",
+            )
         rec_new = read_record(found / RECORD)
-        att_new = json.loads((found / ATTENTION).read_text()) if (found / ATTENTION).is_file() else {}
+        att_new = read_attention(found)
         into.mkdir(parents=True, exist_ok=True)
         replaced = ""
         if not (into / RUNS).is_file():
-            stale = [p.name for p in (into / RECORD, into / ATTENTION) if p.is_file()]
-            for name in stale:
-                (into / name).unlink()
-            old_figures = sorted(figures_into.glob(f"{study.figure_prefix}*.png")) if figures is not None else []
-            for png in old_figures:  # they belong to the replaced results
-                png.unlink()
-            stale += [f"figures/{p.name}" for p in old_figures]
-            replaced = f" (replaced {', '.join(stale)}: no per-run predictions)" if stale else ""
+            replaced = _clear_old_results(study, into, figures_into if figures is not None else None)
             head, runs, rec, att = head_new, [], {}, {}
         else:
             head, runs = read_runs_json(into / RUNS)
-            rec = read_record(into / RECORD)
-            att = json.loads((into / ATTENTION).read_text()) if (into / ATTENTION).is_file() else {}
+            rec, att = read_record(into / RECORD), read_attention(into)
+        other_data = "the two were made from different data (another synth config): merge exports of the same data only"
         if head["videos"] != head_new["videos"]:
-            raise YtfgvcError(f"{found / RUNS}: its test videos differ from {into / RUNS}'s")
+            raise YtfgvcError(f"{found / RUNS}: its test videos differ from {into / RUNS}'s", other_data)
         if rec and rec.get("test_labels") != rec_new.get("test_labels"):
-            raise YtfgvcError(f"{found / RECORD}: its test labels differ from {into / RECORD}'s")
+            raise YtfgvcError(f"{found / RECORD}: its test labels differ from {into / RECORD}'s", other_data)
         by_name = {r.name: r for r in runs}
         for r in runs_new:
             if r.name in by_name and by_name[r.name].__dict__ != r.__dict__:
@@ -211,19 +203,10 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
                                   "results of different sessions cannot be mixed; remove it from the committed "
                                   "results first")  # fmt: skip
             by_name[r.name] = r
-        merged_rec = {**rec_new, **{k: v for k, v in rec.items() if k not in ("data", "sessions")}}
-        merged_rec["data"] = _union("data", dict(rec.get("data") or {}), rec_new.get("data") or {}, str(found))
-        sessions = list(rec.get("sessions") or [])
-        for s in rec_new.get("sessions") or []:
-            if s not in sessions:
-                sessions.append(s)
-        merged_rec["sessions"] = sessions
-        merged_rec["wall_time_s"] = round(sum(s.get("seconds", 0.0) for s in sessions), 1)
-        merged_rec["device"] = ", ".join(dict.fromkeys(s.get("device", "") for s in sessions if s.get("device")))
         if att_new.get("runs"):
             att = {**att_new, "runs": _union("attention run", dict(att.get("runs") or {}), att_new["runs"], str(found))}
         write_runs_json(into / RUNS, study.name, study.profile, head["videos"], list(by_name.values()))
-        write_json_atomic(into / RECORD, merged_rec)
+        write_json_atomic(into / RECORD, _merged_record(rec, rec_new, str(found)))
         if att.get("runs"):
             write_json_atomic(into / ATTENTION, att, indent=None)
         copied = 0
@@ -235,3 +218,47 @@ def merge_results(study, src: Path, into: Path, figures_into: Path) -> str:
     return (
         f"{src}: {len(runs_new)} runs, {len(att_new.get('runs') or {})} attention entries, {copied} figures{replaced}"
     )
+
+
+def _unpacked(src: Path, tmp: Path) -> Path:
+    """``src`` itself, or the ``.tar.gz`` ``src`` unpacked into ``tmp``."""
+    if not src.is_file():
+        return src
+    import tarfile
+
+    with tarfile.open(src) as tar:
+        tar.extractall(tmp, filter="data")
+    return tmp
+
+
+def read_attention(folder: Path) -> dict[str, Any]:
+    """A results or runs folder's ``attention.json`` (``{}`` if absent)."""
+    path = folder / ATTENTION
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _clear_old_results(study, into: Path, figures_into: Path | None) -> str:
+    """Remove a results folder's files from before ``runs.json`` (and the study's figures in ``figures_into``,
+    when the export brings new ones); returns what was replaced, for the merge's line."""
+    stale = [p.name for p in (into / RECORD, into / ATTENTION) if p.is_file()]
+    for name in stale:
+        (into / name).unlink()
+    old_figures = sorted(figures_into.glob(f"{study.figure_prefix}*.png")) if figures_into is not None else []
+    for png in old_figures:  # they belong to the replaced results
+        png.unlink()
+    stale += [f"figures/{p.name}" for p in old_figures]
+    return f" (replaced {', '.join(stale)}: no per-run predictions)" if stale else ""
+
+
+def _merged_record(rec: dict[str, Any], rec_new: dict[str, Any], where: str) -> dict[str, Any]:
+    """``study.json`` of the merged results: the data united, the sessions appended (each once), their sums."""
+    merged = {**rec_new, **{k: v for k, v in rec.items() if k not in ("data", "sessions")}}
+    merged["data"] = _union("data", dict(rec.get("data") or {}), rec_new.get("data") or {}, where)
+    sessions = list(rec.get("sessions") or [])
+    for s in rec_new.get("sessions") or []:
+        if s not in sessions:
+            sessions.append(s)
+    merged["sessions"] = sessions
+    merged["wall_time_s"] = round(sum(s.get("seconds", 0.0) for s in sessions), 1)
+    merged["device"] = ", ".join(dict.fromkeys(s.get("device", "") for s in sessions if s.get("device")))
+    return merged

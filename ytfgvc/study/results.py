@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ytfgvc.errors import YtfgvcError
 from ytfgvc.layout import RunFiles
@@ -36,6 +36,9 @@ from ytfgvc.system.fsutil import write_text_atomic
 
 RESULTS_VERSION = "ytfgvc-study-results-1"
 TOP_K = 5
+
+if TYPE_CHECKING:
+    from ytfgvc.study.run import Study
 
 
 @dataclass
@@ -108,9 +111,12 @@ def read_runs_json(path: Path) -> tuple[dict[str, Any], list[RunRecord]]:
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise YtfgvcError(f"cannot read {path}: {e}") from None
+        raise YtfgvcError(f"cannot read {path}: {e}", "pass a runs.json written by ytfgvc study (--export)") from None
     if doc.get("version") != RESULTS_VERSION:
-        raise YtfgvcError(f"{path}: version {doc.get('version')!r}, expected {RESULTS_VERSION}")
+        raise YtfgvcError(
+            f"{path}: version {doc.get('version')!r}, expected {RESULTS_VERSION}",
+            "write it again with this version's ytfgvc study --results-only --export DIR (from the run folders)",
+        )
     videos = doc["videos"]
     runs = [
         RunRecord(
@@ -128,3 +134,64 @@ def read_runs_json(path: Path) -> tuple[dict[str, Any], list[RunRecord]]:
         for r in doc["runs"]
     ]
     return {k: v for k, v in doc.items() if k != "runs"}, runs
+
+
+@dataclass
+class StudyData:
+    """Everything a report is computed from."""
+
+    runs: list[RunRecord]
+    labels: dict[str, int]
+    record: dict[str, Any]
+    attention: dict[str, Any]
+    source: str
+    runs_root: Path | None = None  # run folders (checkpoints: attention and figures can be computed)
+
+
+def load_results(
+    study: Study, root: Path | str, out: Path | str, results: Path | None = None, prefer_results: bool = False
+) -> StudyData:
+    """The study's runs: the finished run folders under ``out``, else the results folder.
+
+    ``results``: the results folder (default the committed one, :attr:`Study.results_dir`);
+    ``prefer_results``: read it even where run folders exist.
+    """
+    from ytfgvc.datasets.official import load_official
+    from ytfgvc.study.record import RECORD, RUNS, read_attention, read_record
+
+    runs_root = study.runs_root(out)
+    folders = []
+    if not prefer_results and results is None:
+        for v, s in study.jobs():
+            folder = study.run_folder(out, v, s)
+            if RunFiles(folder).finished:
+                folders.append(read_run_folder(folder, study.run_name(v, s), v.name, v.model, s))
+    if folders:
+        record = read_record(runs_root / RECORD)
+        labels = record.get("test_labels")
+        if labels is None:
+            for v in [None, *study.variants]:
+                if (study.data_root(root, v) / study.dataset).is_dir():
+                    labels = dict(load_official(study.data_root(root, v), study.dataset).test)
+                    break
+        if labels is None:
+            raise YtfgvcError(f"no data under {study.data_root(root)} and no test labels in {runs_root / RECORD}",
+                              "pass the --root the study ran with")  # fmt: skip
+        attention = read_attention(runs_root)
+        return StudyData(folders, labels, record, attention, f"the run folders under {runs_root}", runs_root)
+    rdir = Path(results) if results is not None else study.results_dir
+    if not (rdir / RUNS).is_file():
+        raise YtfgvcError(
+            f"no finished runs under {runs_root} and no {RUNS} in {rdir}",
+            "run the study first, or pass --out with its runs or --results with its results folder",
+        )
+    _, runs = read_runs_json(rdir / RUNS)
+    known = {(v.name, s) for v, s in study.jobs()}
+    runs = [r for r in runs if (r.variant, r.seed) in known]
+    record = read_record(rdir / RECORD)
+    attention = read_attention(rdir)
+    try:
+        shown = rdir.resolve().relative_to(study.path.parent.resolve())
+    except ValueError:
+        shown = rdir
+    return StudyData(runs, dict(record.get("test_labels") or {}), record, attention, f"`{shown}/{RUNS}`")

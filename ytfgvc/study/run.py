@@ -91,6 +91,7 @@ class Study:
     attention: list[str] = field(default_factory=list)
     attention_videos: int | None = None  # None: every test video
     figure_prefix: str = ""  # the report's figures are figures/<prefix>*.png
+    file_variants: list[str] = field(default_factory=list)  # every variant of the study file, this profile's or not
 
     def seeds_of(self, variant: Variant) -> list[int]:
         return sorted(set(self.seeds) | set(self.more_seeds.get(variant.name, [])))
@@ -103,10 +104,23 @@ class Study:
         for v in self.variants:
             if v.name == name:
                 return v
-        raise YtfgvcError(f"study {self.name} (profile {self.profile}) has no variant {name!r}")
+        raise YtfgvcError(
+            f"study {self.name} (profile {self.profile}) has no variant {name!r}",
+            f"its variants: {', '.join(v.name for v in self.variants)}",
+        )
 
     def jobs(self, variants: list[str] | None = None, seeds: list[int] | None = None) -> list[tuple[Variant, int]]:
-        """Every (variant, seed) to run, seed by seed; ``variants``/``seeds`` keep only those."""
+        """Every (variant, seed) to run, seed by seed; ``variants``/``seeds`` keep only those.
+
+        A name in ``variants`` that no variant of the study file has (a typo) is refused; one of
+        the file that this profile does not run is left out.
+        """
+        typos = [n for n in variants or [] if n not in self.file_variants]
+        if typos:
+            raise YtfgvcError(
+                f"{', '.join(typos)} matches no variant of study {self.name}",
+                f"--variants takes some of {', '.join(self.file_variants)}",
+            )
         chosen = [v for v in self.variants if variants is None or v.name in variants]
         return [
             (v, s) for s in self.all_seeds for v in chosen if s in self.seeds_of(v) and (seeds is None or s in seeds)
@@ -183,7 +197,10 @@ def load_study(name_or_path: str | Path, profile: str) -> Study:
             return all_variants
         unknown = [w for w in names if w not in by_name]
         if unknown:
-            raise YtfgvcError(f"{path}: profile {profile}: {key} names unknown variants {', '.join(unknown)}")
+            raise YtfgvcError(
+                f"{path}: profile {profile}: {key} names unknown variants {', '.join(unknown)}",
+                f"the file's variants: {', '.join(by_name)}",
+            )
         return [by_name[w] for w in names]
 
     variants = named(prof.get("variants", "all"), "variants")
@@ -193,7 +210,7 @@ def load_study(name_or_path: str | Path, profile: str) -> Study:
     }
     kind = doc.get("report", "rra-vs-tsn")
     if kind not in REPORT_KINDS:
-        raise YtfgvcError(f"{path}: report {kind!r} is not one of {', '.join(REPORT_KINDS)}")
+        raise YtfgvcError(f"{path}: report {kind!r} is not a kind of report", f"use one of {', '.join(REPORT_KINDS)}")
     fill = {"name": doc["name"], "profile": profile}
     default_attention = ["rra"] if "rra" in {v.name for v in variants} else []
     wanted = prof.get("attention", default_attention)
@@ -218,6 +235,7 @@ def load_study(name_or_path: str | Path, profile: str) -> Study:
         attention=attention,
         attention_videos=None if videos == "all" else int(videos),
         figure_prefix=str(doc.get("figures", "{name}-{profile}-")).format(**fill),
+        file_variants=[v.name for v in all_variants],
     )
 
 
@@ -253,12 +271,20 @@ def ensure_data(
     return data_root
 
 
-def data_variants(study: Study, variants: list[Variant]) -> list[Variant | None]:
-    """One variant per distinct data the ``variants`` need (``None``: the profile's own data)."""
+def data_variants(jobs: list[tuple[Variant, int]]) -> list[Variant | None]:
+    """One variant per distinct data the ``jobs`` (variant, seed) need (``None``: the profile's own data)."""
     out: dict[str, Variant | None] = {}
-    for v in variants:
+    for v, _ in jobs:
         out.setdefault(v.data_key, v if v.data_key else None)
     return list(out.values())
+
+
+def ensure_jobs_data(
+    study: Study, root: Path | str, jobs: list[tuple[Variant, int]], progress: bool, echo: Callable[[str], None]
+) -> None:
+    """:func:`ensure_data` for every distinct data the ``jobs`` need."""
+    for v in data_variants(jobs):
+        ensure_data(study, root, v, progress, echo)
 
 
 @dataclass
@@ -299,10 +325,11 @@ def run_variants(
     jobs = study.jobs(variants, seeds)
     if not jobs:
         raise YtfgvcError(
-            f"no run of study {study.name} (profile {study.profile}) matches the variants and seeds given"
+            f"no run of study {study.name} (profile {study.profile}) matches the variants and seeds given",
+            f"profile {study.profile} runs {', '.join(v.name for v in study.variants)} with seeds"
+            f" {', '.join(map(str, study.all_seeds))}",
         )
-    for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
-        ensure_data(study, root, v, progress, echo)
+    ensure_jobs_data(study, root, jobs, progress, echo)
     todo = [(v, s) for v, s in jobs if not RunFiles(study.run_folder(out, v, s)).finished]
     session = open_session(study, root, out, _device_name(study), jobs, len(jobs) - len(todo))
     echo(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to go, {study.parallel} at a time")
@@ -458,7 +485,7 @@ def run_study(
         figures: draw the eq. 7 heat maps of two test videos (needs the checkpoints).
     """
     from ytfgvc.study.record import merge_results
-    from ytfgvc.study.report import build_report, load_results
+    from ytfgvc.study.report import build_report, load_results, measure_attention
 
     study = load_study(name, profile)
     if parallel is not None:
@@ -470,9 +497,7 @@ def run_study(
         summary.merged.append(merge_results(study, Path(src), results or study.results_dir, report.parent / "figures"))
         echo(f"merged {src} into {results or study.results_dir}")
     if data_only:
-        jobs = study.jobs(variants, seeds)
-        for v in data_variants(study, list({v.name: v for v, _ in jobs}.values())):
-            ensure_data(study, root, v, progress, echo)
+        ensure_jobs_data(study, root, study.jobs(variants, seeds), progress, echo)
         summary.source = "no report: --data-only"
         return summary
     result = None
@@ -482,12 +507,12 @@ def run_study(
         summary.not_started, summary.seconds = result.not_started, round(result.seconds, 1)
     data = load_results(study, root, out, results, prefer_results=bool(merge) and results_only)
     summary.source = data.source
-    build_report(study, data, report, figures=figures, echo=echo)
-    if result is not None:  # the session's time includes the report (and the attention it measured)
+    measure_attention(study, data, echo)
+    if result is not None:  # the session's time includes the attention it measured (the report takes seconds)
         result.session.update(time.perf_counter() - result.started)
         data.record = result.session.doc
         summary.seconds = round(time.perf_counter() - result.started, 1)
-        build_report(study, data, report, figures=False, echo=echo)
+    build_report(study, data, report, figures=figures)
     if export is not None:
         summary.export = export_runs(study, data, Path(export), report)
     return summary

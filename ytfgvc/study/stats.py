@@ -18,7 +18,10 @@ video), e.g. one method's top-1 correctness minus another's:
 * :func:`win_share`: on how many seeds the difference is positive, with the exact
   (Clopper-Pearson) 95% interval of that share;
 * :func:`hierarchical_slope`: the least-squares slope of a difference against a dose
-  (the visible fraction of the dose-response study), seeds and videos resampled.
+  (the visible fraction of the dose-response study), seeds and videos resampled, and
+  :func:`seed_slopes`, each seed's own slope (for the t interval across seeds);
+* :func:`called`: the rule by which a difference is called: the bootstrap interval and the
+  t interval across seeds exclude 0 on the same side.
 
 Every random draw is seeded (:data:`N_BOOT` resamples, seed :data:`SEED`), so every number
 a report prints can be recomputed from the committed results (``tests/test_study_results.py``
@@ -199,18 +202,20 @@ def sign_flip_test(diffs: Any, n_boot: int = N_BOOT, seed: int = SEED) -> tuple[
 
     Under the null each difference is as likely negative as positive; p is the share of
     sign assignments whose |mean| is at least the observed one. Exact (all 2^n) up to
-    :data:`EXACT_SIGN_FLIP_MAX` seeds, else ``n_boot`` random assignments (seeded).
+    :data:`EXACT_SIGN_FLIP_MAX` seeds, else ``n_boot`` random assignments (seeded) and the
+    observed one: ``(hits + 1) / (n_boot + 1)``, never 0.
     """
     d = np.asarray(diffs, np.float64)
     if len(d) == 0:
         return None, 0
+    observed = abs(d.mean())
     if len(d) <= EXACT_SIGN_FLIP_MAX:
         signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))
-    else:
-        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_boot, len(d)))
-    observed = abs(d.mean())
-    flipped = np.abs(signs @ d / len(d))
-    return round(float((flipped >= observed - 1e-9).mean()), 6), len(signs)
+        hits = int((np.abs(signs @ d / len(d)) >= observed - 1e-9).sum())
+        return round(hits / len(signs), 6), len(signs)
+    signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_boot, len(d)))
+    hits = int((np.abs(signs @ d / len(d)) >= observed - 1e-9).sum())
+    return round((hits + 1) / (n_boot + 1), 6), n_boot + 1
 
 
 def seed_test(diffs: Any) -> SeedTest:
@@ -228,6 +233,29 @@ def seed_test(diffs: Any) -> SeedTest:
         sign_flip_p_value=sp,
         sign_flip_assignments=n_assign,
     )
+
+
+def called(interval: list[float] | None, t_interval: list[float] | None) -> str | None:
+    """``"above"`` or ``"below"``: the side of 0 that the bootstrap interval and the t interval both exclude; else None.
+
+    The rule by which a report calls a difference across seeds: with few seeds a bootstrap
+    over seeds is too narrow to call one alone (it only recombines the seeds it has).
+    """
+    if interval is None or t_interval is None:
+        return None
+    if interval[0] > 0 and t_interval[0] > 0:
+        return "above"
+    if interval[1] < 0 and t_interval[1] < 0:
+        return "below"
+    return None
+
+
+def seed_slopes(values: dict[float, Any], scale: float = 1.0) -> np.ndarray:
+    """Per seed, the least-squares slope of its mean of ``values[x]`` (seeds, videos) against ``x``."""
+    xs = sorted(values)
+    means = np.stack([_as_matrix(values[x]).mean(1) * scale for x in xs], axis=1)  # (seeds, doses)
+    xc = np.asarray(xs, np.float64) - np.mean(xs)
+    return (means - means.mean(1, keepdims=True)) @ xc / (xc @ xc)
 
 
 def win_share(diffs: Any) -> tuple[int, int, list[float]]:
