@@ -245,27 +245,11 @@ class YtDlpFetcher:
         Raises:
             Cancelled: when the run is stopping.
         """
-        from yt_dlp.utils import DownloadCancelled
+        _, got = self._extract(url)
+        return got if isinstance(got, Fetched) else Fetched(info=trim_info(got))
 
-        ydl = self._ydl()
-        with self._lock:
-            self.extractions += 1
-        try:
-            info = ydl.extract_info(url, download=False, process=False, ie_key=self.options.ie_key)
-        except DownloadCancelled:
-            raise Cancelled() from None
-        except Exception as e:
-            return Fetched(failure=classify_exception(e, "extract"))
-        if info is None:
-            return Fetched(failure=Failure("error", "no info", "yt-dlp returned nothing for this URL"))
-        return Fetched(info=trim_info(info))
-
-    def fetch(self, video_id: str, url: str, workdir: Path) -> Fetched:
-        """Extract, decide, download into ``workdir/<id>.<ext>``; never raises for a video's failure.
-
-        Raises:
-            Cancelled: when the run is stopping.
-        """
+    def _extract(self, url: str) -> tuple[Any, dict | Fetched]:
+        """The yt-dlp instance and the source's unprocessed info for ``url``, or the classified failure."""
         from yt_dlp.utils import DownloadCancelled
 
         ydl = self._ydl()
@@ -276,9 +260,22 @@ class YtDlpFetcher:
         except DownloadCancelled:
             raise Cancelled() from None
         except Exception as e:  # yt-dlp raises DownloadError and friends; each is classified
-            return Fetched(failure=classify_exception(e, "extract"))
+            return ydl, Fetched(failure=classify_exception(e, "extract"))
         if info is None:
-            return Fetched(failure=Failure("error", "no info", "yt-dlp returned nothing for this URL"))
+            return ydl, Fetched(failure=Failure("error", "no info", "yt-dlp returned nothing for this URL"))
+        return ydl, info
+
+    def fetch(self, video_id: str, url: str, workdir: Path) -> Fetched:
+        """Extract, decide, download into ``workdir/<id>.<ext>``; never raises for a video's failure.
+
+        Raises:
+            Cancelled: when the run is stopping.
+        """
+        from yt_dlp.utils import DownloadCancelled
+
+        ydl, info = self._extract(url)
+        if isinstance(info, Fetched):
+            return info
         failure = decide(info, self.options.max_duration_s, self.options.min_resolution)
         if failure is not None:
             return Fetched(failure=failure, info=trim_info(info))
