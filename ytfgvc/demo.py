@@ -176,7 +176,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
 
 NEXT_STEPS = """next:
   the smoke scores only show the pipeline works (2 epochs, tiny inputs, chance level);
-  ytfgvc study rra-vs-tsn --profile cpu     RRA against TSN on the synthetic data, for real (hours on 2 cores: 8911 s measured)
+  ytfgvc study rra-vs-tsn --profile cpu     RRA against TSN on the synthetic data, for real (hours on 2 cores)
   ytfgvc annotations import birds DIR       the official lists (see ytfgvc datasets), then download, prepare, benchmark
   docs: README.md, docs/benchmark.md, docs/study.md"""
 
