@@ -29,24 +29,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python}
 
-left() { echo $((BUDGET - ($(date +%s) - START))); }
-
-step() { # step NAME MAX_SECONDS COMMAND... : run under timeout min(MAX, budget left); never stops the session
-    local name=$1 max=$2 remain t started rc
-    shift 2
-    remain=$(($(left) - ${RESERVE:-15})) # keep some seconds for the summary at the end
-    t=$((max < remain ? max : remain))
-    if ((t < 10)); then
-        echo "== $name: skipped, ${remain}s of the budget left" | tee -a "$LOG"
-        return 0
-    fi
-    echo "== $name (timeout ${t}s) at $(date +%T)" | tee -a "$LOG"
-    started=$(date +%s)
-    timeout -k 5 "$t" "$@" >>"$LOG" 2>&1
-    rc=$?
-    echo "== $name: exit $rc after $(($(date +%s) - started))s" | tee -a "$LOG"
-    return 0
-}
+SESSION_RESERVE=15 # seconds kept for the summary at the end
+. "$(dirname "$0")/_session.sh" # left, step
 
 {
     echo "TV-L1 GPU session, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
