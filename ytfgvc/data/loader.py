@@ -311,20 +311,11 @@ def device_batches(
     device, stats = to_device.device, stats if stats is not None else PipelineStats()
     clock = time.perf_counter
     if device.type != "cuda":
-        source = iter(batches)
-        while True:
-            t0 = clock()
-            b = next(source, _END)
-            t1 = clock()
-            stats.loader_wait_s += t1 - t0
-            if b is _END:
-                return
-            out = to_device(b)
-            stats.device_s += clock() - t1
+        for out, t0 in _moved(batches, to_device, stats):
             stats.consumer_wait_s += clock() - t0
             stats.batches += 1
-            stats._worker(b)
             yield out
+        return
     ready: queue.Queue = queue.Queue(maxsize=prefetch)
     # High priority: the next batch's short crop kernels go ahead of queued training kernels.
     stream, stop = torch.cuda.Stream(device, priority=-1), threading.Event()
@@ -333,23 +324,15 @@ def device_batches(
         try:
             # set_device needs an index: "cuda" alone means the caller's current device
             torch.cuda.set_device(device if device.index is not None else torch.cuda.current_device())
-            source = iter(batches)
             with torch.cuda.stream(stream):
-                while not stop.is_set():
-                    t0 = clock()
-                    b = next(source, _END)
-                    t1 = clock()
-                    stats.loader_wait_s += t1 - t0
-                    if b is _END:
-                        break
-                    out = to_device(b)
+                for out, _ in _moved(batches, to_device, stats):
                     event = torch.cuda.Event()
                     event.record(stream)
                     t2 = clock()
-                    stats.device_s += t2 - t1
-                    stats._worker(b)
                     ready.put((out, event))
                     stats.queue_full_s += clock() - t2
+                    if stop.is_set():
+                        break
             ready.put(_END)
         except BaseException as e:  # handed to the consumer, raised there
             ready.put(e)
@@ -378,3 +361,19 @@ def device_batches(
             with contextlib.suppress(queue.Empty):
                 ready.get(timeout=0.1)
         worker.join()
+
+
+def _moved(batches: Iterable[dict], to_device: DeviceBatch, stats: PipelineStats) -> Iterator[tuple[tuple, float]]:
+    """``to_device(b)`` of each batch with the time its wait began; waits and moves added up in ``stats``."""
+    clock, source = time.perf_counter, iter(batches)
+    while True:
+        t0 = clock()
+        b = next(source, _END)
+        t1 = clock()
+        stats.loader_wait_s += t1 - t0
+        if b is _END:
+            return
+        out = to_device(b)
+        stats.device_s += clock() - t1
+        stats._worker(b)
+        yield out, t0
